@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -103,6 +104,9 @@ func writeH1(ctx *fasthttp.RequestCtx, r *Reply) {
 	ctx.SetStatusCode(r.Status)
 	h := &ctx.Response.Header
 	for _, f := range r.Header {
+		if len(f.Name) == 4 && strings.EqualFold(f.Name, "date") {
+			continue // fasthttp writes its own cached Date
+		}
 		h.Add(f.Name, f.Value)
 	}
 	if r.Body == nil || ctx.IsHead() {

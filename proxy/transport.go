@@ -132,8 +132,14 @@ func (c *idleConn) touch() {
 	c.mu.Unlock()
 }
 
-func (c *idleConn) Read(p []byte) (int, error)  { c.touch(); return c.Conn.Read(p) }
-func (c *idleConn) Write(p []byte) (int, error) { c.touch(); return c.Conn.Write(p) }
+func (c *idleConn) Read(p []byte) (int, error) { c.touch(); return c.Conn.Read(p) }
+
+// Deadlines belong to idleConn alone: client libraries that clear them
+// (fasthttp does when no timeout is set) would otherwise disable the idle bound.
+func (c *idleConn) SetDeadline(time.Time) error      { return nil }
+func (c *idleConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *idleConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *idleConn) Write(p []byte) (int, error)      { c.touch(); return c.Conn.Write(p) }
 
 // b2s views bytes as a string without copying. The bytes must stay unchanged
 // for as long as the string is used.
