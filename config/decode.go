@@ -144,8 +144,11 @@ func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) {
 func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.SequenceNode {
 		hint := ""
-		if n.Kind == yaml.ScalarNode || n.Kind == yaml.MappingNode {
-			hint = "; a single item is written as a list of one: key: [item] or a line starting with \"- \""
+		switch n.Kind {
+		case yaml.ScalarNode:
+			hint = fmt.Sprintf("; write [%s] for a list of one", truncate(n.Value))
+		case yaml.MappingNode:
+			hint = "; start the item with \"- \" to make it a list of one"
 		}
 		d.fail(n, path, "expected a list, got %s%s", describe(n), hint)
 		return

@@ -5,16 +5,18 @@ import (
 	"strings"
 )
 
-// editDistance is the Levenshtein distance between a and b, compared case
-// insensitively (so "CertFile" is one step from nothing and suggests certFile).
+// editDistance counts the single-character insertions, deletions,
+// substitutions and swaps of neighbours that turn a into b (optimal string
+// alignment distance), ignoring case: "plian" is one step from "plain" and
+// "CertFile" none from "certFile".
 func editDistance(a, b string) int {
 	ra, rb := []rune(strings.ToLower(a)), []rune(strings.ToLower(b))
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
+	rows := [3][]int{make([]int, len(rb)+1), make([]int, len(rb)+1), make([]int, len(rb)+1)}
+	for j := range rows[1] {
+		rows[1][j] = j
 	}
 	for i := 1; i <= len(ra); i++ {
+		pp, prev, cur := rows[0], rows[1], rows[2]
 		cur[0] = i
 		for j := 1; j <= len(rb); j++ {
 			cost := 1
@@ -22,10 +24,13 @@ func editDistance(a, b string) int {
 				cost = 0
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				cur[j] = min(cur[j], pp[j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
+		rows[0], rows[1], rows[2] = prev, cur, pp
 	}
-	return prev[len(rb)]
+	return rows[1][len(rb)]
 }
 
 // suggest returns the candidate closest to got, or "" when none is close
