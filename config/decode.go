@@ -12,17 +12,20 @@ import (
 )
 
 // nodeBudget bounds the nodes one Parse visits, aliases expanded, so that a
-// small file of nested aliases cannot make decoding take unbounded time.
-const nodeBudget = 1 << 18
+// small file of nested aliases cannot make decoding take unbounded time. Real
+// configurations hold a few thousand values at most.
+const nodeBudget = 1 << 17
 
 // decoder walks a yaml.Node tree alongside the Go types, so that every value
 // has a line and every problem is reported (not just the first).
 type decoder struct {
-	file   string
-	errs   Errors
-	pos    positions
-	bad    map[string]bool // paths that failed to decode; validation stays quiet about them
-	budget int
+	file string
+	errs Errors
+	pos  positions
+	bad  map[string]bool // paths that failed to decode; validation stays quiet about them
+	// badAbove holds every proper ancestor of a bad path (built by covers).
+	badAbove map[string]bool
+	budget   int
 }
 
 func newDecoder(file string) *decoder {

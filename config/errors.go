@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,8 +47,8 @@ func (e Error) Error() string {
 // Unwrap returns the underlying cause, if any.
 func (e Error) Unwrap() error { return e.Err }
 
-// Errors is every problem found in one configuration, ordered by position.
-// Load, Parse and Validate return it as a *Errors.
+// Errors is every problem found in one configuration (up to MaxProblems),
+// ordered by position. Load, Parse and Validate return it as a *Errors.
 type Errors []Error
 
 // Error prints one "file:line:col: path: msg" per line.
@@ -83,6 +84,12 @@ func sortErrors(es Errors) {
 	})
 }
 
+// MaxProblems bounds the problems one report lists. A hand-written file never
+// comes near it; a generated or hostile one (aliases can repeat a mistake
+// thousands of times) gets the first MaxProblems in file order and a last
+// line saying how many more there are.
+const MaxProblems = 1000
+
 // asError returns nil for no problems and a *Errors otherwise, so that callers
 // never see a typed nil inside an error interface.
 func asError(es Errors) error {
@@ -90,5 +97,9 @@ func asError(es Errors) error {
 		return nil
 	}
 	sortErrors(es)
+	if n := len(es) - MaxProblems; n > 0 {
+		es = append(es[:MaxProblems:MaxProblems], Error{File: es[0].File,
+			Msg: fmt.Sprintf("%d more problems not shown; fix these first", n)})
+	}
 	return &es
 }

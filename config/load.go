@@ -58,14 +58,28 @@ func Parse(data []byte, source string) (*Config, error) {
 }
 
 // covers reports whether a validation problem at path follows from a decoding
-// problem already reported at path, under it or above it.
+// problem already reported at path, under it or above it. It costs one map
+// lookup per level of path, so that files with many problems stay linear.
 func (d *decoder) covers(path string) bool {
-	for p := range d.bad {
-		if within(path, p) || within(p, path) && path != "" {
-			return true
+	if d.badAbove == nil {
+		d.badAbove = map[string]bool{}
+		for p := range d.bad {
+			for q := parentPath(p); q != "" && !d.badAbove[q]; q = parentPath(q) {
+				d.badAbove[q] = true
+			}
 		}
 	}
-	return false
+	if d.badAbove[path] {
+		return true
+	}
+	for p := path; ; p = parentPath(p) {
+		if d.bad[p] {
+			return true
+		}
+		if p == "" {
+			return false
+		}
+	}
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

@@ -50,7 +50,9 @@ type validator struct {
 	pools     map[string]int
 	// bad holds paths that failed to decode (from Parse; nil otherwise). A list
 	// whose names could not be read is not used to reject references to it.
-	bad map[string]bool
+	bad    map[string]bool
+	broken map[string]bool   // list → unreadable(list)
+	msgs   map[string]string // remembered refMsg answers
 }
 
 func validate(c *Config, bad map[string]bool) Errors {
@@ -111,30 +113,65 @@ func (v *validator) ref(path, what, name string, defined map[string]int) {
 	if _, ok := defined[name]; ok || v.unreadable(what+"s") {
 		return
 	}
+	v.errf(path, "%s", v.refMsg(what, name, defined))
+}
+
+// maxSuggestNames bounds the names searched for a did-you-mean and listed in
+// a message, so that huge generated files stay fast to check.
+const maxSuggestNames = 200
+
+// refMsg says that name is not defined, with the closest defined name or
+// the list of them. Messages are remembered: one file may repeat a name often.
+func (v *validator) refMsg(what, name string, defined map[string]int) string {
+	key := what + "\x00" + name
+	if msg, ok := v.msgs[key]; ok {
+		return msg
+	}
 	known := make([]string, 0, len(defined))
 	for n := range defined {
 		known = append(known, n)
 	}
 	slices.Sort(known)
-	switch s := suggest(name, known); {
-	case s != "":
-		v.errf(path, "no %s named %q; did you mean %q?", what, name, s)
-	case len(known) == 0:
-		v.errf(path, "no %s named %q, and none are defined; add it under %ss", what, name, what)
-	default:
-		v.errf(path, "no %s named %q; define it under %ss or use one of %s", what, name, what, strings.Join(known, ", "))
+	var msg string
+	s := ""
+	if len(known) <= maxSuggestNames {
+		s = suggest(name, known)
 	}
+	switch {
+	case s != "":
+		msg = fmt.Sprintf("no %s named %q; did you mean %q?", what, name, s)
+	case len(known) == 0:
+		msg = fmt.Sprintf("no %s named %q, and none are defined; add it under %ss", what, name, what)
+	case len(known) > 10:
+		msg = fmt.Sprintf("no %s named %q; define it under %ss or check the spelling", what, name, what)
+	default:
+		msg = fmt.Sprintf("no %s named %q; define it under %ss or use one of %s", what, name, what, strings.Join(known, ", "))
+	}
+	if v.msgs == nil {
+		v.msgs = map[string]string{}
+	}
+	v.msgs[key] = msg
+	return msg
 }
 
 // unreadable reports whether list, or the name of one of its items, failed to
-// decode, so that its set of names is incomplete.
+// decode, so that its set of names is incomplete. Answers are remembered.
 func (v *validator) unreadable(list string) bool {
+	if r, ok := v.broken[list]; ok {
+		return r
+	}
+	r := false
 	for p := range v.bad {
 		if p == list || within(p, list) && (parentPath(p) == list || strings.HasSuffix(p, "].name") && parentPath(parentPath(p)) == list) {
-			return true
+			r = true
+			break
 		}
 	}
-	return false
+	if v.broken == nil {
+		v.broken = map[string]bool{}
+	}
+	v.broken[list] = r
+	return r
 }
 
 // oneOf checks an enumeration value.
