@@ -29,7 +29,7 @@ func TestDecodeProblems(t *testing.T) {
 		{"int overflow", base + "limits: {maxHeaders: 99999999999999999999}\n", `t.yaml:5:22: limits.maxHeaders: expected a whole number, got the number 99999999999999999999`},
 		{"repeated key", base + "routes: []\n", `t.yaml:5:1: routes: key "routes" is repeated (first at line 3); keep one`},
 		{"nan", "limits: {}\n" + base + "authorization: [{name: p, action: ALLOW}]\npools2: .nan\n", `unknown key "pools2"; did you mean "pools"?`},
-		{"merge key", "x: &x {address: 127.0.0.1:1}\n", `x: unknown key "x"`},
+		{"merge key", "admin: &a {address: 127.0.0.1:1}\nlimits: {<<: *a}\n" + base, `t.yaml:2:10: limits.<<: merge keys (<<) are not supported; write the keys out or alias the whole value`},
 		{"non-scalar key", base + "? [a]\n: b\n", `t.yaml:5:3: keys must be plain names, got a list`},
 		{"duration unit", base + "drainTimeout: 30\n", `t.yaml:5:15: drainTimeout: 30 has no unit: write 30s or 30ms`},
 		{"duration negative", base + "drainTimeout: -1s\n", `t.yaml:5:15: drainTimeout: -1s is negative: write 0 or a positive duration like 30s`},
