@@ -25,6 +25,10 @@ type Config struct {
 
 	// Source is the file the configuration was read from ("" for embedded defaults).
 	Source string `yaml:"-"`
+
+	// pos records where each key path was written (see Position); filled by
+	// Parse, nil for configurations built in code.
+	pos positions
 }
 
 // Admin is the administrative listener. It is never public by default.
