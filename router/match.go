@@ -74,7 +74,8 @@ func compileRoute(c *config.Route, idx int) (*Route, []*entry, error) {
 		Listeners: c.Listeners,
 	}
 	for _, h := range c.Hostnames {
-		r.Hostnames = append(r.Hostnames, strings.ToLower(strings.TrimSuffix(h, ".")))
+		h = strings.TrimSuffix(h, ".")
+		r.Hostnames = append(r.Hostnames, string(asciiLower(make([]byte, len(h)), h)))
 	}
 	if c.Timeouts != nil {
 		r.Timeouts = *c.Timeouts

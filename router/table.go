@@ -165,18 +165,24 @@ func (lt *listenerTable) chain(host string) []*group {
 		return lt.lookup(host)
 	}
 	if len(host) > 256 {
-		return lt.lookup(strings.ToLower(host))
+		return lt.lookup(string(asciiLower(make([]byte, len(host)), host)))
 	}
 	var buf [256]byte
-	for i := 0; i < len(host); i++ {
-		c := host[i]
+	asciiLower(buf[:len(host)], host)
+	// The string aliases buf only for the map lookups below, which do not keep it.
+	return lt.lookup(unsafe.String(&buf[0], len(host)))
+}
+
+// asciiLower writes s lowercased (ASCII letters only) into dst, len(dst) == len(s).
+func asciiLower(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		buf[i] = c
+		dst[i] = c
 	}
-	// The string aliases buf only for the map lookups below, which do not keep it.
-	return lt.lookup(unsafe.String(&buf[0], len(host)))
+	return dst
 }
 
 func (lt *listenerTable) lookup(host string) []*group {
@@ -184,7 +190,8 @@ func (lt *listenerTable) lookup(host string) []*group {
 		return gs
 	}
 	if len(lt.wild) > 0 {
-		for i := 0; i < len(host); i++ {
+		// i starts at 1: a wildcard needs at least one leading character.
+		for i := 1; i < len(host); i++ {
 			if host[i] == '.' {
 				if gs, ok := lt.wild[host[i+1:]]; ok {
 					return gs
@@ -305,9 +312,11 @@ func buildListener(all []*entry, keep func(*Route) bool) *listenerTable {
 		lt.any = []*group{anyG}
 	}
 	// wildChain lists, for a host, the wildcard groups that match it, longest suffix first.
-	wildChain := func(host string) []*group {
+	// from is 1 for a hostname (a wildcard needs a leading character) and 0
+	// for a wildcard suffix (its own "*" is that character).
+	wildChain := func(host string, from int) []*group {
 		var gs []*group
-		for i := 0; i < len(host); i++ {
+		for i := from; i < len(host); i++ {
 			if host[i] == '.' {
 				if g, ok := wild[host[i+1:]]; ok {
 					gs = append(gs, g)
@@ -317,10 +326,10 @@ func buildListener(all []*entry, keep func(*Route) bool) *listenerTable {
 		return append(gs, lt.any...)
 	}
 	for h, g := range exact {
-		lt.exact[h] = append([]*group{g}, wildChain(h)...)
+		lt.exact[h] = append([]*group{g}, wildChain(h, 1)...)
 	}
 	for s, g := range wild {
-		lt.wild[s] = append([]*group{g}, wildChain(s)...)
+		lt.wild[s] = append([]*group{g}, wildChain(s, 0)...)
 	}
 	return lt
 }
