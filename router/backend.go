@@ -205,10 +205,10 @@ func CookieValue(header, name string) string {
 		var part string
 		part, header, _ = strings.Cut(header, ";")
 		k, v, ok := strings.Cut(part, "=")
-		if !ok || strings.TrimSpace(k) != name {
+		if !ok || strings.Trim(k, " \t") != name {
 			continue
 		}
-		v = strings.TrimSpace(v)
+		v = strings.Trim(v, " \t")
 		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 			v = v[1 : len(v)-1]
 		}

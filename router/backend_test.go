@@ -3,6 +3,7 @@ package router
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/kvgate/kvgate/config"
@@ -237,6 +238,44 @@ func BenchmarkPickBackend(b *testing.B) {
 		for b.Loop() {
 			key++
 			rt.PickBackend(key, 0)
+		}
+	})
+}
+
+func TestCookieValue(t *testing.T) {
+	for _, tc := range []struct{ header, name, want string }{
+		{"sid=abc", "sid", "abc"},
+		{"a=1; sid=abc; b=2", "sid", "abc"},
+		{"a=1;sid=abc", "sid", "abc"},
+		{` sid = "q" `, "sid", "q"},
+		{"sidx=1; xsid=2", "sid", ""},
+		{"sid", "sid", ""},
+		{"sid=", "sid", ""},
+		{"", "sid", ""},
+		{"a=b=c; sid=d=e", "sid", "d=e"},
+	} {
+		if got := CookieValue(tc.header, tc.name); got != tc.want {
+			t.Errorf("CookieValue(%q, %q) = %q, want %q", tc.header, tc.name, got, tc.want)
+		}
+	}
+}
+
+// FuzzCookieValue: a cookie written into any header between other cookies is
+// found again, and no value found contains a separator.
+func FuzzCookieValue(f *testing.F) {
+	f.Add("a=1; b=2", "sid", "abc")
+	f.Add("", "s", `"q"`)
+	f.Fuzz(func(t *testing.T, other, name, value string) {
+		if got := CookieValue(other, name); strings.Contains(got, ";") {
+			t.Fatalf("value %q holds a separator", got)
+		}
+		clean := func(s string) bool { return !strings.ContainsAny(s, "; \t=\"") && s != "" }
+		if !clean(name) || !clean(value) || strings.Contains(other, name) {
+			return
+		}
+		h := other + "; " + name + "=" + value + "; z=1"
+		if got := CookieValue(h, name); got != value {
+			t.Fatalf("CookieValue(%q, %q) = %q, want %q", h, name, got, value)
 		}
 	})
 }
