@@ -136,16 +136,26 @@ func skipWS(b []byte, i int) int {
 // scanString scans the JSON string starting at b[i] == '"' and returns the
 // index just past its closing quote and whether it holds a backslash escape.
 func scanString(b []byte, i int) (end int, escaped bool, ok bool) {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			return i + 1, escaped, true
-		case '\\':
-			escaped = true
-			i++
+	start := i
+	for i++; ; {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return len(b), escaped, false
 		}
+		q := i + j
+		if !escaped && bytes.IndexByte(b[i:q], '\\') >= 0 {
+			escaped = true
+		}
+		// The quote closes the string unless an odd run of backslashes precedes it.
+		n := 0
+		for k := q - 1; k > start && b[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1, escaped, true
+		}
+		i = q + 1
 	}
-	return len(b), escaped, false
 }
 
 // skipValue skips a non-string JSON value starting at b[i]: an object or

@@ -72,10 +72,27 @@ type listenerTable struct {
 
 // group holds the match entries of one hostname key, indexed by path.
 type group struct {
-	exact     map[string][]*entry // exact path
-	prefix    map[string][]*entry // normalized prefix ("" is "/")
-	maxPrefix int                 // longest key in prefix
-	regex     []*entry
+	exact      map[string][]*entry // exact path
+	prefix     map[string][]*entry // normalized prefix ("" is "/")
+	maxPrefix  int                 // longest key in prefix
+	exactLens  lenSet              // lengths of the keys of exact
+	prefixLens lenSet              // lengths of the keys of prefix
+	regex      []*entry
+}
+
+// lenSet records which key lengths a path map holds, so most candidate
+// lookups are skipped without hashing. Lengths of 255 and more are always
+// looked up.
+type lenSet [4]uint64
+
+func (s *lenSet) add(n int) {
+	if n < 255 {
+		s[n/64] |= 1 << (n % 64)
+	}
+}
+
+func (s *lenSet) has(n int) bool {
+	return n >= 255 || s[n/64]&(1<<(n%64)) != 0
 }
 
 // Compile builds a Table from a validated, defaulted config (config.Validate
@@ -230,13 +247,15 @@ func hasUpper(s string) bool {
 // match returns the first entry of the group that matches, in precedence
 // order: exact path, longest prefix, regular expressions.
 func (g *group) match(path string, r Request) *entry {
-	if es, ok := g.exact[path]; ok {
-		if e := firstMatch(es, r); e != nil {
-			return e
+	if g.exactLens.has(len(path)) {
+		if es, ok := g.exact[path]; ok {
+			if e := firstMatch(es, r); e != nil {
+				return e
+			}
 		}
 	}
 	if len(g.prefix) > 0 {
-		if len(path) <= g.maxPrefix {
+		if len(path) <= g.maxPrefix && g.prefixLens.has(len(path)) {
 			if es, ok := g.prefix[path]; ok {
 				if e := firstMatch(es, r); e != nil {
 					return e
@@ -244,7 +263,7 @@ func (g *group) match(path string, r Request) *entry {
 			}
 		}
 		for i := min(len(path)-1, g.maxPrefix); i >= 0; i-- {
-			if path[i] != '/' {
+			if path[i] != '/' || !g.prefixLens.has(i) {
 				continue
 			}
 			if es, ok := g.prefix[path[:i]]; ok {
@@ -342,9 +361,11 @@ func (g *group) add(e *entry) {
 	switch e.kind {
 	case PathExact:
 		g.exact[e.path] = append(g.exact[e.path], e)
+		g.exactLens.add(len(e.path))
 	case PathPrefix:
 		g.prefix[e.path] = append(g.prefix[e.path], e)
 		g.maxPrefix = max(g.maxPrefix, len(e.path))
+		g.prefixLens.add(len(e.path))
 	default:
 		g.regex = append(g.regex, e)
 	}
