@@ -3,6 +3,7 @@ package router
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -378,6 +379,9 @@ func TestCompileErrors(t *testing.T) {
 }
 
 func TestMatchDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under -race")
+	}
 	tab, reqs := bigTable(t, 1000)
 	for _, host := range []string{"", "UPPER.example"} {
 		allocs := testing.AllocsPerRun(200, func() {
@@ -412,4 +416,21 @@ func TestBigTableRoutesEachRequest(t *testing.T) {
 			t.Errorf("request %d (%s %s%s): matched %q, want %q", i, r.method, r.host, r.path, got, want)
 		}
 	}
+}
+
+// TestTableConcurrentUse lets -race check that matching and picking only read the table.
+func TestTableConcurrentUse(t *testing.T) {
+	tab, reqs := bigTable(t, 200)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for _, shared := range reqs {
+				r := *shared // a Request belongs to one goroutine
+				if rt := tab.Match("public", &r); rt != nil {
+					rt.PickBackend(rt.StickyKey(&r), 1)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

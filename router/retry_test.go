@@ -2,6 +2,8 @@ package router
 
 import (
 	"math"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -114,4 +116,32 @@ func BenchmarkBudget(b *testing.B) {
 			bud.TryRetry()
 		}
 	})
+}
+
+// TestBudgetConcurrent runs requests and retries from several goroutines
+// within one bucket and checks the cap holds.
+func TestBudgetConcurrent(t *testing.T) {
+	clk := int64(50 * time.Second)
+	b := NewBudget(10, 10*time.Second, 5)
+	b.now = func() int64 { return clk }
+	const workers, each = 8, 500
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				b.Request()
+				if b.TryRetry() {
+					allowed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// Each check reads the counts before recording, so concurrent callers may
+	// overshoot by at most one retry each.
+	limit := int64(0.10*workers*each) + 5 + workers
+	if got := allowed.Load(); got > limit || got < 5 {
+		t.Errorf("%d retries allowed for %d requests, want at most %d", got, workers*each, limit)
+	}
 }
