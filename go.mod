@@ -3,3 +3,5 @@ module github.com/kvgate/kvgate
 go 1.26.8
 
 require gopkg.in/yaml.v3 v3.0.1
+
+require github.com/cespare/xxhash/v2 v2.3.0 // indirect
