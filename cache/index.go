@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"math/bits"
 	"sync"
 )
 
@@ -15,20 +16,40 @@ const DefaultCacheBlocks = 16384
 //   - nodeBytes per (endpoint, block) entry: the node below, 24 bytes, in one
 //     slice without pointers, so the garbage collector never scans it;
 //   - mapBytesPerHash per distinct block hash: the reverse map's uint64 key and
-//     int32 value (16 bytes with padding), its control byte, and the free
-//     slots a Swiss-table map keeps between growths (load 7/16 to 7/8).
+//     16-byte holders value, its control byte, and the free slots a
+//     Swiss-table map keeps between growths: 29 bytes at load 7/8, 57 just
+//     after a growth; 40 is the estimate, measured 40 to 57.
 //
-// A block held by one endpoint costs about 24+32 = 56 bytes; a block shared
-// by k endpoints about 24k+32.
+// A block held by one endpoint costs about 24+40 = 64 bytes; a block shared
+// by k endpoints about 24k+40.
 const (
 	nodeBytes       = 24
-	mapBytesPerHash = 32
+	mapBytesPerHash = 40
 	slotBytes       = 64
 )
 
 // node is one (endpoint, block hash) entry. It sits on two lists: its
 // endpoint's LRU list (prev, next) and the singly linked list of endpoints
 // holding the same hash (hnext), whose head is in Index.heads.
+//
+// holders is the reverse-map value: the first holder node, and a bit per
+// slot below 64 so that Match over pools of up to 64 endpoints never walks
+// the holder list.
+type holders struct {
+	head int32
+	mask uint64
+}
+
+// maskSlots is how many slots the holder mask covers.
+const maskSlots = 64
+
+func slotBit(s int32) uint64 {
+	if s < maskSlots {
+		return 1 << uint(s)
+	}
+	return 0
+}
+
 type node struct {
 	hash  uint64
 	prev  int32 // towards the most recently used; -1 at the head
@@ -68,7 +89,7 @@ type Index struct {
 	eps        []lru
 	bySlot     map[string]int32
 	freeSlots  []int32
-	heads      map[uint64]int32 // hash -> first holder node
+	heads      map[uint64]holders // hash -> its holders
 	nodes      []node
 	freeNode   int32 // head of the free node list, linked by next; -1 when none
 	entries    int
@@ -84,7 +105,7 @@ func NewIndex(defaultCapacity int) *Index {
 	return &Index{
 		defaultCap: defaultCapacity,
 		bySlot:     make(map[string]int32),
-		heads:      make(map[uint64]int32),
+		heads:      make(map[uint64]holders),
 		freeNode:   -1,
 	}
 }
@@ -206,13 +227,17 @@ func (x *Index) Match(blocks []uint64, out []int) []int {
 	}
 	out = out[:n]
 	clear(out)
+	if n <= maskSlots {
+		x.matchMask(blocks, out)
+		return out
+	}
 	for i, h := range blocks {
-		k, ok := x.heads[h]
+		hd, ok := x.heads[h]
 		if !ok {
 			break
 		}
 		advanced := false
-		for ; k >= 0; k = x.nodes[k].hnext {
+		for k := hd.head; k >= 0; k = x.nodes[k].hnext {
 			if s := x.nodes[k].slot; out[s] == i {
 				out[s] = i + 1
 				advanced = true
@@ -223,6 +248,27 @@ func (x *Index) Match(blocks []uint64, out []int) []int {
 		}
 	}
 	return out
+}
+
+// matchMask is Match for at most 64 slots: alive holds the slots that have
+// matched every block so far; a slot leaving it at block i matched i blocks.
+func (x *Index) matchMask(blocks []uint64, out []int) {
+	alive := ^uint64(0) >> (maskSlots - uint(len(out)))
+	if len(out) == 0 {
+		return
+	}
+	for i, h := range blocks {
+		m := x.heads[h].mask // zero when absent
+		for gone := alive &^ m; gone != 0; gone &= gone - 1 {
+			out[bits.TrailingZeros64(gone)] = i
+		}
+		if alive &= m; alive == 0 {
+			return
+		}
+	}
+	for ; alive != 0; alive &= alive - 1 {
+		out[bits.TrailingZeros64(alive)] = len(blocks)
+	}
 }
 
 // Record notes that endpoint now holds blocks (the request was just sent
@@ -257,9 +303,9 @@ func (x *Index) Stats() (entries int, approxBytes int) {
 
 // touch makes hash the most recent entry of slot s, inserting it if needed.
 func (x *Index) touch(s int32, hash uint64) {
-	head, ok := x.heads[hash]
+	hd, ok := x.heads[hash]
 	if ok {
-		for k := head; k >= 0; k = x.nodes[k].hnext {
+		for k := hd.head; k >= 0; k = x.nodes[k].hnext {
 			if x.nodes[k].slot == s {
 				x.unlinkLRU(k)
 				x.pushFront(s, k)
@@ -270,15 +316,15 @@ func (x *Index) touch(s int32, hash uint64) {
 	c := x.capacity(s)
 	for x.eps[s].n >= c {
 		x.evict(s)
-		// evict may have removed this hash's head.
-		head, ok = x.heads[hash]
+		// evict may have changed this hash's holders.
+		hd, ok = x.heads[hash]
 	}
 	k := x.alloc()
 	x.nodes[k] = node{hash: hash, slot: s, hnext: -1}
 	if ok {
-		x.nodes[k].hnext = head
+		x.nodes[k].hnext = hd.head
 	}
-	x.heads[hash] = k
+	x.heads[hash] = holders{head: k, mask: hd.mask | slotBit(s)}
 	x.pushFront(s, k)
 	x.eps[s].n++
 	x.entries++
@@ -337,20 +383,22 @@ func (x *Index) unlinkLRU(k int32) {
 // entry when k was the last holder. The list is walked; it is at most as long
 // as the number of endpoints.
 func (x *Index) unlinkHash(k int32) {
-	h := x.nodes[k].hash
-	head := x.heads[h]
-	if head == k {
-		if nx := x.nodes[k].hnext; nx >= 0 {
-			x.heads[h] = nx
-		} else {
-			delete(x.heads, h)
-		}
-		return
-	}
-	for p := head; p >= 0; p = x.nodes[p].hnext {
-		if x.nodes[p].hnext == k {
-			x.nodes[p].hnext = x.nodes[k].hnext
+	nd := &x.nodes[k]
+	hd := x.heads[nd.hash]
+	hd.mask &^= slotBit(nd.slot)
+	if hd.head == k {
+		if nd.hnext < 0 {
+			delete(x.heads, nd.hash)
 			return
 		}
+		hd.head = nd.hnext
+	} else {
+		for p := hd.head; p >= 0; p = x.nodes[p].hnext {
+			if x.nodes[p].hnext == k {
+				x.nodes[p].hnext = nd.hnext
+				break
+			}
+		}
 	}
+	x.heads[nd.hash] = hd
 }

@@ -3,6 +3,7 @@ package cache
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -26,7 +27,7 @@ func (x *Index) check() error {
 			if nd.slot != int32(s) || nd.prev != prev {
 				return fmt.Errorf("slot %d: node %d has slot %d prev %d, want %d %d", s, k, nd.slot, nd.prev, s, prev)
 			}
-			if h, ok := x.heads[nd.hash]; !ok || !x.chainHas(h, k) {
+			if h, ok := x.heads[nd.hash]; !ok || !x.chainHas(h.head, k) {
 				return fmt.Errorf("slot %d: node %d missing from the reverse map", s, k)
 			}
 			prev = k
@@ -41,15 +42,20 @@ func (x *Index) check() error {
 		total += n
 	}
 	chained := 0
-	for h, head := range x.heads {
+	for h, hd := range x.heads {
 		slots := map[int32]bool{}
-		for k := head; k >= 0; k = x.nodes[k].hnext {
+		var mask uint64
+		for k := hd.head; k >= 0; k = x.nodes[k].hnext {
 			nd := x.nodes[k]
 			if nd.hash != h || nd.slot < 0 || !x.eps[nd.slot].used || slots[nd.slot] {
 				return fmt.Errorf("hash %x: bad holder node %+v", h, nd)
 			}
 			slots[nd.slot] = true
+			mask |= slotBit(nd.slot)
 			chained++
+		}
+		if mask != hd.mask {
+			return fmt.Errorf("hash %x: mask %b, holders %b", h, hd.mask, mask)
 		}
 		if len(slots) == 0 {
 			return fmt.Errorf("hash %x has an empty holder list", h)
@@ -203,12 +209,47 @@ func TestRemoveAndSlotReuse(t *testing.T) {
 	mustCheck(t, x)
 }
 
-// Random operations against the invariants and a simple model of the LRU.
+// naiveMatch computes Match by asking, block by block, whether each slot's
+// holder list contains it.
+func (x *Index) naiveMatch(blocks []uint64) []int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make([]int, len(x.eps))
+	for s := range x.eps {
+		for _, h := range blocks {
+			held := false
+			if hd, ok := x.heads[h]; ok {
+				for k := hd.head; k >= 0; k = x.nodes[k].hnext {
+					held = held || x.nodes[k].slot == int32(s)
+				}
+			}
+			if !held {
+				break
+			}
+			out[s]++
+		}
+	}
+	return out
+}
+
+// Random operations against the invariants and a naive Match, for a pool
+// that fits the holder mask and one that does not.
 func TestIndexRandomOperations(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
+	for _, endpoints := range []int{5, 70} {
+		t.Run(fmt.Sprint(endpoints, " endpoints"), func(t *testing.T) {
+			randomOperations(t, endpoints)
+		})
+	}
+}
+
+func randomOperations(t *testing.T, endpoints int) {
+	r := rand.New(rand.NewPCG(1, uint64(endpoints)))
 	x := NewIndex(20)
-	names := []string{"a", "b", "c", "d", "e"}
-	for step := 0; step < 3000; step++ {
+	names := make([]string, endpoints)
+	for i := range names {
+		names[i] = fmt.Sprint("ep", i)
+	}
+	for step := 0; step < 4000; step++ {
 		name := names[r.IntN(len(names))]
 		switch op := r.IntN(10); {
 		case op < 6:
@@ -220,11 +261,9 @@ func TestIndexRandomOperations(t *testing.T) {
 			x.SetCapacity(name, r.IntN(30))
 		default:
 			blocks := seq(r.IntN(40), 1+r.IntN(15))
-			out := x.Match(blocks, nil)
-			for s, m := range out {
-				if m > len(blocks) {
-					t.Fatalf("slot %d matched %d of %d blocks", s, m, len(blocks))
-				}
+			got, want := x.Match(blocks, nil), x.naiveMatch(blocks)
+			if !slices.Equal(got, want) {
+				t.Fatalf("step %d: Match(%v) = %v, naive %v", step, blocks, got, want)
 			}
 		}
 		if step%50 == 0 {

@@ -56,6 +56,16 @@ func (s *scanner) peek() (byte, error) {
 func (s *scanner) str() (raw []byte, esc bool, err error) {
 	start := s.i + 1
 	j, q := start, -1
+	// Most strings (keys, roles, short texts) end within a few bytes: a plain
+	// loop beats two IndexByte calls there.
+	for lim := min(len(s.b), start+32); j < lim; j++ {
+		if c := s.b[j]; c == '"' {
+			s.i = j + 1
+			return s.b[start:j], false, nil
+		} else if c == '\\' {
+			break
+		}
+	}
 	for {
 		if q < j {
 			k := bytes.IndexByte(s.b[j:], '"')
