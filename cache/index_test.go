@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 )
 
@@ -313,4 +314,51 @@ func TestStatsBytes(t *testing.T) {
 	if bytes < min || bytes > 2*min {
 		t.Errorf("approxBytes = %d, want between %d and %d", bytes, min, 2*min)
 	}
+}
+
+// Matchers, recorders and membership churn at once: run with -race. The
+// loops are bounded and the invariants are checked when all have stopped.
+func TestIndexConcurrent(t *testing.T) {
+	x := NewIndex(64)
+	names := []string{"a", "b", "c", "d"}
+	for _, n := range names {
+		x.Add(n)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(2)
+		go func() { // matcher
+			defer wg.Done()
+			out := make([]int, 0, 8)
+			for i := 0; i < 2000; i++ {
+				blocks := seq(i%50, 10)
+				out = x.Match(blocks, out)
+				for _, m := range out {
+					if m > len(blocks) {
+						t.Errorf("matched %d of %d", m, len(blocks))
+						return
+					}
+				}
+			}
+		}()
+		go func() { // recorder
+			defer wg.Done()
+			for i := 0; i < 2000; i++ {
+				x.Record(names[(i+g)%len(names)], seq(i%50, 10))
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() { // churn
+		defer wg.Done()
+		for i := 0; i < 500; i++ {
+			n := names[i%len(names)]
+			x.Remove(n)
+			x.Add(n)
+			x.SetCapacity(n, 32+i%64)
+			_, _ = x.Stats()
+		}
+	}()
+	wg.Wait()
+	mustCheck(t, x)
 }
