@@ -87,7 +87,7 @@ type Index struct {
 	mu         sync.RWMutex
 	defaultCap int
 	eps        []lru
-	bySlot     map[string]int32
+	byName     map[string]int32
 	freeSlots  []int32
 	heads      map[uint64]holders // hash -> its holders
 	nodes      []node
@@ -104,7 +104,7 @@ func NewIndex(defaultCapacity int) *Index {
 	}
 	return &Index{
 		defaultCap: defaultCapacity,
-		bySlot:     make(map[string]int32),
+		byName:     make(map[string]int32),
 		heads:      make(map[uint64]holders),
 		freeNode:   -1,
 	}
@@ -115,7 +115,7 @@ func NewIndex(defaultCapacity int) *Index {
 func (x *Index) Add(endpoint string) int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if s, ok := x.bySlot[endpoint]; ok {
+	if s, ok := x.byName[endpoint]; ok {
 		return int(s)
 	}
 	var s int32
@@ -127,7 +127,7 @@ func (x *Index) Add(endpoint string) int {
 		x.eps = append(x.eps, lru{})
 	}
 	x.eps[s] = newEndpoint(endpoint)
-	x.bySlot[endpoint] = s
+	x.byName[endpoint] = s
 	return int(s)
 }
 
@@ -139,7 +139,7 @@ func newEndpoint(name string) lru {
 func (x *Index) Slot(endpoint string) (slot int, ok bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	s, ok := x.bySlot[endpoint]
+	s, ok := x.byName[endpoint]
 	return int(s), ok
 }
 
@@ -167,7 +167,7 @@ func (x *Index) Slots() int {
 func (x *Index) Remove(endpoint string) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	s, ok := x.bySlot[endpoint]
+	s, ok := x.byName[endpoint]
 	if !ok {
 		return false
 	}
@@ -175,7 +175,7 @@ func (x *Index) Remove(endpoint string) bool {
 		x.evict(s)
 	}
 	x.eps[s] = lru{head: -1, tail: -1}
-	delete(x.bySlot, endpoint)
+	delete(x.byName, endpoint)
 	x.freeSlots = append(x.freeSlots, s)
 	return true
 }
@@ -187,7 +187,7 @@ func (x *Index) Remove(endpoint string) bool {
 func (x *Index) SetCapacity(endpoint string, blocks int) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	s, ok := x.bySlot[endpoint]
+	s, ok := x.byName[endpoint]
 	if !ok {
 		return false
 	}
@@ -281,7 +281,7 @@ func (x *Index) matchMask(blocks []uint64, out []int) {
 func (x *Index) Record(endpoint string, blocks []uint64) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	s, ok := x.bySlot[endpoint]
+	s, ok := x.byName[endpoint]
 	if !ok {
 		return false
 	}
