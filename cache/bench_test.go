@@ -1,0 +1,202 @@
+package cache
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// prefixFixture is a pool of 16 endpoints that have each served 64 prompts of
+// 8 KiB behind one shared 2 KiB system prompt, and one more 8 KiB prompt
+// whose full prefix endpoint 3 holds.
+type prefixFixture struct {
+	idx    *Index
+	seed   uint64
+	prompt []byte
+}
+
+func newPrefixFixture(allHoldAll bool) prefixFixture {
+	seed := Seed("meta-llama/Llama-3.1-8B-Instruct", "")
+	system := strings.Repeat("You are a helpful assistant; follow the policy. ", 43)[:2048]
+	r := rand.New(rand.NewPCG(7, 8))
+	idx := NewIndex(0)
+	text := func(i int) []byte {
+		b := []byte(system)
+		for len(b) < 8<<10 {
+			b = fmt.Appendf(b, "user %d says %x. ", i, r.Uint64())
+		}
+		return b[:8<<10]
+	}
+	var blocks []uint64
+	for e := 0; e < 16; e++ {
+		ep := fmt.Sprintf("10.0.0.%d:8000", e)
+		idx.Add(ep)
+		for p := 0; p < 64; p++ {
+			blocks = Blocks(seed, text(e*1000+p), DefaultBlockSize, blocks)
+			idx.Record(ep, blocks)
+		}
+	}
+	prompt := text(-1)
+	blocks = Blocks(seed, prompt, DefaultBlockSize, blocks)
+	idx.Record("10.0.0.3:8000", blocks)
+	if allHoldAll {
+		for e := 0; e < 16; e++ {
+			idx.Record(fmt.Sprintf("10.0.0.%d:8000", e), blocks)
+		}
+	}
+	return prefixFixture{idx: idx, seed: seed, prompt: prompt}
+}
+
+// BenchmarkBlocksMatch is the per-request prefix work: hash an 8 KiB prompt
+// (128 blocks) and match it against 16 endpoints. "shared" is the usual case
+// (all endpoints hold the 32-block system prompt, one holds the rest);
+// "worst" has all 16 endpoints holding all 128 blocks.
+func BenchmarkBlocksMatch(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		all  bool
+	}{{"shared-16ep-8KiB", false}, {"worst-16ep-8KiB", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			f := newPrefixFixture(tc.all)
+			blocks := make([]uint64, 0, 256)
+			out := make([]int, 0, 16)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(f.prompt)))
+			clk := startCPU()
+			for b.Loop() {
+				blocks = Blocks(f.seed, f.prompt, DefaultBlockSize, blocks)
+				out = f.idx.Match(blocks, out)
+			}
+			clk.stop(b)
+			if out[3] != len(blocks) {
+				b.Fatalf("endpoint 3 matched %d of %d blocks", out[3], len(blocks))
+			}
+		})
+	}
+}
+
+func BenchmarkBlocks8KiB(b *testing.B) {
+	text := []byte(strings.Repeat("x", 8<<10))
+	dst := make([]uint64, 0, 128)
+	seed := Seed("m", "")
+	b.ReportAllocs()
+	b.SetBytes(int64(len(text)))
+	clk := startCPU()
+	for b.Loop() {
+		dst = Blocks(seed, text, DefaultBlockSize, dst)
+	}
+	clk.stop(b)
+}
+
+func BenchmarkRecord8KiB(b *testing.B) {
+	f := newPrefixFixture(false)
+	blocks := Blocks(f.seed, f.prompt, DefaultBlockSize, nil)
+	b.ReportAllocs()
+	clk := startCPU()
+	for b.Loop() {
+		f.idx.Record("10.0.0.5:8000", blocks)
+	}
+	clk.stop(b)
+}
+
+func BenchmarkExtractChat(b *testing.B) {
+	for _, size := range []int{8 << 10, 64 << 10} {
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			body := []byte(chatBody(size))
+			p := Prompt{Text: make([]byte, 0, len(body))}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			clk := startCPU()
+			for b.Loop() {
+				if err := Extract("/v1/chat/completions", body, &p); err != nil {
+					b.Fatal(err)
+				}
+			}
+			clk.stop(b)
+		})
+	}
+}
+
+func BenchmarkModelOf(b *testing.B) {
+	body := []byte(chatBody(8 << 10))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	clk := startCPU()
+	for b.Loop() {
+		if _, ok := ModelOf(body); !ok {
+			b.Fatal("no model")
+		}
+	}
+	clk.stop(b)
+}
+
+func BenchmarkPlace16(b *testing.B) {
+	eps := addrs(16)
+	loads := make([]int, 16)
+	b.ReportAllocs()
+	var k uint64
+	clk := startCPU()
+	for b.Loop() {
+		k++
+		loads[Place(k, eps, loads, DefaultLoadBound)]++
+	}
+	clk.stop(b)
+}
+
+// fillIndex builds an index of 16 endpoints holding perEndpoint distinct
+// blocks each and returns it with the live heap it added, after GC.
+func fillIndex(perEndpoint int) (*Index, uint64) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	idx := NewIndex(perEndpoint)
+	blocks := make([]uint64, 128)
+	h := uint64(1)
+	for e := 0; e < 16; e++ {
+		ep := fmt.Sprintf("10.0.0.%d:8000", e)
+		idx.Add(ep)
+		for n := 0; n < perEndpoint; n += len(blocks) {
+			for i := range blocks {
+				h = h*6364136223846793005 + 1442695040888963407
+				blocks[i] = h
+			}
+			idx.Record(ep, blocks)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	return idx, after.HeapAlloc - before.HeapAlloc
+}
+
+// BenchmarkIndexMemory reports live heap bytes per (endpoint, block) entry of
+// a full index (16 endpoints x 16384 distinct blocks), next to what Stats
+// estimates.
+func BenchmarkIndexMemory(b *testing.B) {
+	b.ReportAllocs()
+	var idx *Index
+	var heap uint64
+	for b.Loop() {
+		idx, heap = fillIndex(16384)
+	}
+	entries, approx := idx.Stats()
+	b.ReportMetric(float64(heap)/float64(entries), "heap-B/entry")
+	b.ReportMetric(float64(approx)/float64(entries), "stats-B/entry")
+	runtime.KeepAlive(idx)
+}
+
+// Stats must stay an honest estimate of the real heap an index holds.
+func TestIndexMemoryMatchesStats(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a 65k-entry index")
+	}
+	idx, heap := fillIndex(4096)
+	entries, approx := idx.Stats()
+	runtime.KeepAlive(idx)
+	t.Logf("%d entries: heap %d B (%.1f B/entry), Stats %d B (%.1f B/entry)",
+		entries, heap, float64(heap)/float64(entries), approx, float64(approx)/float64(entries))
+	if float64(approx) < 0.6*float64(heap) || float64(approx) > 1.6*float64(heap) {
+		t.Errorf("Stats says %d bytes, the heap grew by %d", approx, heap)
+	}
+}

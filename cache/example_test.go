@@ -1,0 +1,82 @@
+package cache_test
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/kvgate/kvgate/cache"
+)
+
+func ExampleExtract() {
+	body := []byte(`{"messages":[{"role":"system","content":"Be brief."},` +
+		`{"role":"user","content":[{"type":"text","text":"What is a KV cache?"}]}],` +
+		`"cache_salt":"tenant-a","model":"llama-3-8b"}`)
+	var p cache.Prompt // reuse one per worker, or take it from a sync.Pool
+	if err := cache.Extract("/v1/chat/completions", body, &p); err != nil {
+		fmt.Println("fallback:", err)
+		return
+	}
+	fmt.Printf("model=%s salt=%s truncated=%v\n%s", p.Model, p.CacheSalt, p.Truncated, p.Text)
+	// Output:
+	// model=llama-3-8b salt=tenant-a truncated=false
+	// system: Be brief.
+	// user: What is a KV cache?
+}
+
+func ExampleModelOf() {
+	model, ok := cache.ModelOf([]byte(`{"messages":[],"model":"sql-lora"}`))
+	fmt.Println(model, ok)
+	// Output: sql-lora true
+}
+
+func ExampleBlocks() {
+	text := []byte(strings.Repeat("The quick brown fox jumps over the lazy dog. ", 5)) // 225 bytes
+	seed := cache.Seed("llama-3-8b", "")
+	blocks := cache.Blocks(seed, text, cache.DefaultBlockSize, nil)
+	fmt.Println(len(blocks), "full blocks; the last 33 bytes are not hashed")
+
+	// Another salt shares nothing with the first chain.
+	salted := cache.Blocks(cache.Seed("llama-3-8b", "tenant-b"), text, cache.DefaultBlockSize, nil)
+	fmt.Println("first block shared across salts:", blocks[0] == salted[0])
+	// Output:
+	// 3 full blocks; the last 33 bytes are not hashed
+	// first block shared across salts: false
+}
+
+func ExampleIndex() {
+	idx := cache.NewIndex(cache.DefaultCacheBlocks)
+	a := idx.Add("10.0.0.11:8000")
+	b := idx.Add("10.0.0.12:8000")
+	// The server reported num_gpu_blocks=1000 with 16-token blocks.
+	idx.SetCapacity("10.0.0.12:8000", cache.CapacityFromServer(1000, 16, cache.DefaultBlockSize))
+
+	seed := cache.Seed("llama-3-8b", "")
+	system := strings.Repeat("You are a helpful assistant. ", 10) // 290 bytes: 4 blocks
+	first := cache.Blocks(seed, []byte(system+"user: hi"), 64, nil)
+	idx.Record("10.0.0.11:8000", first) // the picker sent the first request to a
+
+	next := cache.Blocks(seed, []byte(system+"user: tell me more about it"), 64, nil)
+	matched := idx.Match(next, nil) // reuse the slice across requests
+	fmt.Printf("a: %d/%d blocks, b: %d/%d blocks\n", matched[a], len(next), matched[b], len(next))
+	// Output: a: 4/4 blocks, b: 0/4 blocks
+}
+
+func ExamplePlace() {
+	endpoints := []string{"10.0.0.11:8000", "10.0.0.12:8000", "10.0.0.13:8000"}
+	seed := cache.Seed("llama-3-8b", "")
+	blocks := cache.Blocks(seed, []byte(strings.Repeat("a brand new conversation ", 20)), 64, nil)
+	key := cache.PlacementKey(seed, blocks, cache.DefaultPlacementDepth)
+
+	home := cache.Place(key, endpoints, nil, cache.DefaultLoadBound)
+	// Every replica computes the same home, whatever order it lists endpoints in.
+	reversed := []string{endpoints[2], endpoints[1], endpoints[0]}
+	fmt.Println("replicas agree:", reversed[cache.Place(key, reversed, nil, cache.DefaultLoadBound)] == endpoints[home])
+
+	// When home is far above the mean load, the key spills to another endpoint.
+	loads := []int{0, 0, 0}
+	loads[home] = 10
+	fmt.Println("spilled:", cache.Place(key, endpoints, loads, cache.DefaultLoadBound) != home)
+	// Output:
+	// replicas agree: true
+	// spilled: true
+}

@@ -1,0 +1,128 @@
+package cache
+
+import (
+	"encoding/binary"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// DefaultBlockSize is the number of prompt bytes per hashed block: 64
+// characters, about 16 tokens at 4 characters per token, which is vLLM's
+// default KV block size.
+const DefaultBlockSize = 64
+
+// maxStackBlock is the largest block size hashed through a stack buffer;
+// larger blocks go through an xxhash.Digest (still without allocating).
+const maxStackBlock = 248
+
+// Seed starts a block-hash chain for one model and cache salt. Different
+// (model, salt) pairs give unrelated chains, so prompts of different models,
+// or with different salts, never share a block hash. Lengths are hashed too,
+// so ("ab", "c") and ("a", "bc") differ.
+func Seed(model, salt string) uint64 {
+	var d xxhash.Digest
+	d.Reset()
+	var n [8]byte
+	_, _ = d.WriteString("kvgate/cache/v1")
+	binary.LittleEndian.PutUint64(n[:], uint64(len(model)))
+	_, _ = d.Write(n[:])
+	_, _ = d.WriteString(model)
+	binary.LittleEndian.PutUint64(n[:], uint64(len(salt)))
+	_, _ = d.Write(n[:])
+	_, _ = d.WriteString(salt)
+	return d.Sum64()
+}
+
+// Blocks appends to dst[:0] the chained hashes of text's full blocks and
+// returns it: hash(i) = xxhash64(le64(hash(i-1)) || block i), hash(-1) = seed.
+// The last partial block is not hashed, as vLLM caches only full blocks, so
+// len(result) == len(text)/blockSize. blockSize <= 0 means DefaultBlockSize.
+//
+// Because each hash covers the whole prefix before it, two prompts share
+// hash i exactly when (with overwhelming probability) they share the seed and
+// their first (i+1)*blockSize bytes. Blocks does not allocate when dst has
+// room; it is safe for concurrent use.
+func Blocks(seed uint64, text []byte, blockSize int, dst []uint64) []uint64 {
+	if blockSize <= 0 {
+		blockSize = DefaultBlockSize
+	}
+	dst = dst[:0]
+	n := len(text) / blockSize
+	if cap(dst) < n {
+		dst = make([]uint64, 0, n)
+	}
+	h := seed
+	if blockSize <= maxStackBlock {
+		var buf [8 + maxStackBlock]byte
+		in := buf[:8+blockSize]
+		for i := 0; i < n; i++ {
+			binary.LittleEndian.PutUint64(in, h)
+			copy(in[8:], text[i*blockSize:(i+1)*blockSize])
+			h = xxhash.Sum64(in)
+			dst = append(dst, h)
+		}
+		return dst
+	}
+	var d xxhash.Digest
+	var prev [8]byte
+	for i := 0; i < n; i++ {
+		d.Reset()
+		binary.LittleEndian.PutUint64(prev[:], h)
+		_, _ = d.Write(prev[:])
+		_, _ = d.Write(text[i*blockSize : (i+1)*blockSize])
+		h = d.Sum64()
+		dst = append(dst, h)
+	}
+	return dst
+}
+
+// DefaultPlacementDepth is how many leading blocks PlacementKey covers by
+// default: 64 blocks of 64 bytes, the first 4 KiB of the prompt (about 1k
+// tokens).
+//
+// Why this depth: real traces put one system prompt in front of thousands of
+// conversations, so a key made of the first block alone sends all of them to
+// one endpoint and leaves the load bound to undo the damage. 4 KiB is past
+// most shared system prompts and tool lists, so distinct conversations get
+// distinct keys and spread, while all turns of one conversation whose shared
+// part already exceeds 4 KiB keep one key. Shorter prompts use their last
+// full block, i.e. their whole hashed prefix.
+const DefaultPlacementDepth = 64
+
+// PlacementKey returns the key that consistent placement (Place) uses for a
+// prompt whose leading block no endpoint holds: the chained hash at depth
+// min(len(blocks), depth), which covers the whole prefix up to that depth.
+// depth <= 0 means DefaultPlacementDepth. A prompt with no full block uses
+// seed, so short prompts of one model and salt share an endpoint until the
+// load bound moves them.
+//
+// Passing depth = matched+1, where matched is the longest leading match the
+// index reported, keys on the first block no endpoint has seen instead; that
+// choice depends on the local index and so agrees less across replicas.
+func PlacementKey(seed uint64, blocks []uint64, depth int) uint64 {
+	if len(blocks) == 0 {
+		return seed
+	}
+	if depth <= 0 {
+		depth = DefaultPlacementDepth
+	}
+	if depth > len(blocks) {
+		depth = len(blocks)
+	}
+	return blocks[depth-1]
+}
+
+// CapacityFromServer converts a model server's KV cache size into index
+// capacity in our blocks: numGPUBlocks blocks of serverBlockTokens tokens
+// each, at 4 characters per token, divided into blocks of blockSize bytes.
+// With vLLM's 16-token blocks and the default 64-byte blocks one server block
+// is one index block. Non-positive inputs give 0 (use the configured default).
+func CapacityFromServer(numGPUBlocks, serverBlockTokens, blockSize int) int {
+	if numGPUBlocks <= 0 || serverBlockTokens <= 0 {
+		return 0
+	}
+	if blockSize <= 0 {
+		blockSize = DefaultBlockSize
+	}
+	return int(int64(numGPUBlocks) * int64(serverBlockTokens) * 4 / int64(blockSize))
+}

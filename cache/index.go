@@ -1,0 +1,404 @@
+package cache
+
+import (
+	"math/bits"
+	"sync"
+)
+
+// DefaultCacheBlocks is the per-endpoint capacity, in blocks, used when
+// neither the model server's num_gpu_blocks nor the pool's cacheBlocks is
+// known: 16384 blocks of 16 tokens, 256k tokens, about 1 MiB of index.
+const DefaultCacheBlocks = 16384
+
+// Memory accounting, in bytes, used by Stats (measured by
+// BenchmarkIndexMemory on amd64, Go 1.26):
+//
+//   - nodeBytes per (endpoint, block) entry: the node below, 24 bytes, in one
+//     slice without pointers, so the garbage collector never scans it;
+//   - mapBytesPerHash per distinct block hash: the reverse map's uint64 key and
+//     16-byte holders value, its control byte, and the free slots a
+//     Swiss-table map keeps between growths: 29 bytes at load 7/8, 57 just
+//     after a growth; 40 is the estimate, measured 40 to 57.
+//
+// A block held by one endpoint costs about 24+40 = 64 bytes; a block shared
+// by k endpoints about 24k+40.
+const (
+	nodeBytes       = 24
+	mapBytesPerHash = 40
+	slotBytes       = 64
+)
+
+// node is one (endpoint, block hash) entry. It sits on two lists: its
+// endpoint's LRU list (prev, next) and the singly linked list of endpoints
+// holding the same hash (hnext), whose head is in Index.heads.
+//
+// holders is the reverse-map value: the first holder node, and a bit per
+// slot below 64 so that Match over pools of up to 64 endpoints never walks
+// the holder list.
+type holders struct {
+	head int32
+	mask uint64
+}
+
+// maskSlots is how many slots the holder mask covers.
+const maskSlots = 64
+
+func slotBit(s int32) uint64 {
+	if s < maskSlots {
+		return 1 << uint(s)
+	}
+	return 0
+}
+
+type node struct {
+	hash  uint64
+	prev  int32 // towards the most recently used; -1 at the head
+	next  int32 // towards the least recently used; -1 at the tail; free-list link
+	hnext int32 // next holder of the same hash; -1 at the end
+	slot  int32
+}
+
+// lru is one registered endpoint's LRU list.
+type lru struct {
+	name       string
+	used       bool
+	head, tail int32 // most and least recently used node; -1 when empty
+	n          int   // entries
+	capacity   int   // blocks; 0 means the index default
+}
+
+// Index is the prefix index of one pool: for every endpoint, an LRU set of
+// the block hashes it most likely holds in its KV cache, and a reverse map
+// from each hash to the endpoints holding it.
+//
+// Endpoints are named by address and registered with Add, which returns a
+// slot: a small integer, stable until Remove, that indexes the slice Match
+// fills. A slot freed by Remove is reused by a later Add, so a caller that
+// keeps slots must drop them when it removes the endpoint.
+//
+// Concurrency: all methods are safe for concurrent use. One sync.RWMutex
+// guards the index: Match (once per request) holds the read lock for a few
+// microseconds, Record (once per request, after the pick) the write lock for
+// about as long. At inference request rates (thousands per second per pool,
+// each request taking milliseconds to seconds upstream) the lock is free
+// almost always; sharding by hash would instead make every Match take many
+// locks, since a prompt's blocks spread over all shards.
+type Index struct {
+	mu         sync.RWMutex
+	defaultCap int
+	eps        []lru
+	byName     map[string]int32
+	freeSlots  []int32
+	heads      map[uint64]holders // hash -> its holders
+	nodes      []node
+	freeNode   int32 // head of the free node list, linked by next; -1 when none
+	entries    int
+}
+
+// NewIndex returns an empty index whose endpoints hold defaultCapacity blocks
+// unless SetCapacity says otherwise. defaultCapacity <= 0 means
+// DefaultCacheBlocks.
+func NewIndex(defaultCapacity int) *Index {
+	if defaultCapacity <= 0 {
+		defaultCapacity = DefaultCacheBlocks
+	}
+	return &Index{
+		defaultCap: defaultCapacity,
+		byName:     make(map[string]int32),
+		heads:      make(map[uint64]holders),
+		freeNode:   -1,
+	}
+}
+
+// Add registers endpoint (an address) and returns its slot. Adding an
+// endpoint already registered returns its existing slot and keeps its entries.
+func (x *Index) Add(endpoint string) int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if s, ok := x.byName[endpoint]; ok {
+		return int(s)
+	}
+	var s int32
+	if n := len(x.freeSlots); n > 0 {
+		s = x.freeSlots[n-1]
+		x.freeSlots = x.freeSlots[:n-1]
+	} else {
+		s = int32(len(x.eps))
+		x.eps = append(x.eps, lru{})
+	}
+	x.eps[s] = newEndpoint(endpoint)
+	x.byName[endpoint] = s
+	return int(s)
+}
+
+func newEndpoint(name string) lru {
+	return lru{name: name, used: true, head: -1, tail: -1}
+}
+
+// Slot returns the slot of a registered endpoint.
+func (x *Index) Slot(endpoint string) (slot int, ok bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	s, ok := x.byName[endpoint]
+	return int(s), ok
+}
+
+// Endpoint returns the endpoint registered at slot; ok is false for a free or
+// out-of-range slot.
+func (x *Index) Endpoint(slot int) (endpoint string, ok bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if slot < 0 || slot >= len(x.eps) || !x.eps[slot].used {
+		return "", false
+	}
+	return x.eps[slot].name, true
+}
+
+// Slots returns the length of the slice Match fills: one more than the
+// highest slot ever handed out (free slots included).
+func (x *Index) Slots() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.eps)
+}
+
+// Remove forgets a departed endpoint and every entry it held, freeing its
+// slot for reuse. It reports whether the endpoint was registered.
+func (x *Index) Remove(endpoint string) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	s, ok := x.byName[endpoint]
+	if !ok {
+		return false
+	}
+	for x.eps[s].tail >= 0 {
+		x.evict(s)
+	}
+	x.eps[s] = lru{head: -1, tail: -1}
+	delete(x.byName, endpoint)
+	x.freeSlots = append(x.freeSlots, s)
+	return true
+}
+
+// SetCapacity sets how many blocks endpoint holds, evicting its least
+// recently used entries at once if it holds more. blocks <= 0 restores the
+// index default. Use CapacityFromServer to convert num_gpu_blocks. It reports
+// whether the endpoint was registered.
+func (x *Index) SetCapacity(endpoint string, blocks int) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	s, ok := x.byName[endpoint]
+	if !ok {
+		return false
+	}
+	if blocks < 0 {
+		blocks = 0
+	}
+	x.eps[s].capacity = blocks
+	for c := x.capacity(s); x.eps[s].n > c; {
+		x.evict(s)
+	}
+	return true
+}
+
+func (x *Index) capacity(s int32) int {
+	if c := x.eps[s].capacity; c > 0 {
+		return c
+	}
+	return x.defaultCap
+}
+
+// Match reports, for every slot, how many LEADING blocks of the prompt that
+// endpoint holds: out[slot] = k means it holds blocks[0..k-1] and not
+// blocks[k] (matching stops at the first miss, as a KV cache can only reuse
+// an unbroken prefix). The prefix score of an endpoint is out[slot] /
+// len(blocks). Free slots read 0.
+//
+// out is reused: Match resizes it to Slots() entries (allocating only when
+// its capacity is too small), zeroes it and returns it. Match does not change
+// recency; Record does. It takes the read lock and does not allocate when out
+// is large enough.
+func (x *Index) Match(blocks []uint64, out []int) []int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	n := len(x.eps)
+	if cap(out) < n {
+		out = make([]int, n)
+	}
+	out = out[:n]
+	clear(out)
+	if n <= maskSlots {
+		x.matchMask(blocks, out)
+		return out
+	}
+	for i, h := range blocks {
+		hd, ok := x.heads[h]
+		if !ok {
+			break
+		}
+		advanced := false
+		for k := hd.head; k >= 0; k = x.nodes[k].hnext {
+			if s := x.nodes[k].slot; out[s] == i {
+				out[s] = i + 1
+				advanced = true
+			}
+		}
+		if !advanced {
+			break
+		}
+	}
+	return out
+}
+
+// matchMask is Match for at most 64 slots: alive holds the slots that have
+// matched every block so far; a slot leaving it at block i matched i blocks.
+func (x *Index) matchMask(blocks []uint64, out []int) {
+	alive := ^uint64(0) >> (maskSlots - uint(len(out)))
+	if len(out) == 0 {
+		return
+	}
+	for i, h := range blocks {
+		m := x.heads[h].mask // zero when absent
+		for gone := alive &^ m; gone != 0; gone &= gone - 1 {
+			out[bits.TrailingZeros64(gone)] = i
+		}
+		if alive &= m; alive == 0 {
+			return
+		}
+	}
+	for ; alive != 0; alive &= alive - 1 {
+		out[bits.TrailingZeros64(alive)] = len(blocks)
+	}
+}
+
+// Record notes that endpoint now holds blocks (the request was just sent
+// there): each block becomes most recently used, new ones evicting the
+// endpoint's least recently used entries at capacity. Blocks are touched last
+// to first, so the leading blocks of a prompt are the freshest and a prefix
+// is evicted from its tail, as vLLM evicts. It reports whether the endpoint
+// is registered; recording for an unknown endpoint (one removed while its
+// request was in flight) does nothing.
+func (x *Index) Record(endpoint string, blocks []uint64) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	s, ok := x.byName[endpoint]
+	if !ok {
+		return false
+	}
+	for i := len(blocks) - 1; i >= 0; i-- {
+		x.touch(s, blocks[i])
+	}
+	return true
+}
+
+// Stats reports the number of (endpoint, block) entries and the approximate
+// bytes the index uses: 24 bytes per allocated entry, about 32 per distinct
+// hash in the reverse map, and a little per endpoint (see nodeBytes).
+func (x *Index) Stats() (entries int, approxBytes int) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	b := cap(x.nodes)*nodeBytes + len(x.heads)*mapBytesPerHash + len(x.eps)*slotBytes
+	return x.entries, b
+}
+
+// touch makes hash the most recent entry of slot s, inserting it if needed.
+func (x *Index) touch(s int32, hash uint64) {
+	hd, ok := x.heads[hash]
+	if ok {
+		for k := hd.head; k >= 0; k = x.nodes[k].hnext {
+			if x.nodes[k].slot == s {
+				x.unlinkLRU(k)
+				x.pushFront(s, k)
+				return
+			}
+		}
+	}
+	c := x.capacity(s)
+	for x.eps[s].n >= c {
+		x.evict(s)
+		// evict may have changed this hash's holders.
+		hd, ok = x.heads[hash]
+	}
+	k := x.alloc()
+	x.nodes[k] = node{hash: hash, slot: s, hnext: -1}
+	if ok {
+		x.nodes[k].hnext = hd.head
+	}
+	x.heads[hash] = holders{head: k, mask: hd.mask | slotBit(s)}
+	x.pushFront(s, k)
+	x.eps[s].n++
+	x.entries++
+}
+
+// evict removes the least recently used entry of slot s.
+func (x *Index) evict(s int32) {
+	k := x.eps[s].tail
+	x.unlinkLRU(k)
+	x.unlinkHash(k)
+	x.eps[s].n--
+	x.entries--
+	x.nodes[k] = node{next: x.freeNode, prev: -1, hnext: -1, slot: -1}
+	x.freeNode = k
+}
+
+func (x *Index) alloc() int32 {
+	if k := x.freeNode; k >= 0 {
+		x.freeNode = x.nodes[k].next
+		return k
+	}
+	x.nodes = append(x.nodes, node{})
+	return int32(len(x.nodes) - 1)
+}
+
+func (x *Index) pushFront(s int32, k int32) {
+	ep := &x.eps[s]
+	x.nodes[k].prev = -1
+	x.nodes[k].next = ep.head
+	if ep.head >= 0 {
+		x.nodes[ep.head].prev = k
+	}
+	ep.head = k
+	if ep.tail < 0 {
+		ep.tail = k
+	}
+}
+
+func (x *Index) unlinkLRU(k int32) {
+	nd := &x.nodes[k]
+	ep := &x.eps[nd.slot]
+	if nd.prev >= 0 {
+		x.nodes[nd.prev].next = nd.next
+	} else {
+		ep.head = nd.next
+	}
+	if nd.next >= 0 {
+		x.nodes[nd.next].prev = nd.prev
+	} else {
+		ep.tail = nd.prev
+	}
+	nd.prev, nd.next = -1, -1
+}
+
+// unlinkHash removes node k from its hash's holder list, deleting the map
+// entry when k was the last holder. The list is walked; it is at most as long
+// as the number of endpoints.
+func (x *Index) unlinkHash(k int32) {
+	nd := &x.nodes[k]
+	hd := x.heads[nd.hash]
+	hd.mask &^= slotBit(nd.slot)
+	if hd.head == k {
+		if nd.hnext < 0 {
+			delete(x.heads, nd.hash)
+			return
+		}
+		hd.head = nd.hnext
+	} else {
+		for p := hd.head; p >= 0; p = x.nodes[p].hnext {
+			if x.nodes[p].hnext == k {
+				x.nodes[p].hnext = nd.hnext
+				break
+			}
+		}
+	}
+	x.heads[nd.hash] = hd
+}
