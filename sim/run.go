@@ -44,6 +44,7 @@ func (r *run) serve() {
 	cfg := r.s.cfg
 	uncached := r.j.promptTokens - r.j.cached
 	if r.sleep(cfg.scaled(cfg.PrefillBase+time.Duration(uncached)*cfg.PrefillPerToken)) != nil {
+		r.s.replyClosing(r.w)
 		return
 	}
 	r.s.eng.commit(r.j)
@@ -122,6 +123,7 @@ func (r *run) usage() *usage {
 func (r *run) whole() bool {
 	text, err := r.next(r.total)
 	if err != nil {
+		r.s.replyClosing(r.w)
 		return false
 	}
 	resp := response{ID: r.id, Created: time.Now().Unix(), Model: r.g.Model, Usage: r.usage()}

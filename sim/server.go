@@ -186,10 +186,19 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, api endpoint) 
 		return
 	}
 	if s.eng.wait(ctx, j) != nil {
+		s.replyClosing(w)
 		return
 	}
 	run := &run{s: s, w: w, api: api, g: g, j: j, ctx: ctx}
 	run.serve()
+}
+
+// replyClosing answers 503 to a request that Close cut short before any
+// byte of its response; a request cut short by its own client gets nothing.
+func (s *Server) replyClosing(w http.ResponseWriter) {
+	if s.ctx.Err() != nil {
+		writeError(w, http.StatusServiceUnavailable, "sim: server closed while the request was in flight; retry on another endpoint")
+	}
 }
 
 // readRequest reads and parses the body, answering errors itself.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httptrace"
 	"strconv"
 	"strings"
@@ -213,7 +214,7 @@ func TestLRUEvictionAtCapacity(t *testing.T) {
 	}{
 		{"a fills", a, 0},
 		{"b fills", b, 0},
-		{"a hits", a, 32},   // a becomes most recent
+		{"a hits", a, 32},    // a becomes most recent
 		{"c evicts b", d, 0}, // needs 3 blocks: 1 free + b's 2 evicted
 		{"a still hits", a, 32},
 		{"b was evicted", b, 0},
@@ -318,7 +319,12 @@ func TestDisconnectMidStreamFreesSlot(t *testing.T) {
 
 	cancelA()
 	respA.Body.Close()
-	res := <-bDone
+	var res result
+	select {
+	case res = <-bDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("B never ran: the disconnected stream kept its batch slot")
+	}
 	if res.err != nil || res.got.Usage == nil || res.got.Usage.CompletionTokens != 1 {
 		t.Fatalf("B after A left: %+v %v", res.got, res.err)
 	}
@@ -337,17 +343,17 @@ func TestMetricsNames(t *testing.T) {
 	m := scrape(t, c, r.URL)
 	model := `{model_name="m"}`
 	want := map[string]string{
-		"vllm:num_requests_waiting" + model:      "0",
-		"vllm:num_requests_running" + model:      "0",
-		"vllm:kv_cache_usage_perc" + model:       "0",
-		"vllm:gpu_cache_usage_perc" + model:      "0",
-		"vllm:prefix_cache_queries_total" + model: "25",
-		"vllm:prefix_cache_hits_total" + model:    "0",
-		"vllm:prompt_tokens_total" + model:        "25",
-		"vllm:generation_tokens_total" + model:    "16",
-		`vllm:request_success_total{finished_reason="length",model_name="m"}`: "1",
-		`vllm:request_success_total{finished_reason="stop",model_name="m"}`:   "0",
-		`vllm:cache_config_info{block_size="16",num_gpu_blocks="77"}`:          "1",
+		"vllm:num_requests_waiting" + model:                                                       "0",
+		"vllm:num_requests_running" + model:                                                       "0",
+		"vllm:kv_cache_usage_perc" + model:                                                        "0",
+		"vllm:gpu_cache_usage_perc" + model:                                                       "0",
+		"vllm:prefix_cache_queries_total" + model:                                                 "25",
+		"vllm:prefix_cache_hits_total" + model:                                                    "0",
+		"vllm:prompt_tokens_total" + model:                                                        "25",
+		"vllm:generation_tokens_total" + model:                                                    "16",
+		`vllm:request_success_total{finished_reason="length",model_name="m"}`:                     "1",
+		`vllm:request_success_total{finished_reason="stop",model_name="m"}`:                       "0",
+		`vllm:cache_config_info{block_size="16",num_gpu_blocks="77"}`:                             "1",
 		`vllm:lora_requests_info{running_lora_adapters="",waiting_lora_adapters="",max_lora="0"}`: "1",
 	}
 	for k, v := range want {
@@ -507,5 +513,44 @@ func TestStartRejectsBadConfig(t *testing.T) {
 		if _, err := Start(context.Background(), "127.0.0.1:0", cfg); err == nil || !strings.HasPrefix(err.Error(), "sim: ") {
 			t.Errorf("config %+v: err %v, want a sim: error", cfg, err)
 		}
+	}
+}
+
+func TestServerCloseAnswers503(t *testing.T) {
+	s := New(slow(1))
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	c := ts.Client()
+	defer c.Transport.(*http.Transport).CloseIdleConnections()
+
+	type answer struct {
+		status int
+		e      errorBody
+	}
+	answers := make(chan answer, 2)
+	for i := range 2 { // one running (in decode), one queued
+		go func() {
+			resp := post(context.Background(), t, c, ts.URL+"/v1/completions", map[string]any{"prompt": strconv.Itoa(i), "max_tokens": 2})
+			defer resp.Body.Close()
+			var a answer
+			a.status = resp.StatusCode
+			_ = json.NewDecoder(resp.Body).Decode(&a.e)
+			answers <- a
+		}()
+	}
+	eventually(t, "one running and one queued", func() bool {
+		st := s.Stats()
+		return st.Running == 1 && st.Waiting == 1
+	})
+	s.Close()
+	for range 2 {
+		if a := <-answers; a.status != http.StatusServiceUnavailable || a.e.Error.Code != 503 {
+			t.Fatalf("after Close: %+v, want 503", a)
+		}
+	}
+	resp := post(context.Background(), t, c, ts.URL+"/v1/completions", map[string]any{"prompt": "late"})
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("request after Close: %d, want 503", resp.StatusCode)
 	}
 }
