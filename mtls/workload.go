@@ -160,9 +160,15 @@ func (l *spiffeLog) last() string {
 	return l.lastErr
 }
 
-func (l *spiffeLog) Debugf(format string, args ...any) { l.log.Debug("mtls: workload API: " + fmt.Sprintf(format, args...)) }
-func (l *spiffeLog) Infof(format string, args ...any)  { l.log.Info("mtls: workload API: " + fmt.Sprintf(format, args...)) }
-func (l *spiffeLog) Warnf(format string, args ...any)  { l.log.Warn("mtls: workload API: " + fmt.Sprintf(format, args...)) }
+func (l *spiffeLog) Debugf(format string, args ...any) {
+	l.log.Debug("mtls: workload API: " + fmt.Sprintf(format, args...))
+}
+func (l *spiffeLog) Infof(format string, args ...any) {
+	l.log.Info("mtls: workload API: " + fmt.Sprintf(format, args...))
+}
+func (l *spiffeLog) Warnf(format string, args ...any) {
+	l.log.Warn("mtls: workload API: " + fmt.Sprintf(format, args...))
+}
 func (l *spiffeLog) Errorf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	l.mu.Lock()
