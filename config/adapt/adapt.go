@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -197,6 +198,14 @@ func adaptDocs(docs []doc, warns []Warning, opts Options, source string) (*Resul
 	a := newAdapter(opts)
 	a.warns = warns
 	a.run(docs)
+	// Group warnings by object, in file order; those about no object come first.
+	sort.SliceStable(a.warns, func(i, j int) bool {
+		x, y := a.warns[i].Resource, a.warns[j].Resource
+		if x.File != y.File {
+			return x.File < y.File
+		}
+		return x.Line < y.Line
+	})
 	if len(a.errs) > 0 {
 		return &Result{Warnings: a.warns}, a.errs
 	}

@@ -39,7 +39,7 @@ func (a *adapter) policy(res Resource, p *policyDoc, unknown []string) {
 	for _, u := range unknown {
 		var i int
 		if _, err := fmt.Sscanf(u, "spec.rules[%d]", &i); err == nil {
-			tainted[i] = append(tainted[i], u)
+			tainted[i] = append(tainted[i], strings.TrimPrefix(u, fmt.Sprintf("spec.rules[%d].", i)))
 			continue
 		}
 		a.warn(res, u, "is not supported; ignored, so the policy applies to every pool its selector and namespace allow")
@@ -65,7 +65,7 @@ func (a *adapter) policy(res Resource, p *policyDoc, unknown []string) {
 			if supportedKey(w.Key) {
 				cr.When = append(cr.When, w)
 			} else {
-				bad = append(bad, fmt.Sprintf("%s.when[%d].key %s", path, j, w.Key))
+				bad = append(bad, fmt.Sprintf("when[%d].key %s", j, w.Key))
 			}
 		}
 		if len(bad) == 0 {
