@@ -55,7 +55,10 @@ func printWarnings(w io.Writer, warns []adapt.Warning) {
 // manifests as --config (see addManifestFlags and loadAny).
 var manifestOpts adapt.Options
 
-func addManifestFlags(fs *flag.FlagSet) { adapt.RegisterFlags(fs, &manifestOpts) }
+func addManifestFlags(fs *flag.FlagSet) {
+	manifestOpts = adapt.Options{}
+	adapt.RegisterFlags(fs, &manifestOpts)
+}
 
 // loadAny loads a native config or adapts manifests, printing warnings to warnOut.
 func loadAny(path string, warnOut io.Writer) (*config.Config, error) {

@@ -2,6 +2,7 @@ package adapt
 
 import (
 	"errors"
+	"fmt"
 	"flag"
 	"os"
 	"path/filepath"
@@ -219,5 +220,21 @@ spec:
 	}
 	if len(r.Config.Listeners) != 2 || r.Config.Pools[0].Endpoints[0] != "127.0.0.1:80" {
 		t.Errorf("listeners %+v pools %+v", r.Config.Listeners, r.Config.Pools)
+	}
+}
+
+// TestListBomb: Lists whose items are aliases of Lists would multiply to
+// 10^8 objects; the decoder stops at maxObjects instead.
+func TestListBomb(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("apiVersion: v1\nkind: List\nanchors:\n  - &l0 {apiVersion: v1, kind: Service, metadata: {name: s}}\n")
+	for i := 1; i < 8; i++ {
+		prev := strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*l%d,", i-1), 10), ",")
+		fmt.Fprintf(&b, "  - &l%d {apiVersion: v1, kind: List, items: [%s]}\n", i, prev)
+	}
+	b.WriteString("items: [" + strings.TrimSuffix(strings.Repeat("*l7,", 10), ",") + "]\n")
+	_, err := Parse([]byte(b.String()), "bomb.yaml", Options{})
+	if err == nil || !strings.Contains(err.Error(), "more than 10000 objects") {
+		t.Fatalf("err = %v, want the object limit", err)
 	}
 }

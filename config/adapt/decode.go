@@ -20,8 +20,13 @@ type doc struct {
 	node       *yaml.Node // the object's mapping
 }
 
-// maxListDepth bounds List items nested in Lists.
-const maxListDepth = 8
+// maxListDepth bounds List items nested in Lists; maxObjects bounds the
+// objects (and Lists) one input may hold, so that Lists whose items are
+// aliases of Lists cannot multiply without end.
+const (
+	maxListDepth = 8
+	maxObjects   = 10000
+)
 
 // decodeDocs splits a multi-document manifest into objects, unwrapping
 // `kind: List`. Documents that are empty are skipped; documents that are not
@@ -46,12 +51,19 @@ func decodeDocs(data []byte, file string) ([]doc, []Warning, error) {
 		if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
 			continue
 		}
-		docs, warns = collect(root, file, docs, warns, 0)
+		budget := maxObjects - len(docs)
+		docs, warns = collect(root, file, docs, warns, 0, &budget)
+		if budget < 0 {
+			return nil, nil, &Error{Resource: Resource{File: file}, Msg: fmt.Sprintf("more than %d objects (or Lists built from aliases); split the input", maxObjects)}
+		}
 	}
 }
 
 // collect appends the object at n, or the items of a List, to docs.
-func collect(n *yaml.Node, file string, docs []doc, warns []Warning, depth int) ([]doc, []Warning) {
+func collect(n *yaml.Node, file string, docs []doc, warns []Warning, depth int, budget *int) ([]doc, []Warning) {
+	if *budget--; *budget < 0 {
+		return docs, warns
+	}
 	d := doc{res: Resource{File: file, Line: n.Line}}
 	if n.Kind != yaml.MappingNode {
 		warns = append(warns, Warning{Resource: d.res, Msg: "this document is not a Kubernetes object (not a mapping); ignored"})
@@ -77,7 +89,10 @@ func collect(n *yaml.Node, file string, docs []doc, warns []Warning, depth int) 
 			break
 		}
 		for _, it := range items.Content {
-			docs, warns = collect(resolve(it), file, docs, warns, depth+1)
+			docs, warns = collect(resolve(it), file, docs, warns, depth+1, budget)
+			if *budget < 0 {
+				break
+			}
 		}
 	case d.res.Name == "":
 		warns = append(warns, Warning{Resource: d.res, Field: "metadata.name", Msg: "an object needs a name; ignored"})
