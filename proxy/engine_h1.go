@@ -1,0 +1,169 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/netip"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The HTTP/1.1 engine: fasthttp parses requests; handleH1 turns them into
+// an Exchange and writes the Reply back, streaming the body with a flush
+// after every upstream read when its length is unknown.
+
+func (l *Listener) newH1Server() *fasthttp.Server {
+	lim := l.proxy.limits()
+	return &fasthttp.Server{
+		Handler:                       l.handleH1,
+		ErrorHandler:                  l.h1Error,
+		Name:                          "",
+		NoDefaultServerHeader:         true,
+		NoDefaultDate:                 true,
+		NoDefaultContentType:          true,
+		DisablePreParseMultipartForm:  true,
+		StreamRequestBody:             true,
+		ReadBufferSize:                lim.MaxHeaderBytes,
+		ReadTimeout:                   lim.ReadHeaderTimeout.D(),
+		IdleTimeout:                   lim.IdleTimeout.D(),
+		MaxRequestBodySize:            int(lim.MaxBodyBytes),
+		CloseOnShutdown:               true,
+		DisableHeaderNamesNormalizing: false,
+		Logger:                        nopLogger{},
+	}
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Printf(string, ...any) {}
+
+// h1Error answers requests fasthttp could not parse, in the OpenAI error shape.
+func (l *Listener) h1Error(ctx *fasthttp.RequestCtx, err error) {
+	var r *Reply
+	if _, ok := err.(*fasthttp.ErrSmallBuffer); ok {
+		r = errorReply(431, errInvalidRequest, "headers_too_large",
+			"request header section is larger than limits.maxHeaderBytes: send smaller headers")
+	} else if err == fasthttp.ErrBodyTooLarge {
+		r = errorReply(413, errInvalidRequest, "body_too_large", bodyTooLargeMsg(l.proxy.limits().MaxBodyBytes))
+	} else {
+		r = errorReply(400, errInvalidRequest, "bad_request", "request could not be parsed: "+err.Error())
+	}
+	ctx.SetStatusCode(r.Status)
+	ctx.Response.Header.SetContentType("application/json")
+	ctx.SetBody(r.Body.(interface{ Bytes() []byte }).Bytes())
+	l.proxy.metrics.parseErrors.Add(1)
+}
+
+// h1Headers adapts fasthttp's request header to HeaderReader.
+type h1Headers struct{ h *fasthttp.RequestHeader }
+
+func (h h1Headers) Get(name string) string { return b2s(h.h.Peek(name)) }
+func (h h1Headers) Len() int               { return h.h.Len() }
+func (h h1Headers) Each(fn func(name, value string)) {
+	for k, v := range h.h.All() {
+		fn(b2s(k), b2s(v))
+	}
+}
+
+func (l *Listener) handleH1(ctx *fasthttp.RequestCtx) {
+	x := acquireExchange(context.Background(), l)
+	x.proto = "HTTP/1.1"
+	if !ctx.Request.Header.IsHTTP11() {
+		x.proto = "HTTP/1.0"
+	}
+	x.conn = ctx.Conn()
+	if tc, ok := ctx.Conn().(*tls.Conn); ok {
+		x.tls = true
+		x.peerID = l.peerID(tc.ConnectionState())
+	}
+	x.remote = addrPort(ctx.RemoteAddr())
+	x.method = b2s(ctx.Method())
+	x.host = b2s(ctx.Host())
+	x.path, x.query = cut(b2s(ctx.RequestURI()), '?')
+	x.hdr = h1Headers{&ctx.Request.Header}
+	if cl := ctx.Request.Header.ContentLength(); cl != 0 {
+		x.bodyLen = int64(cl)
+		if cl < 0 {
+			x.bodyLen = -1
+		}
+		x.body = ctx.RequestBodyStream()
+		// The read deadline set for the header must not cut a slow upload.
+		_ = ctx.Conn().SetReadDeadline(timeZero)
+	}
+	r := l.proxy.Serve(x)
+	writeH1(ctx, r)
+	if l.proxy.draining.Load() {
+		ctx.SetConnectionClose()
+	}
+}
+
+func writeH1(ctx *fasthttp.RequestCtx, r *Reply) {
+	ctx.SetStatusCode(r.Status)
+	h := &ctx.Response.Header
+	for _, f := range r.Header {
+		h.Add(f.Name, f.Value)
+	}
+	if r.Body == nil || ctx.IsHead() {
+		if r.Length > 0 && ctx.IsHead() {
+			h.SetContentLength(int(r.Length))
+		}
+		r.Finish(nil, 0)
+		return
+	}
+	for _, n := range r.TrailerNames {
+		_ = h.AddTrailer(n)
+	}
+	o := &r.owner.out
+	*o = bodyOut{r: r, hdr: h}
+	ctx.Response.SetBodyStream(o, int(r.Length))
+}
+
+// bodyOut is the response body handed to fasthttp. fasthttp reads it until
+// EOF (flushing each chunk when the length is unknown) and then closes it,
+// with the write error if the client went away; Close finishes the reply.
+type bodyOut struct {
+	r   *Reply
+	hdr *fasthttp.ResponseHeader
+	n   int64
+	eof bool
+}
+
+func (o *bodyOut) Read(p []byte) (int, error) {
+	n, err := o.r.Body.Read(p)
+	o.n += int64(n)
+	if err == io.EOF {
+		o.eof = true
+		if o.r.Trailers != nil {
+			for _, f := range o.r.Trailers() {
+				o.hdr.Set(f.Name, f.Value)
+			}
+		}
+	}
+	return n, err
+}
+
+// CloseWithError implements fasthttp.ReadCloserWithError. fasthttp calls it
+// exactly once per body stream (bodyOut must not also implement io.Closer:
+// fasthttp would then call both).
+func (o *bodyOut) CloseWithError(err error) error {
+	if err == nil && !o.eof && (o.r.Length < 0 || o.n < o.r.Length) {
+		err = errClientGone
+	}
+	o.r.Finish(err, o.n)
+	return nil
+}
+
+var _ fasthttp.ReadCloserWithError = (*bodyOut)(nil)
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort()
+	}
+	if ua, ok := a.(*net.UDPAddr); ok {
+		return ua.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}

@@ -1,0 +1,143 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"io"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// The HTTP/2 engine: golang.org/x/net/http2 serves connections already
+// accepted (h2c by preface, h2 by ALPN); ServeHTTP turns each stream into an
+// Exchange and writes the Reply, flushing after every read of a body of
+// unknown length.
+
+// h2Headers adapts http.Header to HeaderReader.
+type h2Headers http.Header
+
+func (h h2Headers) Get(name string) string {
+	if v := h[name]; len(v) > 0 { // already canonical
+		return v[0]
+	}
+	return http.Header(h).Get(name)
+}
+
+func (h h2Headers) Len() int {
+	n := 0
+	for _, v := range h {
+		n += len(v)
+	}
+	return n
+}
+
+func (h h2Headers) Each(fn func(name, value string)) {
+	for k, vs := range h {
+		for _, v := range vs {
+			fn(k, v)
+		}
+	}
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// ServeHTTP is the HTTP/2 (and HTTP/3) entry point.
+func (l *Listener) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	x := acquireExchange(req.Context(), l)
+	x.proto = req.Proto
+	if req.TLS != nil {
+		x.tls = true
+		x.peerID = l.peerID(*req.TLS)
+	}
+	x.remote = parseAddrPort(req.RemoteAddr)
+	x.method = req.Method
+	x.host = req.Host
+	x.path = req.URL.EscapedPath()
+	if req.URL.Opaque != "" {
+		x.path = req.URL.Opaque
+	}
+	x.query = req.URL.RawQuery
+	x.hdr = h2Headers(req.Header)
+	if req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
+		x.body = req.Body
+		x.bodyLen = req.ContentLength
+	}
+	r := l.proxy.Serve(x)
+	n, err := writeH2(w, r)
+	r.Finish(err, n)
+}
+
+func writeH2(w http.ResponseWriter, r *Reply) (int64, error) {
+	h := w.Header()
+	for _, f := range r.Header {
+		h[canonical(f.Name)] = append(h[canonical(f.Name)], f.Value)
+	}
+	if len(r.TrailerNames) > 0 {
+		h["Trailer"] = []string{strings.Join(r.TrailerNames, ", ")}
+	}
+	if r.Length >= 0 && r.Body != nil {
+		h["Content-Length"] = []string{itoa(r.Length)}
+	}
+	w.WriteHeader(r.Status)
+	if r.Body == nil {
+		return 0, nil
+	}
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	n, err := copyFlush(w, r.Body, *bp, r.Length < 0)
+	if err != nil {
+		return n, err
+	}
+	if r.Trailers != nil {
+		for _, f := range r.Trailers() {
+			h[canonical(f.Name)] = append(h[canonical(f.Name)], f.Value)
+		}
+	}
+	return n, nil
+}
+
+// copyFlush copies src to w, flushing after every read when flush is set.
+// Read errors other than EOF and write errors both end the copy.
+func copyFlush(w http.ResponseWriter, src io.Reader, buf []byte, flush bool) (int64, error) {
+	rc := http.NewResponseController(w)
+	var n int64
+	for {
+		nr, rerr := src.Read(buf)
+		if nr > 0 {
+			nw, werr := w.Write(buf[:nr])
+			n += int64(nw)
+			if werr != nil {
+				return n, errClientGone
+			}
+			if flush {
+				if err := rc.Flush(); err != nil {
+					return n, errClientGone
+				}
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+func canonical(name string) string { return http.CanonicalHeaderKey(name) }
+
+func (l *Listener) peerID(cs tls.ConnectionState) string {
+	if l.peer == nil {
+		return ""
+	}
+	return l.peer(&cs)
+}
+
+func parseAddrPort(s string) netip.AddrPort {
+	ap, _ := netip.ParseAddrPort(s)
+	return ap
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,150 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Serve runs the core of one exchange: limits, route, pick, forward. It
+// returns the Reply the engine must write; it never writes itself, so
+// retries stay possible until the Reply is returned. The engine must call
+// Reply.Finish exactly once after writing (Finish tolerates more calls).
+func (p *Proxy) Serve(x *Exchange) *Reply {
+	x.proxy = p
+	ensureRequestID(x)
+	r := p.forward(x)
+	r.owner = x
+	r.Header = append(r.Header, Field{"X-Request-Id", x.requestID})
+	x.status = r.Status
+	return r
+}
+
+func (p *Proxy) forward(x *Exchange) *Reply {
+	s := p.snap.Load()
+	lim := &s.cfg.Limits
+	if x.hdr.Len() > lim.MaxHeaders {
+		return x.fail(431, errInvalidRequest, "too_many_headers",
+			"request has "+strconv.Itoa(x.hdr.Len())+" header fields; the limit is "+strconv.Itoa(lim.MaxHeaders)+" (limits.maxHeaders): send fewer headers")
+	}
+	if x.bodyLen > lim.MaxBodyBytes {
+		return x.fail(413, errInvalidRequest, "body_too_large", bodyTooLargeMsg(lim.MaxBodyBytes))
+	}
+	if x.body != nil {
+		x.limit = limitReader{r: x.body, n: lim.MaxBodyBytes}
+		x.body = &x.limit
+	}
+	route := s.table.Match(x.listener.name, x)
+	if route == nil {
+		return x.fail(404, errNotFound, "no_route", "no route matches "+x.method+" "+x.Host()+x.path+" on listener "+x.listener.name)
+	}
+	x.route = route.Name
+	b := route.PickBackend(route.StickyKey(x), rand.Uint64())
+	if b == nil {
+		return x.fail(500, errInternal, "no_backend", "route "+route.Name+" has no backend with a weight above 0")
+	}
+	x.pool = b.Pool
+	pl := s.pools[b.Pool]
+	if pl == nil {
+		return x.fail(500, errInternal, "unknown_pool", "route "+route.Name+" names pool "+b.Pool+", which does not exist")
+	}
+	ep := pl.pick(nil)
+	if ep == nil {
+		return x.fail(503, errUnavailable, "no_ready_endpoint", "pool "+pl.name+" has no ready endpoint; retry later").
+			withHeader("Retry-After", "1")
+	}
+	return p.try(x, ep)
+}
+
+// try sends the request to ep and turns the outcome into a Reply.
+func (p *Proxy) try(x *Exchange, ep *endpoint) *Reply {
+	x.ep = ep
+	ep.inflight.Add(1)
+	up, err := ep.rt.roundTrip(x)
+	var de *dialError
+	ep.observe(errors.As(err, &de))
+	if err != nil {
+		return upstreamError(x, err)
+	}
+	x.up = up
+	r := &x.reply
+	r.Status = up.status
+	r.Header = append(r.Header[:0], up.header...)
+	r.Body = up.body
+	r.Length = up.length
+	r.TrailerNames = up.trailerNames
+	r.Trailers = up.trailers
+	return r
+}
+
+// upstreamError maps a failed round trip to a status: connect or reset 502,
+// timeout 504, body over the limit 413, client gone 499.
+func upstreamError(x *Exchange, err error) *Reply {
+	var de *dialError
+	var ne net.Error
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return x.fail(413, errInvalidRequest, "body_too_large", bodyTooLargeMsg(x.limit.n))
+	case x.ctx != nil && x.ctx.Err() != nil:
+		return x.fail(499, errInvalidRequest, "client_closed", "client closed the request")
+	case errors.As(err, &de):
+		return x.fail(502, errUpstream, "upstream_connect_failed", "could not connect to "+x.ep.addr+" in pool "+x.pool+": "+de.err.Error())
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, os.ErrDeadlineExceeded),
+		errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return x.fail(504, errTimeout, "upstream_timeout", "endpoint "+x.ep.addr+" in pool "+x.pool+" did not answer in time")
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, fasthttp.ErrConnectionClosed):
+		return x.fail(502, errUpstream, "upstream_reset", "endpoint "+x.ep.addr+" in pool "+x.pool+" closed the connection")
+	default:
+		return x.fail(502, errUpstream, "upstream_error", "endpoint "+x.ep.addr+" in pool "+x.pool+": "+err.Error())
+	}
+}
+
+func bodyTooLargeMsg(limit int64) string {
+	return "request body is larger than " + strconv.FormatInt(limit, 10) + " bytes (limits.maxBodyBytes): send a smaller body or raise the limit"
+}
+
+// fail records the error kind and returns an error reply.
+func (x *Exchange) fail(status int, typ, code, msg string) *Reply {
+	x.errKind = code
+	r := errorReply(status, typ, code, msg)
+	return r
+}
+
+// finish is the one place a request's accounting happens: in-flight counts,
+// the upstream connection, metrics and the access log. Reply.Finish calls it
+// once.
+func (x *Exchange) finish(err error, n int64) {
+	if x.ep != nil {
+		x.ep.inflight.Add(-1)
+	}
+	if x.up != nil {
+		x.up.release(err)
+	}
+	status := x.status
+	if err != nil {
+		if x.ctx != nil && x.ctx.Err() != nil || isClientGone(err) {
+			status = 499
+			x.errKind = "client_closed"
+		} else if x.errKind == "" {
+			x.errKind = "stream_aborted"
+		}
+	}
+	p := x.proxy
+	p.metrics.observe(x, status)
+	p.access.log(x, status, n, err)
+	releaseExchange(x)
+}
+
+// isClientGone reports write errors that mean the client went away.
+func isClientGone(err error) bool {
+	return errors.Is(err, errClientGone) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, context.Canceled)
+}
+
+var errClientGone = errors.New("proxy: client went away")

@@ -1,0 +1,290 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"golang.org/x/net/http2"
+
+	"github.com/kvgate/kvgate/config"
+)
+
+var timeZero time.Time
+
+// Listener is one client-facing socket and its engines. Accepted connections
+// are dispatched by protocol: TLS by ALPN, plaintext by the HTTP/2 preface.
+type Listener struct {
+	name    string
+	cfg     config.Listener
+	proxy   *Proxy
+	trusted []netip.Prefix
+	tlsConf *tls.Config
+	peer    func(*tls.ConnectionState) string // SPIFFE ID of a verified peer; nil: none
+
+	ln   net.Listener
+	h1   *fasthttp.Server
+	h1ln *chanListener
+	h2   *http2.Server
+	hs   *http.Server // base config of the HTTP/2 engine; its Shutdown sends GOAWAY
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// Name is the listener's configured name.
+func (l *Listener) Name() string { return l.name }
+
+// Addr is the bound address (useful with port 0).
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+func (l *Listener) trusts(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range l.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *Listener) speaks(proto string) bool { return slices.Contains(l.cfg.Protocols, proto) }
+
+func newListener(p *Proxy, lc config.Listener) (*Listener, error) {
+	trusted, err := parsePrefixes(lc.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	l := &Listener{name: lc.Name, cfg: lc, proxy: p, trusted: trusted, conns: map[net.Conn]struct{}{}}
+	if lc.TLS != nil {
+		if l.tlsConf, l.peer, err = p.serverTLS(lc); err != nil {
+			return nil, err
+		}
+	}
+	lim := p.limits()
+	l.h1 = l.newH1Server()
+	l.h2 = &http2.Server{
+		MaxConcurrentStreams: uint32(lim.MaxConcurrentStreams),
+		IdleTimeout:          lim.IdleTimeout.D(),
+	}
+	l.hs = &http.Server{Handler: l, MaxHeaderBytes: lim.MaxHeaderBytes, IdleTimeout: lim.IdleTimeout.D(),
+		ReadHeaderTimeout: lim.ReadHeaderTimeout.D(), ErrorLog: discardLog}
+	if err := http2.ConfigureServer(l.hs, l.h2); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Listener) start() error {
+	ln, err := net.Listen("tcp", l.cfg.Address)
+	if err != nil {
+		return err
+	}
+	l.ln = ln
+	l.h1ln = newChanListener(ln.Addr())
+	go func() { _ = l.h1.Serve(l.h1ln) }()
+	go l.acceptLoop()
+	return nil
+}
+
+func (l *Listener) acceptLoop() {
+	sem := l.proxy.connSem
+	for {
+		sem <- struct{}{}
+		c, err := l.ln.Accept()
+		if err != nil {
+			<-sem
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		tc := &trackedConn{Conn: c, l: l}
+		l.track(tc, true)
+		l.wg.Add(1)
+		go l.dispatch(tc)
+	}
+}
+
+func (l *Listener) track(c net.Conn, add bool) {
+	l.mu.Lock()
+	if add {
+		l.conns[c] = struct{}{}
+	} else {
+		delete(l.conns, c)
+	}
+	l.mu.Unlock()
+}
+
+// dispatch finds the protocol of a new connection and hands it to an engine.
+func (l *Listener) dispatch(c net.Conn) {
+	defer l.wg.Done()
+	deadline := time.Now().Add(l.proxy.limits().ReadHeaderTimeout.D())
+	if l.tlsConf != nil {
+		tc := tls.Server(c, l.tlsConf)
+		_ = tc.SetDeadline(deadline)
+		if err := tc.Handshake(); err != nil {
+			l.proxy.metrics.tlsErrors.Add(1)
+			l.proxy.log.Debug("tls handshake failed", "listener", l.name, "remote", c.RemoteAddr().String(), "err", err)
+			_ = tc.Close()
+			return
+		}
+		_ = tc.SetDeadline(timeZero)
+		if tc.ConnectionState().NegotiatedProtocol == "h2" {
+			l.serveH2(tc)
+			return
+		}
+		l.h1ln.push(tc)
+		return
+	}
+	if !l.speaks("http2") {
+		l.h1ln.push(c)
+		return
+	}
+	isH2, pc, err := sniffPreface(c, deadline)
+	if err != nil {
+		_ = c.Close()
+		return
+	}
+	if isH2 {
+		l.serveH2(pc)
+		return
+	}
+	if !l.speaks("http1") {
+		_ = c.Close()
+		return
+	}
+	l.h1ln.push(pc)
+}
+
+func (l *Listener) serveH2(c net.Conn) {
+	l.h2.ServeConn(c, &http2.ServeConnOpts{BaseConfig: l.hs, Handler: l})
+	_ = c.Close()
+}
+
+var h2Preface = []byte(http2.ClientPreface)
+
+// sniffPreface reads just enough bytes to tell an HTTP/2 prior-knowledge
+// preface from an HTTP/1 request line, and returns a conn that replays them.
+func sniffPreface(c net.Conn, deadline time.Time) (bool, net.Conn, error) {
+	var buf [24]byte
+	_ = c.SetReadDeadline(deadline)
+	defer c.SetReadDeadline(timeZero)
+	n := 0
+	for n < len(buf) {
+		m, err := c.Read(buf[n:])
+		n += m
+		if !bytes.HasPrefix(h2Preface, buf[:n]) {
+			return false, &prefixConn{Conn: c, pre: append([]byte(nil), buf[:n]...)}, nil
+		}
+		if err != nil {
+			return false, nil, err
+		}
+	}
+	return true, &prefixConn{Conn: c, pre: append([]byte(nil), buf[:n]...)}, nil
+}
+
+// prefixConn replays bytes already read before reading from the connection.
+type prefixConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// trackedConn returns its slot in the connection cap and leaves the
+// listener's set exactly once, on the first Close.
+type trackedConn struct {
+	net.Conn
+	l    *Listener
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.l.track(c, false)
+		<-c.l.proxy.connSem
+	})
+	return err
+}
+
+// shutdown stops accepting, lets in-flight requests finish until ctx ends,
+// then closes what is left.
+func (l *Listener) shutdown(ctx context.Context) {
+	_ = l.ln.Close()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = l.h1.ShutdownWithContext(ctx) }()
+	go func() { defer wg.Done(); _ = l.hs.Shutdown(ctx); l.waitConns(ctx) }()
+	wg.Wait()
+	l.mu.Lock()
+	for c := range l.conns {
+		_ = c.Close()
+	}
+	l.mu.Unlock()
+}
+
+// waitConns waits until every dispatched connection has ended or ctx is done.
+func (l *Listener) waitConns(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// chanListener feeds connections the dispatcher classified as HTTP/1 to
+// fasthttp's Serve loop, which then owns their lifecycle and shutdown.
+type chanListener struct {
+	addr   net.Addr
+	ch     chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newChanListener(a net.Addr) *chanListener {
+	return &chanListener{addr: a, ch: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (c *chanListener) push(conn net.Conn) {
+	select {
+	case c.ch <- conn:
+	case <-c.closed:
+		_ = conn.Close()
+	}
+}
+
+func (c *chanListener) Accept() (net.Conn, error) {
+	select {
+	case conn := <-c.ch:
+		return conn, nil
+	case <-c.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (c *chanListener) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return nil
+}
+
+func (c *chanListener) Addr() net.Addr { return c.addr }

@@ -1,0 +1,184 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync/atomic"
+
+	"github.com/kvgate/kvgate/config"
+	"github.com/kvgate/kvgate/router"
+)
+
+var discardLog = log.New(io.Discard, "", 0)
+
+// snapshot is one compiled configuration. It is immutable once published;
+// a reload builds a whole new one and swaps a single pointer.
+type snapshot struct {
+	cfg   *config.Config
+	table *router.Table
+	pools map[string]*pool
+}
+
+// Proxy is a running kvgate: listeners, the admin endpoint and the current
+// configuration snapshot.
+type Proxy struct {
+	log       *slog.Logger
+	snap      atomic.Pointer[snapshot]
+	ups       *upstreams
+	metrics   *metrics
+	access    *accessLog
+	draining  atomic.Bool
+	listeners []*Listener
+	admin     *http.Server
+	adminLn   net.Listener
+	connSem   chan struct{}
+}
+
+// New compiles cfg (already defaulted and validated) into a Proxy that is
+// not yet listening.
+func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
+	p := &Proxy{log: log, ups: newUpstreams(log), metrics: newMetrics()}
+	acc, err := openAccessLog(cfg.AccessLog.Path)
+	if err != nil {
+		return nil, err
+	}
+	p.access = acc
+	if err := p.Reload(cfg); err != nil {
+		acc.close()
+		return nil, err
+	}
+	p.connSem = make(chan struct{}, cfg.Limits.MaxConnections)
+	for _, lc := range cfg.Listeners {
+		l, err := newListener(p, lc)
+		if err != nil {
+			p.ups.closeAll()
+			acc.close()
+			return nil, fmt.Errorf("proxy: listener %q: %w", lc.Name, err)
+		}
+		p.listeners = append(p.listeners, l)
+	}
+	return p, nil
+}
+
+// Reload compiles cfg into a new snapshot and swaps it in atomically. On
+// error the running snapshot stays. Requests in flight finish on the
+// snapshot they started with; endpoint state carries over by pool and address.
+func (p *Proxy) Reload(cfg *config.Config) error {
+	table, err := router.Compile(cfg)
+	if err != nil {
+		p.metrics.reloads.WithLabel("error").Add(1)
+		return fmt.Errorf("proxy: compile routes: %w", err)
+	}
+	pools, err := p.ups.sync(cfg)
+	if err != nil {
+		p.metrics.reloads.WithLabel("error").Add(1)
+		return err
+	}
+	p.snap.Store(&snapshot{cfg: cfg, table: table, pools: pools})
+	p.metrics.reloads.WithLabel("ok").Add(1)
+	return nil
+}
+
+func (p *Proxy) limits() config.Limits { return p.snap.Load().cfg.Limits }
+
+// Start opens every listener and the admin endpoint.
+func (p *Proxy) Start() error {
+	for _, l := range p.listeners {
+		if err := l.start(); err != nil {
+			p.closeListeners()
+			return fmt.Errorf("proxy: listener %q on %s: %w (is the port in use?)", l.name, l.cfg.Address, err)
+		}
+		p.log.Info("listening", "listener", l.name, "address", l.ln.Addr().String(), "protocols", l.cfg.Protocols, "tls", l.tlsConf != nil)
+	}
+	addr := p.snap.Load().cfg.Admin.Address
+	if addr == "" || addr == "off" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		p.closeListeners()
+		return fmt.Errorf("proxy: admin listener on %s: %w (set admin.address to a free port)", addr, err)
+	}
+	p.adminLn = ln
+	p.admin = &http.Server{Handler: p.adminHandler(), ErrorLog: discardLog}
+	go func() { _ = p.admin.Serve(ln) }()
+	p.log.Info("admin listening", "address", ln.Addr().String())
+	return nil
+}
+
+func (p *Proxy) closeListeners() {
+	for _, l := range p.listeners {
+		if l.ln != nil {
+			_ = l.ln.Close()
+			_ = l.h1ln.Close()
+		}
+	}
+}
+
+// Listener returns the named listener, or nil.
+func (p *Proxy) Listener(name string) *Listener {
+	for _, l := range p.listeners {
+		if l.name == name {
+			return l
+		}
+	}
+	return nil
+}
+
+// AdminAddr is the bound admin address, or nil when it is off.
+func (p *Proxy) AdminAddr() net.Addr {
+	if p.adminLn == nil {
+		return nil
+	}
+	return p.adminLn.Addr()
+}
+
+// Shutdown drains: /readyz fails at once, listeners stop accepting, and
+// in-flight requests and streams run until they end or ctx is done; then
+// every connection is closed. The admin endpoint stops last.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.draining.Store(true)
+	p.log.Info("draining", "listeners", len(p.listeners))
+	done := make(chan struct{}, len(p.listeners))
+	for _, l := range p.listeners {
+		go func() { l.shutdown(ctx); done <- struct{}{} }()
+	}
+	for range p.listeners {
+		<-done
+	}
+	var err error
+	if ctx.Err() != nil {
+		err = errors.New("proxy: drain timeout reached; remaining connections were closed")
+	}
+	if p.admin != nil {
+		_ = p.admin.Close()
+	}
+	p.ups.closeAll()
+	p.access.close()
+	return err
+}
+
+// serverTLS builds the TLS config of a listener from certificate files.
+func (p *Proxy) serverTLS(lc config.Listener) (*tls.Config, func(*tls.ConnectionState) string, error) {
+	conf, err := plainServerTLS(lc.TLS, p.log)
+	if err != nil {
+		return nil, nil, err
+	}
+	var protos []string
+	if slices.Contains(lc.Protocols, "http2") {
+		protos = append(protos, "h2")
+	}
+	if slices.Contains(lc.Protocols, "http1") {
+		protos = append(protos, "http/1.1")
+	}
+	conf.NextProtos = protos
+	return conf, nil, nil
+}

@@ -1,0 +1,77 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"strconv"
+)
+
+// Reply is what the core hands back to an engine: a status, header fields and
+// an optional streaming body. The engine writes it and then calls Finish
+// exactly once, with the error that ended the body copy (nil on success).
+type Reply struct {
+	Status int
+	Header []Field
+	// Body is nil for an empty body. It is read until EOF and never buffered whole.
+	Body io.Reader
+	// Length is the body length, -1 when unknown: the engine then streams it
+	// (chunked / DATA frames) and flushes after every read.
+	Length int64
+	// TrailerNames are announced before the body; Trailers gives their values after EOF.
+	TrailerNames []string
+	Trailers     func() []Field
+
+	owner *Exchange
+	done  bool
+}
+
+// Finish reports how the body copy ended and releases everything the
+// request held. Only the first call has an effect, so engines may call it
+// from a deferred path and from a body Close alike, but only from the
+// goroutine that writes the reply. After Finish the Reply and its Exchange
+// must not be used.
+func (r *Reply) Finish(err error, n int64) {
+	if r.done || r.owner == nil {
+		return
+	}
+	r.done = true
+	r.owner.finish(err, n)
+}
+
+// Error kinds, in the OpenAI error shape's "type" field.
+const (
+	errInvalidRequest = "invalid_request_error"
+	errNotFound       = "not_found_error"
+	errUpstream       = "upstream_error"
+	errUnavailable    = "service_unavailable"
+	errTimeout        = "timeout_error"
+	errForbidden      = "permission_error"
+	errInternal       = "internal_error"
+	errRateLimit      = "rate_limit_error"
+)
+
+// errorReply builds an OpenAI-shaped JSON error:
+// {"error":{"message":...,"type":...,"code":...}}.
+func errorReply(status int, typ, code, msg string) *Reply {
+	var b bytes.Buffer
+	b.Grow(64 + len(msg))
+	b.WriteString(`{"error":{"message":`)
+	b.WriteString(strconv.Quote(msg))
+	b.WriteString(`,"type":"`)
+	b.WriteString(typ)
+	b.WriteString(`","code":"`)
+	b.WriteString(code)
+	b.WriteString("\"}}\n")
+	return &Reply{
+		Status: status,
+		Header: []Field{{"Content-Type", "application/json"}},
+		Body:   bytes.NewReader(b.Bytes()),
+		Length: int64(b.Len()),
+	}
+}
+
+// withHeader appends a header field and returns the reply.
+func (r *Reply) withHeader(name, value string) *Reply {
+	r.Header = append(r.Header, Field{name, value})
+	return r
+}

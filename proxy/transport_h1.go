@@ -1,0 +1,131 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"io"
+	"math"
+	"net"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/kvgate/kvgate/config"
+)
+
+// h1Factory makes fasthttp host clients: one keep-alive pool per endpoint.
+type h1Factory struct {
+	pc   config.Pool
+	lim  config.Limits
+	tls  *tls.Config
+	dial *dialer
+}
+
+func (f *h1Factory) forEndpoint(addr string) roundTripper {
+	maxConns := f.pc.MaxConnsPerEndpoint
+	if maxConns <= 0 {
+		maxConns = math.MaxInt32
+	}
+	hc := &fasthttp.HostClient{
+		Addr:                          addr,
+		Dial:                          func(a string) (net.Conn, error) { return f.dial.dial(a) },
+		IsTLS:                         f.tls != nil,
+		TLSConfig:                     f.tls,
+		MaxConns:                      maxConns,
+		MaxIdleConnDuration:           f.pc.IdleConnTimeout.D(),
+		StreamResponseBody:            true,
+		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true,
+		NoDefaultUserAgentHeader:      true,
+		ReadBufferSize:                f.lim.MaxHeaderBytes,
+		RetryIfErr:                    func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+	}
+	return &h1Transport{hc: hc}
+}
+
+type h1Transport struct{ hc *fasthttp.HostClient }
+
+func (t *h1Transport) close() { t.hc.CloseIdleConnections() }
+
+// requestSink adapts fasthttp's request header to headerSink, leaving the
+// framing fields to SetBodyStream.
+type requestSink struct{ h *fasthttp.RequestHeader }
+
+func (s requestSink) Add(name, value string) {
+	if len(name) == 14 && (name == "Content-Length" || name == "content-length") {
+		return
+	}
+	s.h.Add(name, value)
+}
+
+func (t *h1Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	req.Header.DisableNormalizing()
+	req.Header.SetMethod(x.method)
+	uri := req.Header.RequestURI()[:0]
+	uri = append(uri, x.path...)
+	if x.query != "" {
+		uri = append(uri, '?')
+		uri = append(uri, x.query...)
+	}
+	req.Header.SetRequestURIBytes(uri)
+	req.UseHostHeader = true
+	req.Header.SetHost(x.host)
+	copyRequestHeaders(x, requestSink{&req.Header})
+	if x.body != nil {
+		req.SetBodyStream(x.body, int(x.bodyLen))
+	}
+	err := t.hc.Do(req, resp)
+	fasthttp.ReleaseRequest(req)
+	if err != nil {
+		fasthttp.ReleaseResponse(resp)
+		return nil, err
+	}
+	return h1Response(resp), nil
+}
+
+func h1Response(resp *fasthttp.Response) *upstreamResponse {
+	ur := &upstreamResponse{status: resp.StatusCode(), length: int64(resp.Header.ContentLength())}
+	conn := b2s(resp.Header.Peek("Connection"))
+	for k, v := range resp.Header.All() {
+		name := b2s(k)
+		if isHopByHop(name, conn) || name == "Content-Length" || name == "content-length" {
+			continue
+		}
+		ur.header = append(ur.header, Field{name, b2s(v)})
+	}
+	if tr := resp.Header.Peek("Trailer"); len(tr) > 0 {
+		ur.trailerNames = splitList(string(tr))
+		ur.trailers = func() []Field {
+			out := make([]Field, 0, len(ur.trailerNames))
+			for _, n := range ur.trailerNames {
+				if v := resp.Header.Peek(n); len(v) > 0 {
+					out = append(out, Field{n, string(v)})
+				}
+			}
+			return out
+		}
+	}
+	if ur.length < 0 {
+		ur.length = -1
+	}
+	if s := resp.BodyStream(); s != nil {
+		ur.body = s
+	} else if b := resp.Body(); len(b) > 0 {
+		ur.body = bytesBody(b)
+		ur.length = int64(len(b))
+	} else {
+		ur.length = 0
+	}
+	ur.release = func(err error) {
+		if err != nil {
+			if c, ok := resp.BodyStream().(fasthttp.ReadCloserWithError); ok {
+				_ = c.CloseWithError(err)
+			}
+		}
+		_ = resp.CloseBodyStream()
+		fasthttp.ReleaseResponse(resp)
+	}
+	return ur
+}
+
+var _ io.Reader = (*limitReader)(nil)

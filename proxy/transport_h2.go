@@ -1,0 +1,111 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+
+	"github.com/kvgate/kvgate/config"
+)
+
+// h2Factory shares one net/http transport (HTTP/2 over TLS, or h2c) across a
+// pool's endpoints; the transport keeps one connection pool per address.
+type h2Factory struct {
+	t      *http.Transport
+	scheme string
+}
+
+func newH2Factory(pc config.Pool, tlsConf *tls.Config, d *dialer) *h2Factory {
+	var protos http.Protocols
+	scheme := "http"
+	if pc.Protocol == "h2c" {
+		protos.SetUnencryptedHTTP2(true)
+	} else {
+		protos.SetHTTP2(true)
+		scheme = "https"
+	}
+	t := &http.Transport{
+		DialContext:         func(_ context.Context, _, addr string) (net.Conn, error) { return d.dial(addr) },
+		TLSClientConfig:     tlsConf,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     pc.IdleConnTimeout.D(),
+		DisableCompression:  true,
+		Protocols:           &protos,
+		MaxConnsPerHost:     pc.MaxConnsPerEndpoint,
+	}
+	return &h2Factory{t: t, scheme: scheme}
+}
+
+func (f *h2Factory) forEndpoint(addr string) roundTripper {
+	return &h2Transport{f: f, addr: addr}
+}
+
+type h2Transport struct {
+	f    *h2Factory
+	addr string
+}
+
+func (t *h2Transport) close() { t.f.t.CloseIdleConnections() }
+
+type httpHeaderSink http.Header
+
+func (h httpHeaderSink) Add(name, value string) { http.Header(h).Add(name, value) }
+
+func (t *h2Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
+	u := &url.URL{Scheme: t.f.scheme, Host: t.addr, Opaque: x.path, RawQuery: x.query}
+	h := make(http.Header, x.hdr.Len()+6)
+	copyRequestHeaders(x, httpHeaderSink(h))
+	h.Del("Content-Length")
+	req := &http.Request{
+		Method: x.method, URL: u, Host: x.host, Header: h,
+		Proto: "HTTP/2.0", ProtoMajor: 2, ContentLength: x.bodyLen,
+	}
+	if x.body != nil {
+		req.Body = io.NopCloser(x.body)
+		if x.bodyLen < 0 {
+			req.ContentLength = -1
+		}
+	} else {
+		req.ContentLength = 0
+	}
+	ctx := x.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	resp, err := t.f.t.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	ur := &upstreamResponse{status: resp.StatusCode, body: resp.Body, length: resp.ContentLength}
+	conn := resp.Header.Get("Connection")
+	for name, vals := range resp.Header {
+		if isHopByHop(name, conn) || name == "Content-Length" {
+			continue
+		}
+		for _, v := range vals {
+			ur.header = append(ur.header, Field{name, v})
+		}
+	}
+	if len(resp.Trailer) > 0 {
+		for name := range resp.Trailer {
+			ur.trailerNames = append(ur.trailerNames, name)
+		}
+		ur.trailers = func() []Field {
+			var out []Field
+			for name, vals := range resp.Trailer {
+				for _, v := range vals {
+					out = append(out, Field{name, v})
+				}
+			}
+			return out
+		}
+	}
+	if resp.ContentLength == 0 {
+		ur.body = nil
+	}
+	ur.release = func(error) { _ = resp.Body.Close() }
+	return ur, nil
+}
