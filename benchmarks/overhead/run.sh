@@ -19,6 +19,12 @@
 #   PROXIES="haproxy nginx caddy kvgate"   which proxy rows to run (direct always runs)
 #   PROXY_CPU=0 LOAD_CPU=1   cores for the proxy and for backend + load generator
 #   SKIP_INSTALL=1           never call apt-get / go install
+#   NICE=-20                 give this run's scheduler group that niceness (root only). With autogroup
+#                            scheduling (the default on most kernels) every session is one group, so
+#                            a per-process nice would not reach past it; this sets /proc/PID/autogroup
+#                            for the script's session and restores 0 on exit, else falls back to
+#                            `nice -n NICE` on each process. On a machine shared with other work this
+#                            keeps their CPU out of the numbers (at their expense for the run's length).
 #   RESULTS=path             where to write the Markdown (default results.md beside this script)
 set -euo pipefail
 
@@ -34,10 +40,11 @@ PROXIES=${PROXIES:-"haproxy nginx caddy kvgate"}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 SKIP_INSTALL=${SKIP_INSTALL:-0}
+NICE=${NICE:-0}
 RESULTS=${RESULTS:-$HERE/results.md}
 CADDY_MODULE=github.com/caddyserver/caddy/v2/cmd/caddy@v2.11.9
 VEGETA_MODULE=github.com/tsenart/vegeta/v12@v12.13.0
-INVOCATION="DURATION=$DURATION RUNS=$RUNS RATE=$RATE CONNS=$CONNS${ROUTES:+ ROUTES=$ROUTES} PROXIES=\"$PROXIES\" benchmarks/overhead/run.sh"
+INVOCATION="DURATION=$DURATION RUNS=$RUNS RATE=$RATE CONNS=$CONNS${ROUTES:+ ROUTES=$ROUTES}$([[ $NICE == 0 ]] || echo " NICE=$NICE") PROXIES=\"$PROXIES\" benchmarks/overhead/run.sh"
 
 GOBIN_DIR=$(go env GOBIN 2>/dev/null || true)
 [[ -n $GOBIN_DIR ]] || GOBIN_DIR="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
@@ -48,6 +55,7 @@ die() { log "error: $*"; exit 1; }
 
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
 [[ $RATE =~ ^[1-9][0-9]*$ ]] || die "RATE must be a positive integer, got '$RATE'"
+[[ $NICE =~ ^-?[0-9]+$ ]] || die "NICE must be an integer, got '$NICE'"
 case $DURATION in
 *s) DUR_S=${DURATION%s} ;;
 *m) DUR_S=$((${DURATION%m} * 60)) ;;
@@ -59,6 +67,7 @@ LOAD_TIMEOUT=$((DUR_S + 30))
 
 # ---------------------------------------------------------------- cleanup
 
+AUTOGROUP_SET=0
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kvgate-overhead.XXXXXX")
 chmod 755 "$WORK" # nginx workers run as an unprivileged user and must read the backend file
 PIDS=()
@@ -68,7 +77,7 @@ stop_pid() {
 	kill -0 "$pid" 2>/dev/null || return 0
 	kill -TERM "$pid" 2>/dev/null || true
 	for i in $(seq 50); do
-		kill -0 "$pid" 2>/dev/null || break
+		alive "$pid" || break
 		sleep 0.1
 	done
 	kill -KILL "$pid" 2>/dev/null || true
@@ -78,10 +87,29 @@ stop_pid() {
 cleanup() {
 	local pid
 	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+	[[ $AUTOGROUP_SET == 0 ]] || echo 0 >"/proc/$$/autogroup" 2>/dev/null || true
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM HUP
+
+# Command prefixes for background servers: they exec, so $! is the server's own PID.
+NICE_PFX=()
+if [[ $NICE != 0 ]]; then
+	if [[ -w /proc/$$/autogroup ]] && echo "$NICE" >"/proc/$$/autogroup" 2>/dev/null; then
+		AUTOGROUP_SET=1
+	else
+		NICE_PFX=(nice -n "$NICE")
+	fi
+fi
+PROXY_PFX=("${NICE_PFX[@]}" taskset -c "$PROXY_CPU")
+LOAD_PFX=("${NICE_PFX[@]}" taskset -c "$LOAD_CPU")
+# pin CPU CMD...: run CMD in the foreground on core CPU, at the requested niceness.
+pin() {
+	local cpu=$1
+	shift
+	"${NICE_PFX[@]}" taskset -c "$cpu" "$@"
+}
 
 # ---------------------------------------------------------------- install
 
@@ -176,10 +204,27 @@ hwm_kib() {
 
 CLK_TCK=$(getconf CLK_TCK)
 
+# alive PID: the process exists and is not a zombie (a dead child stays a zombie until waited for).
+alive() {
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	s=${s##*) }
+	[[ ${s:0:1} != Z ]]
+}
+
+# crash_note NAME PHASE: the note for a proxy that died, with the first panic or error line of its log.
+crash_note() {
+	local line
+	line=$(grep -m1 -E '^(panic|fatal error)|"level":"ERROR"' "$WORK/$1/log" 2>/dev/null | cut -c1-200 || true)
+	log "$1: CRASHED during $2; log tail:"
+	tail -n 30 "$WORK/$1/log" >&2 || true
+	echo "CRASHED during $2: ${line:-no panic line in its log}"
+}
+
 wait_http() {
 	local url=$1 pid=$2 i
 	for i in $(seq 150); do
-		kill -0 "$pid" 2>/dev/null || return 1
+		alive "$pid" || return 1
 		curl -sf -o /dev/null --max-time 1 "$url" && return 0
 		sleep 0.1
 	done
@@ -207,7 +252,7 @@ median() { # median of the arguments; "-" if any is empty or "-"
 # wrk_run URL CPU: prints "requests rps errors" for one max-throughput run.
 wrk_run() {
 	local url=$1 cpu=$2 out reqs rps errs
-	out=$(taskset -c "$cpu" timeout "$LOAD_TIMEOUT" wrk -t1 -c"$CONNS" -d"$DURATION" --timeout 5s "$url" 2>&1) || {
+	out=$(pin "$cpu" timeout "$LOAD_TIMEOUT" wrk -t1 -c"$CONNS" -d"$DURATION" --timeout 5s "$url" 2>&1) || {
 		log "wrk failed: $out"
 		echo "- - wrk-failed"
 		return
@@ -222,7 +267,7 @@ wrk_run() {
 # vegeta_run URL: writes vegeta's JSON report to stdout.
 vegeta_run() {
 	local url=$1 bin=$WORK/vegeta.bin
-	echo "GET $url" | taskset -c "$LOAD_CPU" timeout "$LOAD_TIMEOUT" \
+	echo "GET $url" | pin "$LOAD_CPU" timeout "$LOAD_TIMEOUT" \
 		vegeta attack -rate="$RATE" -duration="$DURATION" -keepalive=true -http2=false -timeout=5s >"$bin"
 	vegeta report -type=json "$bin"
 }
@@ -237,10 +282,10 @@ ROWS=()
 # measure NAME URL PID: runs RUNS rounds against URL while PID (0 = none) is the proxy.
 measure() {
 	local name=$1 url=$2 pid=$3 wrkcpu=$PROXY_CPU
-	local rps=() cmax=() crate=() p50=() p99=() arate=() succ=() run t0 t1 reqs r errs js notes=""
+	local rps=() cmax=() crate=() p50=() p99=() arate=() succ=() run t0 t1 reqs r errs js notes="" crashed=""
 	[[ $pid == 0 ]] || wrkcpu=$LOAD_CPU
 	log "$name: warm-up 2s"
-	taskset -c "$wrkcpu" timeout 30 wrk -t1 -c"$CONNS" -d2s "$url" >/dev/null 2>&1 || true
+	pin "$wrkcpu" timeout 30 wrk -t1 -c"$CONNS" -d2s "$url" >/dev/null 2>&1 || true
 	for run in $(seq "$RUNS"); do
 		log "$name: run $run/$RUNS — wrk -t1 -c$CONNS -d$DURATION"
 		[[ $pid == 0 ]] || t0=$(cpu_ticks "$pid")
@@ -249,6 +294,11 @@ measure() {
 		rps+=("$r")
 		if [[ $pid == 0 || $reqs == - ]]; then cmax+=(-); else cmax+=("$(per1k $((t1 - t0)) "$reqs")"); fi
 		[[ -z $errs ]] || notes+="wrk run $run: ${errs//_/ } "
+		if [[ $pid != 0 ]] && ! alive "$pid"; then
+			crashed=$(crash_note "$name" "wrk run $run")
+			cmax[-1]=-
+			break
+		fi
 
 		log "$name: run $run/$RUNS — vegeta -rate=$RATE -duration=$DURATION"
 		[[ $pid == 0 ]] || t0=$(cpu_ticks "$pid")
@@ -261,9 +311,16 @@ measure() {
 			succ+=("$(jq -r '.success * 100' <<<"$js")")
 			if [[ $pid == 0 ]]; then crate+=(-); else crate+=("$(per1k $((t1 - t0)) "$reqs")"); fi
 			printf '%s\n' "$js" >>"$WORK/vegeta.log"
+			errs=$(jq -r '(.errors // [])[:3] | join("; ")' <<<"$js")
+			[[ -z $errs ]] || notes+="vegeta run $run errors: $errs "
 		else
 			log "$name: vegeta failed"
 			p50+=(-) p99+=(-) arate+=(-) succ+=(-) crate+=(-)
+		fi
+		if [[ $pid != 0 ]] && ! alive "$pid"; then
+			crashed=$(crash_note "$name" "vegeta run $run")
+			crate[-1]=-
+			break
 		fi
 	done
 	R_RPS[$name]=$(median "${rps[@]}")
@@ -273,8 +330,12 @@ measure() {
 	R_P99[$name]=$(median "${p99[@]}")
 	R_RATE[$name]=$(median "${arate[@]}")
 	R_SUCC[$name]=$(median "${succ[@]}")
-	if [[ $pid == 0 ]]; then R_RSS[$name]=-; else R_RSS[$name]=$(awk -v k="$(hwm_kib "$pid")" 'BEGIN {printf "%.1f", k / 1024}'); fi
-	R_NOTE[$name]=$notes
+	if [[ $pid == 0 || -n $crashed ]]; then R_RSS[$name]=-; else R_RSS[$name]=$(awk -v k="$(hwm_kib "$pid")" 'BEGIN {printf "%.1f", k / 1024}'); fi
+	R_NOTE[$name]="${crashed:+$crashed; }$notes"
+	if [[ -n $crashed ]]; then
+		R_P50[$name]=- R_P99[$name]=- R_RATE[$name]=- R_SUCC[$name]=-
+		R_CPURATE[$name]=-
+	fi
 	ROWS+=("$name")
 }
 
@@ -414,17 +475,17 @@ run_proxy() {
 	case $name in
 	haproxy)
 		write_haproxy "$dir" "$port" "$BPORT"
-		start_bg "$dir/log" taskset -c "$PROXY_CPU" haproxy -db -f "$dir/haproxy.cfg"
+		start_bg "$dir/log" "${PROXY_PFX[@]}" haproxy -db -f "$dir/haproxy.cfg"
 		;;
 	nginx)
 		write_nginx_proxy "$dir" "$port" "$BPORT"
-		start_bg "$dir/log" taskset -c "$PROXY_CPU" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;'
+		start_bg "$dir/log" "${PROXY_PFX[@]}" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;'
 		;;
 	caddy)
 		command -v caddy >/dev/null || { skip_row caddy "${CADDY_NOTE:-caddy not installed}"; return; }
 		write_caddy "$dir" "$port" "$BPORT"
 		start_bg "$dir/log" env GOMAXPROCS=1 XDG_CONFIG_HOME="$dir" XDG_DATA_HOME="$dir" \
-			taskset -c "$PROXY_CPU" caddy run --adapter caddyfile --config "$dir/Caddyfile"
+			"${PROXY_PFX[@]}" caddy run --adapter caddyfile --config "$dir/Caddyfile"
 		;;
 	kvgate | kvgate-*-routes)
 		[[ -n $KVGATE_BIN ]] || { skip_row "$name" "$KVGATE_SKIP"; return; }
@@ -432,7 +493,7 @@ run_proxy() {
 		local routes=1
 		[[ $name == kvgate ]] || routes=$ROUTES
 		write_kvgate "$dir" "$port" "$aport" "$BPORT" "$routes"
-		start_bg "$dir/log" env GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$KVGATE_BIN" run --config "$dir/kvgate.yaml"
+		start_bg "$dir/log" env GOMAXPROCS=1 "${PROXY_PFX[@]}" "$KVGATE_BIN" run --config "$dir/kvgate.yaml"
 		;;
 	*) die "unknown proxy $name" ;;
 	esac
@@ -443,7 +504,7 @@ run_proxy() {
 		skip_row "$name" "did not serve http://127.0.0.1:$port/1k.bin within 15s (log tail above)"
 		return
 	fi
-	log "$name: pid $pid on 127.0.0.1:$port"
+	log "$name: pid $pid ($(cat "/proc/$pid/comm")) on 127.0.0.1:$port"
 	measure "$name" "http://127.0.0.1:$port/1k.bin" "$pid"
 	stop_pid "$pid"
 }
@@ -456,20 +517,27 @@ KVGATE_BIN="" KVGATE_SKIP=""
 if [[ " $PROXIES " == *" kvgate "* ]]; then
 	if [[ ! -d $ROOT/cmd/kvgate ]]; then
 		KVGATE_SKIP="no cmd/kvgate in this checkout yet"
-	elif (cd "$ROOT" && go build -o "$WORK/kvgate" ./cmd/kvgate) >"$WORK/kvgate-build.log" 2>&1; then
-		KVGATE_BIN=$WORK/kvgate
+	elif (cd "$ROOT" && go build -o "$WORK/bin/kvgate" ./cmd/kvgate) >"$WORK/kvgate-build.log" 2>&1; then
+		KVGATE_BIN=$WORK/bin/kvgate
 	else
 		tail -n 20 "$WORK/kvgate-build.log" >&2
 		KVGATE_SKIP="go build ./cmd/kvgate failed (log above)"
 	fi
 fi
 
+# modversion TOOL prints the Go module and version a binary was built from ("not a go install build" otherwise).
+modversion() {
+	local v
+	v=$(go version -m "$(command -v "$1")" 2>/dev/null | awk '$1 == "mod" {print $2, $3; exit}' || true)
+	echo "${v:-not a go install build}"
+}
+
 versions() {
 	echo "- haproxy: $(haproxy -v 2>&1 | head -n 1)"
 	echo "- nginx: $(nginx -v 2>&1 | head -n 1)"
-	if command -v caddy >/dev/null; then echo "- caddy: $(caddy version 2>&1 | head -n 1)${CADDY_NOTE:+ ($CADDY_NOTE)}"; else echo "- caddy: not installed${CADDY_NOTE:+ ($CADDY_NOTE)}"; fi
+	if command -v caddy >/dev/null; then echo "- caddy: $(caddy version 2>&1 | head -n 1) [$(modversion caddy)]${CADDY_NOTE:+ ($CADDY_NOTE)}"; else echo "- caddy: not installed${CADDY_NOTE:+ ($CADDY_NOTE)}"; fi
 	echo "- wrk: $(wrk -v 2>&1 | head -n 1 || true)"
-	echo "- vegeta: $(go version -m "$(command -v vegeta)" 2>/dev/null | awk '$1 == "mod" {print $2, $3}') ($(vegeta -version 2>&1 | awk '/Runtime/ {print $2, $3}'))"
+	echo "- vegeta: $(modversion vegeta) ($(vegeta -version 2>&1 | awk '/Runtime/ {print $2, $3}'))"
 	echo "- go: $(go version)"
 	if [[ -n $KVGATE_BIN ]]; then echo "- kvgate: $("$KVGATE_BIN" version 2>&1 | head -n 1) (commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown))"; else echo "- kvgate: not built ($KVGATE_SKIP)"; fi
 	echo "- kernel: $(uname -srm); CPUs: $(nproc); $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
@@ -480,7 +548,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 BPORT=$(free_port)
 write_backend "$WORK/backend" "$BPORT"
-start_bg "$WORK/backend/log" taskset -c "$LOAD_CPU" nginx -p "$WORK/backend" -e "$WORK/backend/error.log" -c "$WORK/backend/nginx.conf" -g 'daemon off;'
+start_bg "$WORK/backend/log" "${LOAD_PFX[@]}" nginx -p "$WORK/backend" -e "$WORK/backend/error.log" -c "$WORK/backend/nginx.conf" -g 'daemon off;'
 BACKEND_PID=$STARTED_PID
 wait_http "http://127.0.0.1:$BPORT/1k.bin" "$BACKEND_PID" || { cat "$WORK/backend/log" "$WORK/backend/error.log" >&2 || true; die "backend nginx did not start"; }
 [[ $(curl -s "http://127.0.0.1:$BPORT/1k.bin" | wc -c) == 1024 ]] || die "backend does not serve 1024 bytes"
@@ -510,6 +578,7 @@ report() {
 	echo
 	echo "Each proxy pinned to core $PROXY_CPU (one worker / thread / GOMAXPROCS=1), backend nginx and load generators on core $LOAD_CPU;"
 	echo "1 KiB static file, HTTP/1.1 plaintext, keep-alive both sides, access logs off. ${RUNS} run(s) per row, median shown."
+	[[ $NICE == 0 ]] || echo "Scheduling: niceness $NICE applied $([[ $AUTOGROUP_SET == 1 ]] && echo "to the run's autogroup" || echo "to each process") so other work on the machine does not take the cores mid-run."
 	echo "CPU-s/1k req equals proxy CPU-milliseconds per request. Load average before/after: $LOAD_BEFORE / $LOAD_AFTER (other work shares this machine)."
 	echo
 	echo "| proxy | req/s max (wrk -c$CONNS) | CPU-s/1k req at max | CPU-s/1k req at $RATE rps | p50 ms | p99 ms | added p99 ms | peak RSS MiB | proxy core busy at max |"
@@ -519,9 +588,11 @@ report() {
 			echo "| $n | ${R_NOTE[$n]} | | | | | | | |"
 			continue
 		fi
+		local label=$n
+		[[ ${R_NOTE[$n]:-} != CRASHED* ]] || label="$n (crashed, see notes)"
 		local added=-
 		[[ $n == direct ]] || added=$(sub "${R_P99[$n]}" "$d99")
-		echo "| $n | $(fmt "${R_RPS[$n]}" %.0f) | ${R_CPUMAX[$n]} | ${R_CPURATE[$n]} | $(fmt "${R_P50[$n]}" %.3f) | $(fmt "${R_P99[$n]}" %.3f) | $added | ${R_RSS[$n]} | $(busy "${R_CPUMAX[$n]}" "${R_RPS[$n]}") |"
+		echo "| $label | $(fmt "${R_RPS[$n]}" %.0f) | ${R_CPUMAX[$n]} | ${R_CPURATE[$n]} | $(fmt "${R_P50[$n]}" %.3f) | $(fmt "${R_P99[$n]}" %.3f) | $added | ${R_RSS[$n]} | $(busy "${R_CPUMAX[$n]}" "${R_RPS[$n]}") |"
 	done
 	echo
 	echo "Fixed-rate sanity (vegeta): achieved rate and success per row."
@@ -530,7 +601,7 @@ report() {
 	echo "|---|---:|---:|---|"
 	for n in "${ROWS[@]}"; do
 		[[ ${R_NOTE[$n]:-} == skipped:* ]] && continue
-		echo "| $n | ${R_RATE[$n]} | ${R_SUCC[$n]} | ${R_NOTE[$n]:-} |"
+		echo "| $n | ${R_RATE[$n]} | $(fmt "${R_SUCC[$n]}" %.2f) | ${R_NOTE[$n]:-} |"
 	done
 	echo
 	local k=kvgate h=haproxy c=caddy
