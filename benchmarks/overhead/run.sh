@@ -157,12 +157,15 @@ ensure_tools() {
 
 # ---------------------------------------------------------------- helpers
 
-# free_port prints a TCP port on 127.0.0.1 that nothing listens on now.
+# free_port prints a TCP port on 127.0.0.1 that nothing listens on now, below the kernel's
+# ephemeral range, so no client socket of the load generators can take it between runs.
 USED_PORTS=" "
+EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+((EPHEMERAL_LOW > 12000)) || EPHEMERAL_LOW=32768
 free_port() {
 	local p i
 	for i in $(seq 200); do
-		p=$((20000 + RANDOM % 20000))
+		p=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
 		[[ $USED_PORTS == *" $p "* ]] && continue
 		if [[ -z $(ss -Hltn "sport = :$p") ]]; then
 			USED_PORTS+="$p "
