@@ -35,7 +35,7 @@ func (f *h1Factory) forEndpoint(addr string) roundTripper {
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
 		NoDefaultUserAgentHeader:      true,
-		ReadBufferSize:                f.lim.MaxHeaderBytes,
+		ReadBufferSize:                upstreamHeaderBytes,
 		RetryIfErr:                    func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 	}
 	return &h1Transport{hc: hc}
@@ -129,3 +129,8 @@ func releaseH1(resp *fasthttp.Response, err error) {
 }
 
 var _ io.Reader = (*limitReader)(nil)
+
+// upstreamHeaderBytes bounds an upstream's response header section. fasthttp
+// allocates this much per pooled connection, so it is kept well under the
+// client-facing limit: model servers send a handful of short headers.
+const upstreamHeaderBytes = 16 << 10
