@@ -78,6 +78,8 @@ func (c *headerCopy) field(name, value string) {
 	switch {
 	case isHopByHop(name, c.conn), strings.EqualFold(name, "host"):
 	case strings.EqualFold(name, "x-request-id"): // written once, after the copy
+	case strings.EqualFold(name, "x-forwarded-for"), strings.EqualFold(name, "forwarded"):
+		// rewritten by writeForwarded, extending a trusted chain
 	case !c.trusted && isForwarding(name):
 	case !c.xfcc && strings.EqualFold(name, "x-forwarded-client-cert"):
 	default:
