@@ -56,6 +56,9 @@ func copyRequestHeaders(x *Exchange, dst headerSink) {
 		if isHopByHop(name, conn) || strings.EqualFold(name, "host") {
 			return
 		}
+		if x.rt.reqTouched(name) {
+			return // written by emitReqHeaders (requestHeaderModifier)
+		}
 		if strings.EqualFold(name, "x-request-id") {
 			return // written below, exactly once
 		}
@@ -67,6 +70,7 @@ func copyRequestHeaders(x *Exchange, dst headerSink) {
 		}
 		dst.Add(name, value)
 	})
+	emitReqHeaders(x, dst)
 	if te := x.hdr.Get("te"); te != "" && strings.Contains(strings.ToLower(te), "trailers") {
 		dst.Add("Te", "trailers")
 	}
