@@ -143,7 +143,7 @@ func (p *Proxy) sendMirror(j mirrorJob) {
 			rerr = errMirrorAbandoned
 		}
 	}
-	up.release(rerr)
+	up.done(rerr)
 	p.metrics.mirrors.WithLabel("sent").Add(1)
 }
 

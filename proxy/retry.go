@@ -98,7 +98,7 @@ func dropTry(x *Exchange) {
 		x.ep = nil
 	}
 	if x.up != nil {
-		x.up.release(errRetried)
+		x.up.done(errRetried)
 		x.up = nil
 	}
 	x.errKind = ""
