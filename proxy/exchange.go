@@ -64,6 +64,7 @@ type Exchange struct {
 	scratch []byte           // forwarding header values; strings into it live until release
 	status  int
 	errKind string
+	rt      routeState // routing.go
 }
 
 var _ router.Request = (*Exchange)(nil)
@@ -104,8 +105,15 @@ func (x *Exchange) Header(name string) string { return x.hdr.Get(name) }
 // Query returns the first value of a query parameter (router.Request).
 func (x *Exchange) Query(name string) (string, bool) { return queryValue(x.query, name) }
 
-// Model is the body's `model` field; "" until body inspection is wired in.
-func (x *Exchange) Model() string { return x.model }
+// Model is the body's `model` field (router.Request), read lazily from a
+// bounded prefix of a JSON POST body (model.go).
+func (x *Exchange) Model() string {
+	if !x.modelRead {
+		x.modelRead = true
+		x.readModel()
+	}
+	return x.model
+}
 
 // queryValue scans a raw query for name without allocating. Values are
 // returned raw (not unescaped), which is what exact matching compares.

@@ -40,11 +40,15 @@ func (p *Proxy) forward(x *Exchange) *Reply {
 		x.limit = limitReader{r: x.body, n: lim.MaxBodyBytes}
 		x.body = &x.limit
 	}
-	route := s.table.Match(x.listener.name, x)
+	m := s.table.MatchFull(x.listener.name, x)
+	route := m.Route
 	if route == nil {
 		return x.fail(404, errNotFound, "no_route", "no route matches "+x.method+" "+x.Host()+x.path+" on listener "+x.listener.name)
 	}
 	x.route = route.Name
+	if r := redirect(x, m); r != nil {
+		return r
+	}
 	b := route.PickBackend(route.StickyKey(x), rand.Uint64())
 	if b == nil {
 		return x.fail(500, errInternal, "no_backend", "route "+route.Name+" has no backend with a weight above 0")
@@ -54,12 +58,10 @@ func (p *Proxy) forward(x *Exchange) *Reply {
 	if pl == nil {
 		return x.fail(500, errInternal, "unknown_pool", "route "+route.Name+" names pool "+b.Pool+", which does not exist")
 	}
-	ep := pl.pick(nil)
-	if ep == nil {
-		return x.fail(503, errUnavailable, "no_ready_endpoint", "pool "+pl.name+" has no ready endpoint; retry later").
-			withHeader("Retry-After", "1")
+	if r := p.applyRoute(x, s, m, b); r != nil {
+		return r
 	}
-	return p.try(x, ep)
+	return p.tryAll(x, pl, route)
 }
 
 // try sends the request to ep and turns the outcome into a Reply.

@@ -51,7 +51,7 @@ func isForwarding(name string) bool {
 // the forwarding fields and the request id.
 func copyRequestHeaders(x *Exchange, dst headerSink) {
 	c := headerCopy{conn: x.hdr.Get("connection"), trusted: x.listener.trusts(x.remote.Addr()),
-		xfcc: x.listener.cfg.TrustForwardedClientCert, dst: dst}
+		xfcc: x.listener.cfg.TrustForwardedClientCert, dst: dst, rt: &x.rt}
 	if h, ok := x.hdr.(h1Headers); ok {
 		for k, v := range h.h.All() { // concrete loop: no closure escapes
 			c.field(b2s(k), b2s(v))
@@ -60,6 +60,7 @@ func copyRequestHeaders(x *Exchange, dst headerSink) {
 		other := c // only this copy escapes, through the method value
 		x.hdr.Each(other.field)
 	}
+	emitReqHeaders(x, dst) // requestHeaderModifier overlay (routing.go)
 	if te := x.hdr.Get("te"); te != "" && strings.Contains(strings.ToLower(te), "trailers") {
 		dst.Add("Te", "trailers")
 	}
@@ -72,6 +73,7 @@ type headerCopy struct {
 	conn          string
 	trusted, xfcc bool
 	dst           headerSink
+	rt            *routeState // its requestHeaderModifier names are written by emitReqHeaders
 }
 
 func (c *headerCopy) field(name, value string) {
@@ -82,6 +84,7 @@ func (c *headerCopy) field(name, value string) {
 		// rewritten by writeForwarded, extending a trusted chain
 	case !c.trusted && isForwarding(name):
 	case !c.xfcc && strings.EqualFold(name, "x-forwarded-client-cert"):
+	case c.rt.reqTouched(name):
 	default:
 		c.dst.Add(name, value)
 	}

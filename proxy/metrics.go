@@ -23,6 +23,8 @@ type metrics struct {
 	parseErrors atomic.Uint64
 	tlsErrors   atomic.Uint64
 	errors      *labeledCounter
+	retries     *labeledCounter // by result: retried | budget_exhausted
+	mirrors     *labeledCounter // by result: sent | error | dropped
 }
 
 type reqKey struct {
@@ -40,7 +42,8 @@ type reqSeries struct {
 }
 
 func newMetrics() *metrics {
-	return &metrics{reqs: map[reqKey]*reqSeries{}, reloads: newLabeledCounter(), errors: newLabeledCounter()}
+	return &metrics{reqs: map[reqKey]*reqSeries{}, reloads: newLabeledCounter(), errors: newLabeledCounter(),
+		retries: newLabeledCounter(), mirrors: newLabeledCounter()}
 }
 
 func (m *metrics) observe(x *Exchange, status int) {
@@ -154,6 +157,10 @@ func (p *Proxy) writeMetrics(out io.Writer) {
 	p.writePoolGauges(w)
 	fmt.Fprintln(w, "# TYPE kvgate_errors_total counter")
 	m.errors.write(w, "kvgate_errors_total", "kind")
+	fmt.Fprintln(w, "# TYPE kvgate_retries_total counter")
+	m.retries.write(w, "kvgate_retries_total", "result")
+	fmt.Fprintln(w, "# TYPE kvgate_mirrors_total counter")
+	m.mirrors.write(w, "kvgate_mirrors_total", "result")
 	fmt.Fprintln(w, "# TYPE kvgate_config_reloads_total counter")
 	m.reloads.write(w, "kvgate_config_reloads_total", "result")
 	fmt.Fprintf(w, "# TYPE kvgate_http1_parse_errors_total counter\nkvgate_http1_parse_errors_total %d\n", m.parseErrors.Load())

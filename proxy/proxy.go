@@ -40,6 +40,7 @@ type Proxy struct {
 	admin     *http.Server
 	adminLn   net.Listener
 	connSem   chan struct{}
+	mirrors   mirrorSet // mirror.go
 }
 
 // New compiles cfg (already defaulted and validated) into a Proxy that is
@@ -161,6 +162,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	if p.admin != nil {
 		_ = p.admin.Close()
 	}
+	p.mirrors.stop(ctx)
 	p.ups.closeAll()
 	p.access.close()
 	return err

@@ -122,40 +122,72 @@ func (d *dialer) dial(addr string) (net.Conn, error) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	if d.idle <= 0 {
-		return c, nil
-	}
 	return &idleConn{Conn: c, idle: d.idle}, nil
 }
 
-// idleConn pushes its deadline forward on every read and write. To avoid
-// resetting the runtime timer on each call it only moves the deadline when
-// more than an eighth of the idle window has passed.
+// idleConn pushes its deadline forward on every read and write (when idle
+// is above 0). To avoid resetting the runtime timer on each call it only
+// moves the deadline when more than an eighth of the idle window has passed.
+//
+// Deadlines a client library sets (fasthttp's DoDeadline, used for
+// timeouts.backendRequest) bound the connection only until the first
+// response byte arrives: the response is then a stream, bounded by idle
+// alone. Clearing them (fasthttp does before an untimed request) restores
+// the idle bound.
 type idleConn struct {
 	net.Conn
-	idle time.Duration
-	mu   sync.Mutex
-	set  time.Time
+	idle  time.Duration
+	mu    sync.Mutex
+	set   time.Time
+	ext   time.Time // try deadline until the response starts; zero: none
+	armed bool      // the socket deadline came from ext
 }
 
 func (c *idleConn) touch() {
 	now := time.Now()
 	c.mu.Lock()
-	if now.Sub(c.set) > c.idle/8 {
-		c.set = now
+	switch {
+	case !c.ext.IsZero():
+		d := c.ext
+		if c.idle > 0 && now.Add(c.idle).Before(d) {
+			d = now.Add(c.idle)
+		}
+		c.set, c.armed = time.Time{}, true
+		_ = c.Conn.SetDeadline(d)
+	case c.idle > 0 && (c.armed || now.Sub(c.set) > c.idle/8):
+		c.set, c.armed = now, false
 		_ = c.Conn.SetDeadline(now.Add(c.idle))
+	case c.armed:
+		c.armed = false
+		_ = c.Conn.SetDeadline(time.Time{})
 	}
 	c.mu.Unlock()
 }
 
-func (c *idleConn) Read(p []byte) (int, error) { c.touch(); return c.Conn.Read(p) }
+func (c *idleConn) Read(p []byte) (int, error) {
+	c.touch()
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.mu.Lock()
+		c.ext = time.Time{} // the response has started
+		c.mu.Unlock()
+	}
+	return n, err
+}
 
-// Deadlines belong to idleConn alone: client libraries that clear them
-// (fasthttp does when no timeout is set) would otherwise disable the idle bound.
-func (c *idleConn) SetDeadline(time.Time) error      { return nil }
-func (c *idleConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *idleConn) SetWriteDeadline(time.Time) error { return nil }
-func (c *idleConn) Write(p []byte) (int, error)      { c.touch(); return c.Conn.Write(p) }
+func (c *idleConn) setExt(t time.Time) error {
+	c.mu.Lock()
+	c.ext = t
+	c.mu.Unlock()
+	return nil
+}
+
+// Deadlines set by client libraries become the try deadline (see above);
+// the idle bound stays owned by idleConn.
+func (c *idleConn) SetDeadline(t time.Time) error      { return c.setExt(t) }
+func (c *idleConn) SetReadDeadline(t time.Time) error  { return c.setExt(t) }
+func (c *idleConn) SetWriteDeadline(t time.Time) error { return c.setExt(t) }
+func (c *idleConn) Write(p []byte) (int, error)        { c.touch(); return c.Conn.Write(p) }
 
 // b2s views bytes as a string without copying. The bytes must stay unchanged
 // for as long as the string is used.

@@ -61,19 +61,24 @@ func (t *h1Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
 	resp := fasthttp.AcquireResponse()
 	req.Header.DisableNormalizing()
 	req.Header.SetMethod(x.method)
-	uri := append(x.scratch[:0], x.path...) // copied by SetRequestURIBytes
+	uri := append(x.scratch[:0], x.upstreamPath()...) // copied by SetRequestURIBytes
 	if x.query != "" {
 		uri = append(uri, '?')
 		uri = append(uri, x.query...)
 	}
 	req.Header.SetRequestURIBytes(uri)
 	req.UseHostHeader = true
-	req.Header.SetHost(x.host)
+	req.Header.SetHost(x.upstreamHost())
 	copyRequestHeaders(x, requestSink{&req.Header})
 	if x.body != nil {
 		req.SetBodyStream(x.body, int(x.bodyLen))
 	}
-	err := t.hc.Do(req, resp)
+	var err error
+	if d := x.rt.tryDeadline; !d.IsZero() {
+		err = t.hc.DoDeadline(req, resp, d) // bounds the try until its response starts (idleConn)
+	} else {
+		err = t.hc.Do(req, resp)
+	}
 	fasthttp.ReleaseRequest(req)
 	if err != nil {
 		fasthttp.ReleaseResponse(resp)

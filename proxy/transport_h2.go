@@ -55,12 +55,12 @@ type httpHeaderSink http.Header
 func (h httpHeaderSink) Add(name, value string) { http.Header(h).Add(name, value) }
 
 func (t *h2Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
-	u := &url.URL{Scheme: t.f.scheme, Host: t.addr, Opaque: x.path, RawQuery: x.query}
+	u := &url.URL{Scheme: t.f.scheme, Host: t.addr, Opaque: x.upstreamPath(), RawQuery: x.query}
 	h := make(http.Header, x.hdr.Len()+6)
 	copyRequestHeaders(x, httpHeaderSink(h))
 	h.Del("Content-Length")
 	req := &http.Request{
-		Method: x.method, URL: u, Host: x.host, Header: h,
+		Method: x.method, URL: u, Host: x.upstreamHost(), Header: h,
 		Proto: "HTTP/2.0", ProtoMajor: 2, ContentLength: x.bodyLen,
 	}
 	if x.body != nil {
@@ -75,8 +75,16 @@ func (t *h2Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	ctx, tc := newTryContext(ctx, x.rt.tryDeadline)
 	resp, err := t.f.t.RoundTrip(req.WithContext(ctx))
-	if err != nil {
+	if timedOut := tc.stop(); err != nil || timedOut {
+		if resp != nil {
+			_ = resp.Body.Close()
+		}
+		tc.cancel()
+		if timedOut {
+			return nil, context.DeadlineExceeded
+		}
 		return nil, err
 	}
 	ur := &upstreamResponse{status: resp.StatusCode, body: resp.Body, length: resp.ContentLength}
@@ -106,6 +114,6 @@ func (t *h2Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
 	if resp.ContentLength == 0 {
 		ur.body = nil
 	}
-	ur.release = func(error) { _ = resp.Body.Close() }
+	ur.release = func(error) { _ = resp.Body.Close(); tc.cancel() }
 	return ur, nil
 }

@@ -54,6 +54,7 @@ type pool struct {
 	limits   config.Limits
 	eps      atomic.Pointer[[]*endpoint]
 	rr       atomic.Uint64
+	rrMode   atomic.Bool // cfg.Balancer is round-robin; updated in place on reload
 	tr       transportFactory
 	stop     context.CancelFunc
 	resolved chan struct{} // closed after the first DNS answer (or at once for static pools)
@@ -68,7 +69,7 @@ func (p *pool) pick(avoid *endpoint) *endpoint {
 		return nil
 	}
 	now := time.Now().UnixNano()
-	if p.cfg.Balancer == "round-robin" {
+	if p.rrMode.Load() {
 		start := int(p.rr.Add(1) % uint64(n))
 		return scanReady(eps, start, now, avoid)
 	}
@@ -125,7 +126,9 @@ func (u *upstreams) sync(cfg *config.Config) (map[string]*pool, error) {
 			if len(pc.Endpoints) > 0 {
 				old.setEndpoints(pc.Endpoints)
 			}
-			old.cfg = pc
+			// cfg is read by requests in flight: only the balancer may
+			// change here (samePoolShape), and it is published atomically.
+			old.rrMode.Store(pc.Balancer == "round-robin")
 			next[pc.Name] = old
 			continue
 		}
@@ -177,6 +180,7 @@ func newPool(pc config.Pool, lim config.Limits, log *slog.Logger) (*pool, error)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &pool{name: pc.Name, cfg: pc, limits: lim, tr: tf, stop: cancel, resolved: make(chan struct{})}
+	p.rrMode.Store(pc.Balancer == "round-robin")
 	empty := []*endpoint{}
 	p.eps.Store(&empty)
 	if pc.DNS != "" {

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/kvgate/kvgate/config"
 	"github.com/kvgate/kvgate/proxy"
@@ -115,6 +116,15 @@ func runServe(ctx context.Context, args []string, logOut io.Writer) error {
 		return err
 	}
 	log.Info("kvgate started", "version", buildVersion(), "config", cfg.Source)
+	if *path != "" {
+		wctx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		go func() {
+			if err := config.Watch(wctx, *path, 300*time.Millisecond, func() { reload(p, *path, log) }); err != nil {
+				log.Warn("config file watch is off; reload with SIGHUP or POST /reload", "err", err.Error())
+			}
+		}()
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -138,6 +148,10 @@ func runServe(ctx context.Context, args []string, logOut io.Writer) error {
 
 // reload re-reads the config; on any error the running config stays.
 func reload(p *proxy.Proxy, path string, log *slog.Logger) {
+	if path != "" {
+		_ = p.ReloadFile(path) // logs and counts the outcome
+		return
+	}
 	cfg, err := loadConfig(path)
 	if err == nil {
 		err = p.Reload(cfg)
