@@ -62,6 +62,7 @@ type Exchange struct {
 	up      *upstreamResponse
 	status  int
 	errKind string
+	inf     inferState // inference picking (picker.go)
 }
 
 var _ router.Request = (*Exchange)(nil)

@@ -54,12 +54,20 @@ func (p *Proxy) forward(x *Exchange) *Reply {
 	if pl == nil {
 		return x.fail(500, errInternal, "unknown_pool", "route "+route.Name+" names pool "+b.Pool+", which does not exist")
 	}
-	ep := pl.pick(nil)
+	var ep *endpoint
+	if ip := p.infer.get(pl.name); ip != nil {
+		var r *Reply
+		if ep, r = p.pickInference(x, ip, route); r != nil {
+			return r
+		}
+	} else {
+		ep = pl.pick(nil)
+	}
 	if ep == nil {
 		return x.fail(503, errUnavailable, "no_ready_endpoint", "pool "+pl.name+" has no ready endpoint; retry later").
 			withHeader("Retry-After", "1")
 	}
-	return p.try(x, ep)
+	return x.inf.annotate(p.try(x, ep))
 }
 
 // try sends the request to ep and turns the outcome into a Reply.
@@ -126,6 +134,7 @@ func (x *Exchange) finish(err error, n int64) {
 	if x.up != nil {
 		x.up.release(err)
 	}
+	x.inf.end()
 	status := x.status
 	if err != nil {
 		if x.ctx != nil && x.ctx.Err() != nil || isClientGone(err) {
