@@ -85,8 +85,8 @@ func (e *Endpoint) Suspect() bool { return e.suspect.Load() }
 
 // Store publishes a successful scrape taken at unixNanos and clears suspect.
 func (e *Endpoint) Store(m *ServerMetrics, unixNanos int64) {
-	e.waiting.Store(int64(m.Waiting))
-	e.running.Store(int64(m.Running))
+	e.waiting.Store(int64(min(m.Waiting, 1e9)))
+	e.running.Store(int64(min(m.Running, 1e9)))
 	kv := math.NaN()
 	if m.HasKV {
 		kv = min(max(m.KV, 0), 1)
