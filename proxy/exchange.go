@@ -65,6 +65,7 @@ type Exchange struct {
 	status  int
 	errKind string
 	rt      routeState // routing.go
+	inf     inferState // inference picking (picker.go)
 }
 
 var _ router.Request = (*Exchange)(nil)

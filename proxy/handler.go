@@ -61,7 +61,17 @@ func (p *Proxy) forward(x *Exchange) *Reply {
 	if r := p.applyRoute(x, s, m, b); r != nil {
 		return r
 	}
-	return p.tryAll(x, pl, route)
+	// An inference pool picks the first endpoint by KV-cache affinity (it
+	// reads the prompt, so it runs before tryAll wraps the body for replay);
+	// retries fall back to the pool's balancer.
+	var first *endpoint
+	if ip := p.infer.get(pl.name); ip != nil {
+		var r *Reply
+		if first, r = p.pickInference(x, ip, route); r != nil {
+			return r
+		}
+	}
+	return x.inf.annotate(p.tryAll(x, pl, route, first))
 }
 
 // try sends the request to ep and turns the outcome into a Reply.
@@ -133,6 +143,7 @@ func (x *Exchange) finish(err error, n int64) {
 	if x.up != nil {
 		x.up.done(err)
 	}
+	x.inf.end()
 	status := x.status
 	if err != nil {
 		if x.ctx != nil && x.ctx.Err() != nil || isClientGone(err) {

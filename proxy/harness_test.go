@@ -170,6 +170,9 @@ func certs(t *testing.T) {
 	_ = os.WriteFile(testCertFiles.key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
 }
 
+// plainClient speaks HTTP/1.1 to the plaintext listener.
+func plainClient() *http.Client { return engines()[0].client() }
+
 // eachEngine runs fn once per engine as a subtest.
 func eachEngine(t *testing.T, fn func(t *testing.T, e engine)) {
 	for _, e := range engines() {

@@ -155,6 +155,7 @@ func (p *Proxy) writeMetrics(out io.Writer) {
 		fmt.Fprintf(w, "kvgate_request_duration_seconds_count{%s} %d\n", lab, s.count.Load())
 	}
 	p.writePoolGauges(w)
+	p.writePickerMetrics(w)
 	fmt.Fprintln(w, "# TYPE kvgate_errors_total counter")
 	m.errors.write(w, "kvgate_errors_total", "kind")
 	fmt.Fprintln(w, "# TYPE kvgate_retries_total counter")

@@ -40,13 +40,14 @@ type Proxy struct {
 	admin     *http.Server
 	adminLn   net.Listener
 	connSem   chan struct{}
-	mirrors   mirrorSet // mirror.go
+	mirrors   mirrorSet     // mirror.go
+	infer     *inferenceSet // inference pools' picking state (picker.go)
 }
 
 // New compiles cfg (already defaulted and validated) into a Proxy that is
 // not yet listening.
 func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
-	p := &Proxy{log: log, ups: newUpstreams(log), metrics: newMetrics()}
+	p := &Proxy{log: log, ups: newUpstreams(log), metrics: newMetrics(), infer: &inferenceSet{log: log}}
 	acc, err := openAccessLog(cfg.AccessLog.Path)
 	if err != nil {
 		return nil, err
@@ -80,6 +81,10 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 	}
 	pools, err := p.ups.sync(cfg)
 	if err != nil {
+		p.metrics.reloads.WithLabel("error").Add(1)
+		return err
+	}
+	if err := p.infer.sync(cfg, pools); err != nil {
 		p.metrics.reloads.WithLabel("error").Add(1)
 		return err
 	}
@@ -163,6 +168,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		_ = p.admin.Close()
 	}
 	p.mirrors.stop(ctx)
+	p.infer.stopAll()
 	p.ups.closeAll()
 	p.access.close()
 	return err

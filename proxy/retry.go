@@ -21,7 +21,7 @@ const retryBodyBytes = 64 << 10
 // response byte was written. Each retry goes to another endpoint when the
 // pool has one. timeouts.request bounds every try and backoff together;
 // timeouts.backendRequest bounds each try until its response starts.
-func (p *Proxy) tryAll(x *Exchange, pl *pool, route *router.Route) *Reply {
+func (p *Proxy) tryAll(x *Exchange, pl *pool, route *router.Route, first *endpoint) *Reply {
 	pol := route.Retry
 	perTry := route.Timeouts.BackendRequest.D()
 	var rb *replayBody
@@ -33,7 +33,10 @@ func (p *Proxy) tryAll(x *Exchange, pl *pool, route *router.Route) *Reply {
 	}
 	var prev *endpoint
 	for attempt := 0; ; attempt++ {
-		ep := pl.pick(prev)
+		ep := first
+		if attempt > 0 || ep == nil {
+			ep = pl.pick(prev)
+		}
 		if ep == nil {
 			return x.fail(503, errUnavailable, "no_ready_endpoint", "pool "+pl.name+" has no ready endpoint; retry later").
 				withHeader("Retry-After", "1")

@@ -29,8 +29,6 @@ func (n *named) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, n.name)
 }
 
-func plainClient() *http.Client { return engines()[0].client() }
-
 func plainURL(p *Proxy, path string) string { return engines()[0].url(p, path) }
 
 func do(t *testing.T, c *http.Client, req *http.Request) (*http.Response, string) {

@@ -1,0 +1,317 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kvgate/kvgate/cache"
+	"github.com/kvgate/kvgate/config"
+	"github.com/kvgate/kvgate/router"
+)
+
+// This file wires KV-cache-aware picking (package router's PickerPool) into
+// the request path of inference pools: a bounded read of the body prefix,
+// prompt extraction and block hashing, the pick, the saturation queue, and
+// the exactly-once release in Exchange.finish.
+
+// objectiveHeader names an InferenceObjective whose priority applies.
+const objectiveHeader = "x-gateway-inference-objective"
+
+// inferenceSet holds the inference state of every inference pool, by pool
+// name. It survives reloads; the request path reads an immutable map.
+type inferenceSet struct {
+	mu    sync.Mutex // serialises sync and stop
+	pools atomic.Pointer[map[string]*infPool]
+	log   *slog.Logger
+}
+
+// infPool is one inference pool's long-lived state.
+type infPool struct {
+	name string
+	pp   *router.PickerPool
+	cfg  atomic.Pointer[config.Inference]
+	pool atomic.Pointer[pool] // the proxy pool currently carrying its endpoints
+	view atomic.Pointer[infView]
+	q    waitQueue
+
+	stop context.CancelFunc
+	done chan struct{} // closed when the scraper has stopped
+}
+
+// infView pairs a pool's endpoint slice with the picker's endpoint states,
+// index for index. It is rebuilt when the pool's slice changes.
+type infView struct {
+	src *[]*endpoint
+	eps []*endpoint
+	rs  []*router.Endpoint
+}
+
+func (s *inferenceSet) get(name string) *infPool {
+	m := s.pools.Load()
+	if m == nil {
+		return nil
+	}
+	return (*m)[name]
+}
+
+// sync makes the inference pools match cfg, reusing state by pool name.
+func (s *inferenceSet) sync(cfg *config.Config, pools map[string]*pool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := map[string]*infPool{}
+	if m := s.pools.Load(); m != nil {
+		old = *m
+	}
+	next := make(map[string]*infPool)
+	for _, pc := range cfg.Pools {
+		if pc.Inference == nil || pools[pc.Name] == nil {
+			continue
+		}
+		ip := old[pc.Name]
+		if ip == nil {
+			pp, err := router.NewPickerPool(pc.Name, pc.Inference)
+			if err != nil {
+				return err
+			}
+			ip = &infPool{name: pc.Name, pp: pp}
+		} else if err := ip.pp.Configure(pc.Inference); err != nil {
+			return err
+		}
+		ip.cfg.Store(pc.Inference)
+		ip.pool.Store(pools[pc.Name])
+		ip.refresh()
+		next[pc.Name] = ip
+	}
+	s.pools.Store(&next)
+	for name, ip := range old {
+		if next[name] != ip {
+			ip.close()
+		}
+	}
+	for _, ip := range next {
+		if ip.done == nil {
+			ip.startScraper(s.log)
+		}
+	}
+	return nil
+}
+
+// stopAll stops every scraper.
+func (s *inferenceSet) stopAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.pools.Load(); m != nil {
+		for _, ip := range *m {
+			ip.close()
+		}
+	}
+	empty := map[string]*infPool{}
+	s.pools.Store(&empty)
+}
+
+func (ip *infPool) close() {
+	if ip.stop != nil {
+		ip.stop()
+		<-ip.done
+		ip.stop, ip.done = nil, nil
+	}
+}
+
+// refresh returns the current view, rebuilding it when the pool's endpoint
+// slice changed (a reload or a DNS answer). Rebuilding takes the picker
+// pool's mutex; the steady path is two atomic loads.
+func (ip *infPool) refresh() *infView {
+	pl := ip.pool.Load()
+	src := pl.eps.Load()
+	if v := ip.view.Load(); v != nil && v.src == src {
+		return v
+	}
+	v := &infView{src: src, eps: *src, rs: make([]*router.Endpoint, len(*src))}
+	addrs := make([]string, len(*src))
+	for i, e := range *src {
+		v.rs[i] = ip.pp.Endpoint(e.addr)
+		addrs[i] = e.addr
+	}
+	ip.pp.Retain(addrs)
+	ip.view.Store(v)
+	return v
+}
+
+// inferScratch is the pooled per-request memory of an inference pick. It is
+// held until Exchange.finish, because the body prefix it holds is still
+// being forwarded.
+type inferScratch struct {
+	buf    []byte
+	prompt cache.Prompt
+}
+
+var inferScratchPool = sync.Pool{New: func() any { return new(inferScratch) }}
+
+// inferState is the inference part of an Exchange.
+type inferState struct {
+	ip     *infPool
+	sc     *inferScratch
+	rep    *router.Endpoint // Begin was called on it; End is due in finish
+	tokens int
+	addr   string // for x-kvgate-endpoint; "" when the header is off
+	pre    prefixReader
+	w      *waiter // the queue place, once queued
+}
+
+// end releases what the pick took. Exchange.finish calls it exactly once.
+func (s *inferState) end() {
+	if s.rep != nil {
+		s.rep.End(s.tokens)
+		s.rep = nil
+		s.ip.q.kick()
+	}
+	if s.sc != nil {
+		inferScratchPool.Put(s.sc)
+		s.sc = nil
+	}
+}
+
+// annotate adds x-kvgate-endpoint to r when the pool asks for it.
+func (s *inferState) annotate(r *Reply) *Reply {
+	if s.addr != "" {
+		r.Header = append(r.Header, Field{"x-kvgate-endpoint", s.addr})
+	}
+	return r
+}
+
+// prefixReader replays the bytes read for the prompt, then the rest of the
+// body, so the forwarded body is byte-identical. A read error met while
+// reading the prefix is returned after the prefix.
+type prefixReader struct {
+	b    []byte
+	rest io.Reader
+	err  error
+}
+
+func (r *prefixReader) Read(p []byte) (int, error) {
+	if len(r.b) > 0 {
+		n := copy(p, r.b)
+		r.b = r.b[n:]
+		return n, nil
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	return r.rest.Read(p)
+}
+
+// pickInference picks an endpoint of an inference pool for x, or returns
+// the error reply (413 body, 429 shed, 503 no endpoint or queue timeout).
+func (p *Proxy) pickInference(x *Exchange, ip *infPool, route *router.Route) (*endpoint, *Reply) {
+	in := ip.cfg.Load()
+	st := &x.inf
+	st.ip = ip
+	st.sc = inferScratchPool.Get().(*inferScratch)
+	pc := router.AcquirePickContext()
+	defer router.ReleasePickContext(pc)
+	if r := readPrompt(x, in, st.sc, &pc.Req); r != nil {
+		return nil, r
+	}
+	if in.Picker == "session" {
+		pc.Req.Session = x.hdr.Get(in.SessionHeader)
+	}
+	pc.Req.StopIfSaturated = true
+	prio := priorityOf(x, in, route)
+	var deadline time.Time
+	for {
+		v := ip.refresh()
+		for i, e := range v.eps {
+			v.rs[i].SetDownUntil(e.ejected.Load())
+		}
+		pc.Now = time.Now().UnixNano()
+		pc.Saturated = false
+		d := ip.pp.Pick(pc, v.rs)
+		if d.Endpoint != nil {
+			st.rep, st.tokens = d.Endpoint, d.Tokens
+			if in.EndpointHeader {
+				st.addr = d.Endpoint.Addr
+			}
+			if !deadline.IsZero() {
+				ip.q.kick() // we left the queue: let the next waiter try
+			}
+			return v.eps[d.Index], nil
+		}
+		if !d.Saturated {
+			return nil, x.fail(503, errUnavailable, "no_ready_endpoint", "pool "+ip.name+" has no ready endpoint; retry later").
+				withHeader("Retry-After", "1")
+		}
+		if prio < 0 {
+			ip.q.shed.Add(1)
+			return nil, x.fail(429, errRateLimit, "pool_saturated", "every endpoint of pool "+ip.name+" is saturated and this request's priority is "+strconv.Itoa(prio)+"; retry later").
+				withHeader("Retry-After", "1").withHeader("x-should-retry", "true")
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(in.QueueTimeout.D())
+		}
+		if r := ip.q.wait(x, prio, deadline, in, ip); r != nil {
+			return nil, r
+		}
+	}
+}
+
+// readPrompt reads a bounded prefix of the body, puts it back in front of
+// the rest, and fills req from it. A body that is not a usable OpenAI
+// request leaves req.HasPrompt false (the fallback balancer then picks).
+func readPrompt(x *Exchange, in *config.Inference, sc *inferScratch, req *router.PickRequest) *Reply {
+	if x.body == nil {
+		return nil
+	}
+	n := in.MaxPromptBytes
+	if n <= 0 {
+		n = cache.DefaultMaxPromptBytes
+	}
+	if x.bodyLen >= 0 && x.bodyLen < int64(n) {
+		n = int(x.bodyLen)
+	}
+	if cap(sc.buf) < n {
+		sc.buf = make([]byte, n)
+	}
+	buf := sc.buf[:n]
+	m, err := io.ReadFull(x.body, buf)
+	buf = buf[:m]
+	switch {
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		err = nil
+	case errors.Is(err, errBodyTooLarge):
+		return x.fail(413, errInvalidRequest, "body_too_large", bodyTooLargeMsg(x.limit.n))
+	}
+	x.inf.pre = prefixReader{b: buf, rest: x.body, err: err}
+	x.body = &x.inf.pre
+	if err != nil || cache.Extract(x.path, buf, &sc.prompt) != nil {
+		return nil
+	}
+	seed := cache.Seed(sc.prompt.Model, sc.prompt.CacheSalt)
+	req.HasPrompt = true
+	req.Seed = seed
+	req.Model = sc.prompt.Model
+	req.Blocks = cache.Blocks(seed, sc.prompt.Text, in.BlockSize, req.Blocks)
+	req.PromptTokens = (len(sc.prompt.Text) + 3) / 4
+	return nil
+}
+
+// priorityOf is the objective header's priority when it names a configured
+// objective, else the route's.
+func priorityOf(x *Exchange, in *config.Inference, route *router.Route) int {
+	if name := x.hdr.Get(objectiveHeader); name != "" {
+		for _, o := range in.Objectives {
+			if o.Name == name {
+				return o.Priority
+			}
+		}
+	}
+	if route != nil {
+		return route.Priority
+	}
+	return 0
+}

@@ -1,0 +1,447 @@
+package router
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kvgate/kvgate/cache"
+	"github.com/kvgate/kvgate/config"
+)
+
+// Reason says why an endpoint was picked; it labels kvgate_picks_total.
+type Reason uint8
+
+const (
+	// ReasonAffinity: the endpoint holding the longest prefix of the prompt won.
+	ReasonAffinity Reason = iota
+	// ReasonSpillover: an endpoint held a prefix but was over the load bound
+	// (or lost on load scores), so another took the request.
+	ReasonSpillover
+	// ReasonPlacement: no endpoint held the prompt's first block; consistent
+	// placement with bounded loads (cache.Place) chose, so replicas agree.
+	ReasonPlacement
+	// ReasonFallback: no usable prompt (not JSON, unknown path) or a preset
+	// without prefix scoring; the preset's picker chose on load alone.
+	ReasonFallback
+	numReasons
+)
+
+// Reasons lists every Reason, for exposition.
+var Reasons = [...]Reason{ReasonAffinity, ReasonSpillover, ReasonPlacement, ReasonFallback}
+
+var reasonNames = [...]string{"affinity", "spillover", "placement", "fallback"}
+
+func (r Reason) String() string {
+	if int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return "unknown"
+}
+
+// PickRequest is what the picker knows about one request. The proxy fills it
+// from a bounded prefix of the body (cache.Extract, cache.Seed, cache.Blocks).
+type PickRequest struct {
+	// HasPrompt is false when the body was not a usable OpenAI request; the
+	// pick then falls back to load alone and nothing is recorded.
+	HasPrompt bool
+	// Seed is cache.Seed(model, cache_salt); Blocks the chained block hashes.
+	Seed   uint64
+	Blocks []uint64
+	// Model is the body's model: a base model or a LoRA adapter name.
+	Model string
+	// PromptTokens is an estimate (bytes/4) counted in the in-flight tokens.
+	PromptTokens int
+	// Session is the session header's value (session preset); "" none.
+	Session string
+	// StopIfSaturated makes Pick return no endpoint, with Decision.Saturated,
+	// when every healthy endpoint is saturated, so that the caller can shed
+	// or queue the request. Otherwise Pick chooses among saturated ones.
+	StopIfSaturated bool
+}
+
+// Candidate is one endpoint during one pick, with the signals the scorers
+// read, loaded once from the Endpoint's atomics.
+type Candidate struct {
+	E *Endpoint
+	// Matched is how many leading prompt blocks the index says E holds.
+	Matched int
+	// Fresh reports a scrape no older than twice the scrape interval; when
+	// false the scraped Queue and KV are replaced by proxy-side counts.
+	Fresh bool
+	// Queue is the scraped queue depth when fresh, else proxy in-flight requests.
+	Queue float64
+	// KV is the scraped KV utilisation in [0,1] when fresh; NaN otherwise.
+	KV float64
+	// Inflight and Tokens are proxy-side in-flight requests and prompt tokens.
+	Inflight, Tokens int64
+	// Score is the weighted score in [0,1] the picker reads.
+	Score float64
+}
+
+// PickContext is the per-request scratch space of a pick. It is not safe for
+// concurrent use: take one per request (AcquirePickContext) and release it
+// after the pick. Filters, scorers and pickers may read Req and the pool
+// settings through it.
+type PickContext struct {
+	Req PickRequest
+	// Now is the pick time in unix nanoseconds.
+	Now int64
+	// Saturated is set by the not-saturated filter when every candidate was.
+	Saturated bool
+
+	set    *pickSettings
+	cands  []Candidate
+	scores []float64
+	match  []int
+	addrs  []string
+	loads  []int
+}
+
+var pickContexts = sync.Pool{New: func() any { return new(PickContext) }}
+
+// AcquirePickContext returns a cleared PickContext from a pool.
+func AcquirePickContext() *PickContext {
+	pc := pickContexts.Get().(*PickContext)
+	pc.Req = PickRequest{Blocks: pc.Req.Blocks[:0]}
+	pc.Saturated = false
+	return pc
+}
+
+// ReleasePickContext returns pc to the pool; pc must not be used afterwards.
+func ReleasePickContext(pc *PickContext) {
+	pc.set = nil
+	clear(pc.cands)
+	clear(pc.addrs)
+	pickContexts.Put(pc)
+}
+
+// QueueThreshold is the pool's queue depth at which an endpoint is saturated.
+func (pc *PickContext) QueueThreshold() float64 { return float64(pc.set.queueT) }
+
+// KVThreshold is the pool's KV utilisation at which an endpoint is saturated.
+func (pc *PickContext) KVThreshold() float64 { return pc.set.kvT }
+
+// Saturated reports whether c is saturated by its fresh scraped metrics:
+// queue ≥ queueThreshold or KV ≥ kvThreshold. Stale metrics never saturate.
+func (pc *PickContext) saturated(c *Candidate) bool {
+	if !c.Fresh {
+		return false
+	}
+	return c.Queue >= pc.QueueThreshold() || !math.IsNaN(c.KV) && c.KV >= pc.KVThreshold()
+}
+
+// Decision is the outcome of one pick.
+type Decision struct {
+	// Index is the chosen endpoint's position in the slice passed to Pick; -1 none.
+	Index int
+	// Endpoint is the chosen endpoint; Begin has been called on it with
+	// Tokens, and the caller must call End(Tokens) exactly once.
+	Endpoint *Endpoint
+	Tokens   int
+	Reason   Reason
+	// Matched of Total prompt blocks were held by the chosen endpoint.
+	Matched, Total int
+	// Saturated: every healthy endpoint was saturated.
+	Saturated bool
+}
+
+// pickSettings is one configuration of a pool's picking; swapped on reload.
+type pickSettings struct {
+	pipe       Pipeline
+	affinity   bool // prefix scoring with placement and spill-over
+	queueT     int
+	kvT        float64
+	bound      float64
+	staleAfter int64 // nanoseconds
+	blockSize  int
+	interval   time.Duration
+}
+
+// PickerPool is the picking state of one inference pool: its endpoints by
+// address, its prefix index and its current pipeline. It lives outside
+// configuration snapshots and survives reloads (Configure swaps settings).
+//
+// Concurrency: Pick may be called by any number of goroutines at once and
+// takes no pool-wide lock (only the index's short read and write locks).
+// Endpoint, Retain and Configure serialise on a mutex and are meant for the
+// reload path and the scrapers, not for every request.
+type PickerPool struct {
+	name  string
+	index *cache.Index
+	set   atomic.Pointer[pickSettings]
+
+	mu  sync.Mutex
+	eps map[string]*Endpoint
+
+	ratio [len(RatioBuckets)]atomic.Uint64
+	picks atomic.Uint64
+}
+
+// RatioBuckets are the upper bounds of the prefix match ratio histogram.
+var RatioBuckets = [...]float64{0, 0.1, 0.25, 0.5, 0.75, 0.9, 1}
+
+// NewPickerPool returns the picking state for inference pool name configured
+// by in (already defaulted; see config.Default).
+func NewPickerPool(name string, in *config.Inference) (*PickerPool, error) {
+	p := &PickerPool{name: name, eps: map[string]*Endpoint{}, index: cache.NewIndex(in.CacheBlocks)}
+	if err := p.Configure(in); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Configure builds the pipeline named by in and swaps it in. On error the
+// running settings stay.
+func (p *PickerPool) Configure(in *config.Inference) error {
+	pipe, err := BuildPipeline(in)
+	if err != nil {
+		return err
+	}
+	iv := in.ScrapeInterval.D()
+	if iv <= 0 {
+		iv = config.DefaultScrapeInterval
+	}
+	s := &pickSettings{
+		pipe:       pipe,
+		affinity:   pipe.affinity(),
+		queueT:     max(in.QueueThreshold, 1),
+		kvT:        in.KVThreshold,
+		bound:      in.LoadBound,
+		staleAfter: int64(2 * iv),
+		blockSize:  in.BlockSize,
+		interval:   iv,
+	}
+	if s.kvT <= 0 {
+		s.kvT = config.DefaultKVThreshold
+	}
+	p.set.Store(s)
+	return nil
+}
+
+// Name returns the pool name.
+func (p *PickerPool) Name() string { return p.name }
+
+// Index returns the pool's prefix index.
+func (p *PickerPool) Index() *cache.Index { return p.index }
+
+// Endpoint returns the state of addr, creating it (and registering it in the
+// index) on first use. The same address always yields the same *Endpoint
+// until Retain drops it.
+func (p *PickerPool) Endpoint(addr string) *Endpoint {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e := p.eps[addr]; e != nil {
+		return e
+	}
+	e := newEndpoint(addr)
+	e.slot = p.index.Add(addr)
+	p.eps[addr] = e
+	return e
+}
+
+// Retain drops every endpoint whose address is not in addrs, purging its
+// index entries. Requests still in flight to a dropped endpoint end on the
+// object they hold.
+func (p *PickerPool) Retain(addrs []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keep := make(map[string]bool, len(addrs))
+	for _, a := range addrs {
+		keep[a] = true
+	}
+	for a := range p.eps {
+		if !keep[a] {
+			p.index.Remove(a)
+			delete(p.eps, a)
+		}
+	}
+}
+
+// StoreScrape publishes a scrape of e taken at unixNanos, and sizes e's
+// index LRU from num_gpu_blocks when the server reports it.
+func (p *PickerPool) StoreScrape(e *Endpoint, m *ServerMetrics, unixNanos int64) {
+	old := e.gpuBlocks.Load()
+	e.Store(m, unixNanos)
+	if m.NumGPUBlocks > 0 && int64(m.NumGPUBlocks) != old {
+		bs := m.BlockSize
+		if bs <= 0 {
+			bs = 16
+		}
+		p.index.SetCapacity(e.Addr, cache.CapacityFromServer(m.NumGPUBlocks, bs, p.set.Load().blockSize))
+	}
+}
+
+// ScrapeInterval returns the configured scrape interval.
+func (p *PickerPool) ScrapeInterval() time.Duration { return p.set.Load().interval }
+
+// Ratio returns the cumulative prefix match ratio histogram (one count per
+// RatioBuckets bound) and the total number of affinity-mode picks.
+func (p *PickerPool) Ratio() (cum [len(RatioBuckets)]uint64, count uint64) {
+	var c uint64
+	for i := range p.ratio {
+		c += p.ratio[i].Load()
+		cum[i] = c
+	}
+	return cum, p.picks.Load()
+}
+
+// Pick chooses one of eps for pc.Req: filters, then weighted scorers, then
+// the picker; in affinity mode (a pipeline with the prefix scorer) a prompt
+// no endpoint holds is placed with cache.Place, and a holder over the load
+// bound spills over. On success it calls Begin on the endpoint and records
+// the prompt's blocks for it in the index. It never blocks and does no I/O.
+// eps must be endpoints of this pool (from Endpoint).
+func (p *PickerPool) Pick(pc *PickContext, eps []*Endpoint) Decision {
+	s := p.set.Load()
+	pc.set = s
+	if pc.Now == 0 {
+		pc.Now = time.Now().UnixNano()
+	}
+	d := Decision{Index: -1, Total: len(pc.Req.Blocks)}
+	useIndex := s.affinity && pc.Req.HasPrompt
+	if useIndex && len(pc.Req.Blocks) > 0 {
+		pc.match = p.index.Match(pc.Req.Blocks, pc.match)
+	} else {
+		pc.match = pc.match[:0]
+	}
+	cands := p.candidates(pc, eps)
+	for _, f := range s.pipe.Filters {
+		if cands = f.Filter(pc, cands); len(cands) == 0 {
+			return d
+		}
+	}
+	if pc.Saturated {
+		d.Saturated = true
+		if pc.Req.StopIfSaturated {
+			return d
+		}
+	}
+	i, reason := p.choose(pc, s, cands, useIndex)
+	c := &cands[i]
+	for j, e := range eps {
+		if e == c.E {
+			d.Index = j
+			break
+		}
+	}
+	d.Endpoint, d.Reason, d.Matched, d.Tokens = c.E, reason, c.Matched, pc.Req.PromptTokens
+	c.E.Begin(d.Tokens)
+	c.E.picks[reason].Add(1)
+	if useIndex {
+		p.observeRatio(d.Matched, d.Total)
+		if len(pc.Req.Blocks) > 0 {
+			p.index.Record(c.E.Addr, pc.Req.Blocks)
+		}
+	}
+	return d
+}
+
+func (p *PickerPool) observeRatio(matched, total int) {
+	r := 0.0
+	if total > 0 {
+		r = float64(matched) / float64(total)
+	}
+	for i, b := range RatioBuckets {
+		if r <= b {
+			p.ratio[i].Add(1)
+			break
+		}
+	}
+	p.picks.Add(1)
+}
+
+// candidates loads every endpoint's signals once.
+func (p *PickerPool) candidates(pc *PickContext, eps []*Endpoint) []Candidate {
+	cands := pc.cands[:0]
+	for _, e := range eps {
+		c := Candidate{E: e, KV: math.NaN()}
+		if s := e.slot; s >= 0 && s < len(pc.match) {
+			c.Matched = pc.match[s]
+		}
+		c.Inflight, c.Tokens = e.inflight.Load(), e.inflightToks.Load()
+		if at := e.scrapedAt.Load(); at > 0 && pc.Now-at <= pc.set.staleAfter {
+			c.Fresh = true
+			c.Queue = float64(e.waiting.Load())
+			c.KV = math.Float64frombits(e.kv.Load())
+		} else {
+			c.Queue = float64(c.Inflight)
+		}
+		cands = append(cands, c)
+	}
+	pc.cands = cands
+	return cands
+}
+
+// choose runs scorers and the picker, with placement and spill-over in
+// affinity mode. It returns an index into cands.
+func (p *PickerPool) choose(pc *PickContext, s *pickSettings, cands []Candidate, useIndex bool) (int, Reason) {
+	s.pipe.score(pc, cands)
+	if !useIndex {
+		return s.pipe.Picker.Pick(pc, cands), ReasonFallback
+	}
+	best := 0
+	for i := range cands {
+		if cands[i].Matched > cands[best].Matched {
+			best = i
+		}
+	}
+	if cands[best].Matched == 0 {
+		return p.place(pc, s, cands), ReasonPlacement
+	}
+	i := s.pipe.Picker.Pick(pc, cands)
+	limit := loadLimit(cands, s.bound)
+	if float64(cands[i].Inflight+1) > limit {
+		i = bestWithin(cands, limit, i)
+	}
+	if cands[i].Matched == cands[best].Matched {
+		return i, ReasonAffinity
+	}
+	return i, ReasonSpillover
+}
+
+// place is consistent placement with bounded loads over the candidates.
+func (p *PickerPool) place(pc *PickContext, s *pickSettings, cands []Candidate) int {
+	addrs, loads := pc.addrs[:0], pc.loads[:0]
+	for i := range cands {
+		addrs = append(addrs, cands[i].E.Addr)
+		loads = append(loads, int(cands[i].Inflight))
+	}
+	pc.addrs, pc.loads = addrs, loads
+	key := pc.Req.Seed
+	if len(pc.Req.Blocks) > 0 {
+		key = cache.PlacementKey(pc.Req.Seed, pc.Req.Blocks, 0)
+	}
+	return max(cache.Place(key, addrs, loads, s.bound), 0)
+}
+
+// loadLimit is the bounded-load ceiling: ceil(bound × (total+1) / n).
+func loadLimit(cands []Candidate, bound float64) float64 {
+	if bound < 1 {
+		bound = cache.DefaultLoadBound
+	}
+	var total int64
+	for i := range cands {
+		total += max(cands[i].Inflight, 0)
+	}
+	return math.Ceil(bound * float64(total+1) / float64(len(cands)))
+}
+
+// bestWithin returns the highest-scored candidate whose load stays within
+// limit, or fallback when none does.
+func bestWithin(cands []Candidate, limit float64, fallback int) int {
+	best := -1
+	for i := range cands {
+		if float64(cands[i].Inflight+1) > limit {
+			continue
+		}
+		if best < 0 || cands[i].Score > cands[best].Score {
+			best = i
+		}
+	}
+	if best < 0 {
+		return fallback
+	}
+	return best
+}

@@ -1,0 +1,81 @@
+package router
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/kvgate/kvgate/cache"
+)
+
+// BenchmarkPick8KiB16Endpoints measures one inference pick as the proxy does
+// it after extraction: hash an 8 KiB prompt into 128 blocks, match them in
+// the index, filter, score with the default prefix-affinity weights, pick,
+// record the blocks on the chosen endpoint, and release the in-flight count.
+// The index holds 64 prompts per endpoint behind one shared system prompt.
+func BenchmarkPick8KiB16Endpoints(b *testing.B) {
+	p, eps := testPool(b, 16, nil)
+	system := strings.Repeat("You are a helpful assistant; follow the policy. ", 43)[:2048]
+	r := rand.New(rand.NewPCG(1, 2))
+	text := func() []byte {
+		t := []byte(system)
+		for len(t) < 8<<10 {
+			t = fmt.Appendf(t, "user says %x. ", r.Uint64())
+		}
+		return t[:8<<10]
+	}
+	seed := cache.Seed("meta-llama/Llama-3.1-8B-Instruct", "")
+	for i := range eps {
+		for range 64 {
+			p.Index().Record(eps[i].Addr, cache.Blocks(seed, text(), 0, nil))
+		}
+	}
+	prompts := [][]byte{text(), text(), text(), text()}
+	b.ReportAllocs()
+	i := 0
+	clk := startCPU()
+	for b.Loop() {
+		pc := AcquirePickContext()
+		pc.Req.HasPrompt, pc.Req.Seed, pc.Req.PromptTokens = true, seed, 2048
+		pc.Req.Blocks = cache.Blocks(seed, prompts[i%len(prompts)], 0, pc.Req.Blocks)
+		d := p.Pick(pc, eps)
+		d.Endpoint.End(d.Tokens)
+		ReleasePickContext(pc)
+		i++
+	}
+	clk.stop(b)
+}
+
+// BenchmarkIndexBytesPerEntry reports the prefix index's memory per
+// (endpoint, block) entry, as measured by the heap and as Stats estimates.
+func BenchmarkIndexBytesPerEntry(b *testing.B) {
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		idx := cache.NewIndex(1 << 20)
+		seed := cache.Seed("m", "")
+		r := rand.New(rand.NewPCG(3, 4))
+		buf := make([]byte, 8<<10)
+		var blocks []uint64
+		for e := range 16 {
+			ep := fmt.Sprintf("10.0.0.%d:8000", e)
+			idx.Add(ep)
+			for range 64 {
+				for j := range buf {
+					buf[j] = byte('a' + r.IntN(26))
+				}
+				blocks = cache.Blocks(seed, buf, 0, blocks)
+				idx.Record(ep, blocks)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		entries, est := idx.Stats()
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(entries), "heap-B/entry")
+		b.ReportMetric(float64(est)/float64(entries), "est-B/entry")
+		runtime.KeepAlive(idx)
+	}
+}

@@ -1,0 +1,300 @@
+package router
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kvgate/kvgate/cache"
+	"github.com/kvgate/kvgate/config"
+)
+
+// testPool is a PickerPool of n endpoints named 10.0.0.i:8000.
+func testPool(t testing.TB, n int, mod func(in *config.Inference)) (*PickerPool, []*Endpoint) {
+	t.Helper()
+	in := &config.Inference{}
+	config.Default(&config.Config{Pools: []config.Pool{{Inference: in}}})
+	if mod != nil {
+		mod(in)
+	}
+	p, err := NewPickerPool("p", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps := make([]*Endpoint, n)
+	for i := range eps {
+		eps[i] = p.Endpoint(fmt.Sprintf("10.0.0.%d:8000", i))
+	}
+	return p, eps
+}
+
+// prompt returns a PickRequest for text under model and salt.
+func prompt(model, salt, text string) PickRequest {
+	seed := cache.Seed(model, salt)
+	return PickRequest{HasPrompt: true, Seed: seed, Model: model, PromptTokens: len(text) / 4,
+		Blocks: cache.Blocks(seed, []byte(text), 0, nil)}
+}
+
+func pick(t testing.TB, p *PickerPool, eps []*Endpoint, r PickRequest) Decision {
+	t.Helper()
+	pc := AcquirePickContext()
+	defer ReleasePickContext(pc)
+	pc.Req = r
+	return p.Pick(pc, eps)
+}
+
+func longText(tag string, n int) string {
+	return strings.Repeat(tag+" lorem ipsum dolor sit amet. ", n/20+1)[:n]
+}
+
+func TestPickAffinityAndPlacement(t *testing.T) {
+	p, eps := testPool(t, 8, nil)
+	text := longText("conversation-1", 4096)
+	first := pick(t, p, eps, prompt("m", "", text))
+	if first.Reason != ReasonPlacement || first.Matched != 0 {
+		t.Fatalf("first pick: %+v, want placement with no match", first)
+	}
+	first.Endpoint.End(first.Tokens)
+	for range 5 {
+		d := pick(t, p, eps, prompt("m", "", text+" and a follow-up question"))
+		if d.Endpoint != first.Endpoint || d.Reason != ReasonAffinity || d.Matched != d.Total {
+			t.Fatalf("follow-up: %+v on %s, want affinity to %s with a full match", d, d.Endpoint.Addr, first.Endpoint.Addr)
+		}
+		d.Endpoint.End(d.Tokens)
+	}
+	if got := first.Endpoint.Picks(ReasonAffinity); got != 5 {
+		t.Errorf("affinity picks = %d, want 5", got)
+	}
+	for _, e := range eps {
+		if n, tok := e.Inflight(); n != 0 || tok != 0 {
+			t.Errorf("%s in flight %d/%d after every End", e.Addr, n, tok)
+		}
+	}
+}
+
+func TestPickIsolatesModelsAndSalts(t *testing.T) {
+	p, eps := testPool(t, 8, nil)
+	text := longText("shared", 2048)
+	d := pick(t, p, eps, prompt("m", "", text))
+	d.Endpoint.End(d.Tokens)
+	for _, r := range []PickRequest{prompt("other-model", "", text), prompt("m", "salt-a", text)} {
+		d := pick(t, p, eps, r)
+		if d.Matched != 0 || d.Reason != ReasonPlacement {
+			t.Errorf("model %q: %+v; a different model or salt must never match", r.Model, d)
+		}
+		d.Endpoint.End(d.Tokens)
+	}
+}
+
+// Two pools with the same endpoints and no shared state place a new prefix
+// on the same endpoint.
+func TestPlacementAgreesAcrossReplicas(t *testing.T) {
+	a, ea := testPool(t, 16, nil)
+	b, eb := testPool(t, 16, nil)
+	for i := range 50 {
+		r := prompt("m", "", longText(fmt.Sprint("prefix-", i), 1024))
+		da, db := pick(t, a, ea, r), pick(t, b, eb, r)
+		if da.Endpoint.Addr != db.Endpoint.Addr {
+			t.Fatalf("prompt %d: replica a chose %s, b chose %s", i, da.Endpoint.Addr, db.Endpoint.Addr)
+		}
+		da.Endpoint.End(da.Tokens)
+		db.Endpoint.End(db.Tokens)
+	}
+}
+
+func TestPickSpillsOverAtLoadBound(t *testing.T) {
+	p, eps := testPool(t, 4, nil)
+	text := longText("hot", 2048)
+	var ds []Decision
+	spill := 0
+	holder := ""
+	for i := range 20 {
+		d := pick(t, p, eps, prompt("m", "", text))
+		ds = append(ds, d)
+		if i == 0 {
+			holder = d.Endpoint.Addr
+		}
+		if d.Reason == ReasonSpillover {
+			spill++
+		}
+		n, _ := d.Endpoint.Inflight()
+		var total int64
+		for _, e := range eps {
+			m, _ := e.Inflight()
+			total += m
+		}
+		if limit := math.Ceil(1.25 * float64(total) / 4); float64(n) > limit+1 {
+			t.Fatalf("pick %d put %s at %d in flight, over the bound %g", i, d.Endpoint.Addr, n, limit)
+		}
+	}
+	if spill == 0 {
+		t.Fatalf("20 concurrent requests for one prefix never spilled over from %s", holder)
+	}
+	for _, d := range ds {
+		d.Endpoint.End(d.Tokens)
+	}
+}
+
+func TestPickFiltersAndStaleness(t *testing.T) {
+	now := time.Now().UnixNano()
+	fresh := func(e *Endpoint, waiting int, kv float64) {
+		e.Store(&ServerMetrics{Waiting: float64(waiting), KV: kv, HasKV: true}, now)
+	}
+	t.Run("saturated endpoints are skipped", func(t *testing.T) {
+		p, eps := testPool(t, 3, nil)
+		fresh(eps[0], 10, 0.1)
+		fresh(eps[1], 0, 0.95)
+		fresh(eps[2], 0, 0.1)
+		for range 10 {
+			d := pick(t, p, eps, prompt("m", "", longText(fmt.Sprint(now), 512)))
+			if d.Endpoint != eps[2] {
+				t.Fatalf("picked %s, want the only unsaturated endpoint", d.Endpoint.Addr)
+			}
+			d.Endpoint.End(d.Tokens)
+		}
+	})
+	t.Run("all saturated stops when asked", func(t *testing.T) {
+		p, eps := testPool(t, 2, nil)
+		fresh(eps[0], 10, 0.1)
+		fresh(eps[1], 10, 0.1)
+		r := prompt("m", "", "x")
+		r.StopIfSaturated = true
+		if d := pick(t, p, eps, r); d.Endpoint != nil || !d.Saturated {
+			t.Fatalf("got %+v, want no endpoint and Saturated", d)
+		}
+		r.StopIfSaturated = false
+		d := pick(t, p, eps, r)
+		if d.Endpoint == nil || !d.Saturated {
+			t.Fatalf("got %+v, want an endpoint and Saturated", d)
+		}
+		d.Endpoint.End(d.Tokens)
+	})
+	t.Run("stale metrics are ignored", func(t *testing.T) {
+		p, eps := testPool(t, 2, nil)
+		old := now - int64(time.Second) // 20 intervals of 50ms ago
+		eps[0].Store(&ServerMetrics{Waiting: 50, KV: 0.99, HasKV: true}, old)
+		eps[1].Store(&ServerMetrics{Waiting: 50, KV: 0.99, HasKV: true}, old)
+		r := prompt("m", "", "x")
+		r.StopIfSaturated = true
+		d := pick(t, p, eps, r)
+		if d.Endpoint == nil || d.Saturated {
+			t.Fatalf("stale saturation figures were used: %+v", d)
+		}
+		d.Endpoint.End(d.Tokens)
+	})
+	t.Run("suspect endpoints are skipped while others are fine", func(t *testing.T) {
+		p, eps := testPool(t, 3, nil)
+		eps[0].MarkSuspect(true)
+		eps[1].MarkSuspect(true)
+		for i := range 10 {
+			d := pick(t, p, eps, prompt("m", "", longText(fmt.Sprint(i), 512)))
+			if d.Endpoint != eps[2] {
+				t.Fatalf("picked suspect %s", d.Endpoint.Addr)
+			}
+			d.Endpoint.End(d.Tokens)
+		}
+		eps[2].MarkSuspect(true)
+		if d := pick(t, p, eps, prompt("m", "", "x")); d.Endpoint == nil {
+			t.Fatal("all suspect: no endpoint, want any")
+		} else {
+			d.Endpoint.End(d.Tokens)
+		}
+	})
+	t.Run("ejected endpoints are skipped", func(t *testing.T) {
+		p, eps := testPool(t, 2, nil)
+		eps[0].SetDownUntil(now + int64(time.Hour))
+		eps[1].SetDownUntil(now + int64(time.Hour))
+		if d := pick(t, p, eps, prompt("m", "", "x")); d.Endpoint != nil {
+			t.Fatalf("picked ejected %s", d.Endpoint.Addr)
+		}
+	})
+	t.Run("lora adapter present or loadable", func(t *testing.T) {
+		p, eps := testPool(t, 3, nil)
+		eps[0].Store(&ServerMetrics{HasLoRA: true, LoRA: LoRAInfo{Running: []string{"x", "y"}, Max: 2}}, now)
+		eps[1].Store(&ServerMetrics{HasLoRA: true, LoRA: LoRAInfo{Running: []string{"ad"}, Max: 2}}, now)
+		eps[2].Store(&ServerMetrics{HasLoRA: true, LoRA: LoRAInfo{Running: []string{"x"}, Max: 2}}, now)
+		seen := map[*Endpoint]bool{}
+		for i := range 40 {
+			d := pick(t, p, eps, prompt("ad", "", longText(fmt.Sprint(i), 300)))
+			seen[d.Endpoint] = true
+			d.Endpoint.End(d.Tokens)
+		}
+		if seen[eps[0]] {
+			t.Errorf("picked %s, whose adapter slots are full and which lacks the adapter", eps[0].Addr)
+		}
+	})
+}
+
+func TestPresets(t *testing.T) {
+	for _, name := range Presets {
+		t.Run(name, func(t *testing.T) {
+			p, eps := testPool(t, 4, func(in *config.Inference) { in.Picker = name })
+			counts := map[string]int{}
+			for i := range 40 {
+				r := prompt("m", "", longText(fmt.Sprint(i), 256))
+				r.Session = "user-7"
+				d := pick(t, p, eps, r)
+				counts[d.Endpoint.Addr]++
+				if name != "prefix-affinity" && d.Reason != ReasonFallback {
+					t.Errorf("reason %s, want fallback", d.Reason)
+				}
+				d.Endpoint.End(d.Tokens)
+			}
+			switch name {
+			case "session":
+				if len(counts) != 1 {
+					t.Errorf("one session went to %d endpoints", len(counts))
+				}
+			case "round-robin":
+				for a, n := range counts {
+					if n != 10 {
+						t.Errorf("%s got %d of 40", a, n)
+					}
+				}
+			default:
+				if len(counts) < 2 {
+					t.Errorf("40 distinct prompts all went to %v", counts)
+				}
+			}
+		})
+	}
+	in := &config.Inference{Picker: "nope"}
+	if _, err := BuildPipeline(in); err == nil {
+		t.Error("unknown preset accepted")
+	}
+	in = &config.Inference{Scorers: []config.ScorerWeight{{Name: "queue", Weight: 1}}}
+	pipe, err := BuildPipeline(in)
+	if err != nil || len(pipe.Scorers) != 1 || pipe.affinity() {
+		t.Errorf("scorer override: %+v, %v; want queue alone and no affinity", pipe, err)
+	}
+}
+
+func TestRetainPurgesIndex(t *testing.T) {
+	p, eps := testPool(t, 2, nil)
+	d := pick(t, p, eps, prompt("m", "", longText("a", 1024)))
+	d.Endpoint.End(d.Tokens)
+	if n, _ := p.Index().Stats(); n == 0 {
+		t.Fatal("nothing recorded")
+	}
+	p.Retain(nil)
+	if n, _ := p.Index().Stats(); n != 0 {
+		t.Errorf("%d entries left after every endpoint departed", n)
+	}
+	if p.Endpoint(eps[0].Addr) == eps[0] {
+		t.Error("a departed endpoint came back with its old state")
+	}
+}
+
+func TestCapacityFromScrape(t *testing.T) {
+	p, eps := testPool(t, 1, func(in *config.Inference) { in.CacheBlocks = 1 << 20 })
+	p.StoreScrape(eps[0], &ServerMetrics{NumGPUBlocks: 4, BlockSize: 16}, time.Now().UnixNano())
+	for i := range 3 {
+		d := pick(t, p, eps, prompt("m", "", longText(fmt.Sprint(i), 64*10)))
+		d.Endpoint.End(d.Tokens)
+	}
+	if n, _ := p.Index().Stats(); n != 4 {
+		t.Errorf("index holds %d entries, want the scraped capacity 4", n)
+	}
+}
