@@ -53,6 +53,9 @@ type Options struct {
 	// Client sends the requests; its HTTP and SessionHeader fields are
 	// filled in by Run when empty.
 	Client Client
+	// MaxInFlight bounds the requests in flight at once; a request whose
+	// arrival time has come waits for a slot. 0 means no bound (open loop).
+	MaxInFlight int
 	// HotShare is passed to SessionKeys; 0 means 0.05.
 	HotShare float64
 	// Progress, when set, is called after each request ends with the number
@@ -79,6 +82,9 @@ type Report struct {
 	TTFTP50, TTFTP99 time.Duration
 	// OutputTokensPerSec is completion tokens over the replay's duration.
 	OutputTokensPerSec float64
+	// PromptTokens and CachedTokens sum the usage chunks of the requests that
+	// completed (cached tokens are prompt_tokens_details.cached_tokens).
+	PromptTokens, CachedTokens int
 	// Share is each simulator's fraction of the requests it received.
 	Share []float64
 	// MaxMeanShare is max(Share)/mean(Share): 1 is perfectly even.
@@ -239,6 +245,10 @@ func replay(ctx context.Context, cl *Client, o Options, urls []string, keys []st
 	results := make([]Result, len(o.Workload))
 	var wg sync.WaitGroup
 	var done atomic.Int64
+	var slots chan struct{}
+	if o.MaxInFlight > 0 {
+		slots = make(chan struct{}, o.MaxInFlight)
+	}
 	start := time.Now()
 	first := o.Workload[0].Timestamp
 	for i, req := range o.Workload {
@@ -249,6 +259,12 @@ func replay(ctx context.Context, cl *Client, o Options, urls []string, keys []st
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
+			}
+		}
+		if slots != nil {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
 			}
 		}
 		if ctx.Err() != nil {
@@ -263,6 +279,9 @@ func replay(ctx context.Context, cl *Client, o Options, urls []string, keys []st
 		}
 		wg.Go(func() {
 			results[i] = cl.Do(ctx, urls[i%len(urls)], req, key)
+			if slots != nil {
+				<-slots
+			}
 			n := done.Add(1)
 			if o.Progress != nil {
 				o.Progress(int(n), len(o.Workload))
@@ -289,6 +308,8 @@ func summarise(sc Scenario, o Options, results []Result, sims []*sim.Running, wa
 		}
 		ttft = append(ttft, res.TTFT)
 		out += res.OutputTokens
+		r.PromptTokens += res.PromptTokens
+		r.CachedTokens += res.CachedTokens
 	}
 	slices.Sort(ttft)
 	r.TTFTP50, r.TTFTP99 = model(percentile(ttft, 0.50)), model(percentile(ttft, 0.99))

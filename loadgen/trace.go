@@ -99,11 +99,12 @@ func LoadTrace(path string, limit int) ([]Request, error) {
 }
 
 // SessionKeys gives each request a conversation id for session-affinity
-// pickers: the hash ids up to and including the first one that begins fewer
-// than hotShare of the requests at its position. Leading blocks shared that
-// widely (a system prompt in front of every conversation) do not identify a
-// conversation; the first block after them does. hotShare is a fraction in
-// (0, 1]; 0.05 is a reasonable value.
+// pickers: its hash ids up to and including the first one that is not hot,
+// a hot id being one found at its position in more than hotShare of the
+// requests. Leading blocks shared that widely (a system prompt in front of
+// every conversation) do not identify a conversation; the first block after
+// them does. hotShare is a fraction in [0, 1]: 1 makes the first id the key,
+// 0 the whole list; 0.05 is a reasonable value.
 func SessionKeys(reqs []Request, hotShare float64) []string {
 	type pos struct {
 		i  int
@@ -115,7 +116,7 @@ func SessionKeys(reqs []Request, hotShare float64) []string {
 			count[pos{i, id}]++
 		}
 	}
-	hot := int(hotShare * float64(len(reqs)))
+	hot := hotShare * float64(len(reqs))
 	keys := make([]string, len(reqs))
 	for n, r := range reqs {
 		var b []byte
@@ -124,7 +125,7 @@ func SessionKeys(reqs []Request, hotShare float64) []string {
 				b = append(b, '-')
 			}
 			b = strconv.AppendUint(b, id, 10)
-			if count[pos{i, id}] <= hot {
+			if float64(count[pos{i, id}]) <= hot {
 				break
 			}
 		}

@@ -40,6 +40,8 @@ const usage = `kvgate: an inference-aware L7 reverse proxy.
 Usage:
   kvgate run [--config FILE]       serve in the foreground (default: the embedded quickstart config)
   kvgate validate --config FILE    check a config; print every error with file:line, key and fix
+  kvgate sim [--addr A --count N]  serve simulated vLLM model servers (no GPU) on consecutive ports
+  kvgate demo                      replay a short workload through kvgate and 4 simulators, round-robin vs prefix-affinity
   kvgate version                   print the version
 `
 
@@ -54,6 +56,10 @@ func run(ctx context.Context, args []string) error {
 		return runServe(ctx, args[1:], os.Stderr)
 	case "validate":
 		return runValidate(args[1:], os.Stdout)
+	case "sim":
+		return runSim(ctx, args[1:], os.Stderr)
+	case "demo":
+		return runDemo(ctx, args[1:], os.Stdout, os.Stderr)
 	case "version", "--version", "-v":
 		fmt.Println("kvgate", buildVersion())
 		return nil
