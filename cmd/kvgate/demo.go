@@ -170,4 +170,3 @@ func (b *bar) set(done, total int) {
 }
 
 func (b *bar) end() { fmt.Fprintln(b.w) }
-
