@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -102,4 +103,21 @@ func FuzzReadTrace(f *testing.F) {
 			}
 		}
 	})
+}
+
+func BenchmarkReadTrace(b *testing.B) {
+	var sb strings.Builder
+	for i := range 1000 {
+		sb.WriteString(`{"timestamp": `)
+		sb.WriteString(strconv.Itoa(i * 30))
+		sb.WriteString(`, "input_length": 12000, "output_length": 300, "hash_ids": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23]}` + "\n")
+	}
+	data := sb.String()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := ReadTrace(strings.NewReader(data), 0); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

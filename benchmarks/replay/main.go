@@ -55,9 +55,9 @@ func parse(args []string) (flags, error) {
 	var f flags
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.StringVar(&f.trace, "trace", filepath.Join("..", "shared", "traces", "mooncake_conversation.jsonl"), "Mooncake JSONL trace (relative to the repository root)")
-	fs.IntVar(&f.requests, "requests", 1000, "replay the first N requests of the trace (0 = all)")
-	fs.Float64Var(&f.timeScale, "time-scale", 0.05, "multiply arrival times by this factor (0.05 = 20x faster)")
-	fs.Float64Var(&f.simTimeScale, "sim-time-scale", 0.1, "simulator time scale; equal to --time-scale keeps the trace's load, larger adds load (0 = same as --time-scale)")
+	fs.IntVar(&f.requests, "requests", 500, "replay the first N requests of the trace (0 = all)")
+	fs.Float64Var(&f.timeScale, "time-scale", 0.1, "multiply arrival times by this factor (0.1 = 10x faster)")
+	fs.Float64Var(&f.simTimeScale, "sim-time-scale", 0, "simulator time scale; equal to --time-scale keeps the trace's load, larger adds load (0 = same as --time-scale)")
 	fs.IntVar(&f.simulators, "simulators", 4, "number of simulated model servers")
 	fs.IntVar(&f.blocks, "num-gpu-blocks", 32768, "KV blocks of 16 tokens per simulator")
 	fs.IntVar(&f.maxBatch, "max-batch", 16, "requests running at once per simulator")
