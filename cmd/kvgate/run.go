@@ -40,6 +40,8 @@ const usage = `kvgate: an inference-aware L7 reverse proxy.
 Usage:
   kvgate run [--config FILE]       serve in the foreground (default: the embedded quickstart config)
   kvgate validate --config FILE    check a config; print every error with file:line, key and fix
+  kvgate adapt [flags] FILE...     turn Gateway API / Inference Extension / Istio manifests into a config
+                                   (run and validate also take manifests as --config, with the same flags)
   kvgate sim [--addr A --count N]  serve simulated vLLM model servers (no GPU) on consecutive ports
   kvgate demo                      replay a short workload through kvgate and 4 simulators, round-robin vs prefix-affinity
   kvgate version                   print the version
@@ -56,6 +58,8 @@ func run(ctx context.Context, args []string) error {
 		return runServe(ctx, args[1:], os.Stderr)
 	case "validate":
 		return runValidate(args[1:], os.Stdout)
+	case "adapt":
+		return runAdapt(args[1:], os.Stdout, os.Stderr)
 	case "sim":
 		return runSim(ctx, args[1:], os.Stderr)
 	case "demo":
@@ -89,13 +93,14 @@ func loadConfig(path string) (*config.Config, error) {
 	if path == "" {
 		return config.Parse(config.DefaultYAML, "embedded quickstart config")
 	}
-	return config.Load(path)
+	return loadAny(path, os.Stderr)
 }
 
 func runServe(ctx context.Context, args []string, logOut io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	path := fs.String("config", "", "config file (default: embedded quickstart)")
 	level := fs.String("log-level", "info", "debug | info | warn | error")
+	addManifestFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
 	}
@@ -153,6 +158,7 @@ func reload(p *proxy.Proxy, path string, log *slog.Logger) {
 func runValidate(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	path := fs.String("config", "", "config file to check")
+	addManifestFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
 	}
@@ -162,7 +168,7 @@ func runValidate(args []string, out io.Writer) error {
 	if *path == "" {
 		return &exitError{2, errors.New("validate needs --config FILE")}
 	}
-	if _, err := config.Load(*path); err != nil {
+	if _, err := loadAny(*path, out); err != nil {
 		fmt.Fprintln(out, err)
 		return &exitError{1, fmt.Errorf("%s is not valid", *path)}
 	}

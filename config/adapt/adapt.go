@@ -1,0 +1,280 @@
+package adapt
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/kvgate/kvgate/config"
+	"gopkg.in/yaml.v3"
+)
+
+// Options carries what a manifest cannot say on a machine without a cluster.
+// The zero value is usable. Maps are read, never changed.
+type Options struct {
+	// Endpoints gives a pool's endpoints (--endpoints POOL=ADDR,ADDR). The key
+	// is the kvgate pool name (an InferencePool's name, or <service>-<port>)
+	// or a Service name. An address without a port gets the pool's target port.
+	Endpoints map[string][]string
+	// Certs maps a TLS Secret, by "name" or "namespace/name", to PEM files
+	// (--cert SECRET=CERT,KEY).
+	Certs map[string]CertFiles
+	// Labels gives a pool's workload labels (--labels POOL=k=v,k=v), matched
+	// by AuthorizationPolicy selectors. They are merged over the labels taken
+	// from the pool's selector; these win.
+	Labels map[string]map[string]string
+	// Listen overrides the address of a kvgate listener by its name
+	// (--listen NAME=HOST:PORT), e.g. inference-gateway-http=127.0.0.1:8080.
+	Listen map[string]string
+	// Bind is the host for Gateway listener ports; default 0.0.0.0.
+	Bind string
+	// RootNamespace is Istio's root namespace: an AuthorizationPolicy there
+	// without a selector applies to every pool. Default istio-system.
+	RootNamespace string
+}
+
+// CertFiles are the PEM files that stand for one TLS Secret.
+type CertFiles struct {
+	Cert, Key string
+}
+
+// Resource names the Kubernetes object a warning or error comes from.
+type Resource struct {
+	Kind, Namespace, Name string
+	// File and Line locate the object's document; Line is 1-based, 0 unknown.
+	File string
+	Line int
+}
+
+// String is "Kind namespace/name", or "" for a resource with no kind.
+func (r Resource) String() string {
+	if r.Kind == "" {
+		return ""
+	}
+	if r.Name == "" {
+		return r.Kind
+	}
+	return r.Kind + " " + r.Namespace + "/" + r.Name
+}
+
+func (r Resource) prefix() string {
+	var parts []string
+	if r.File != "" {
+		loc := r.File
+		if r.Line > 0 {
+			loc += ":" + strconv.Itoa(r.Line)
+		}
+		parts = append(parts, loc)
+	}
+	if s := r.String(); s != "" {
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ": ")
+}
+
+func join(prefix, field, msg string) string {
+	var b strings.Builder
+	for _, s := range []string{prefix, field} {
+		if s != "" {
+			b.WriteString(s)
+			b.WriteString(": ")
+		}
+	}
+	b.WriteString(msg)
+	return b.String()
+}
+
+// Warning is a field of a manifest that kvgate cannot honour, or a choice
+// the adapter made that a reader should know about.
+type Warning struct {
+	Resource Resource
+	// Field is the key path inside the object, like spec.rules[0].filters[1].
+	Field string
+	Msg   string
+}
+
+// String is "file:line: Kind ns/name: field: msg".
+func (w Warning) String() string { return join(w.Resource.prefix(), w.Field, w.Msg) }
+
+// Error is a manifest that cannot be adapted, or a problem the native
+// validator found in the adapted configuration, named by its source object.
+type Error struct {
+	Resource Resource
+	Field    string
+	Msg      string
+	Err      error
+}
+
+func (e *Error) Error() string { return "adapt: " + join(e.Resource.prefix(), e.Field, e.Msg) }
+
+// Unwrap returns the underlying cause, if any.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errors is every error found in one adaptation.
+type Errors []*Error
+
+// Error prints one error per line.
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap lets errors.Is and errors.As look at each error.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// Result is one adapted configuration.
+type Result struct {
+	// Config is defaulted and validated: ready for the proxy.
+	Config *config.Config
+	// YAML is the native configuration before defaults, as `kvgate adapt`
+	// prints it; config.Parse reads it back to an equal Config.
+	YAML []byte
+	// Warnings lists what was not honoured, in input order.
+	Warnings []Warning
+}
+
+// Load adapts the manifests in files (read in order, as one input).
+func Load(opts Options, files ...string) (*Result, error) {
+	var docs []doc
+	var warns []Warning
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, &Error{Resource: Resource{File: f}, Msg: fmt.Sprintf("cannot read the file: %v; check the path and permissions", err), Err: err}
+		}
+		d, w, err := decodeDocs(data, f)
+		if err != nil {
+			return nil, err
+		}
+		docs, warns = append(docs, d...), append(warns, w...)
+	}
+	return adaptDocs(docs, warns, opts, strings.Join(files, ","))
+}
+
+// Parse adapts the manifests in data; source names the file in messages.
+func Parse(data []byte, source string, opts Options) (*Result, error) {
+	docs, warns, err := decodeDocs(data, source)
+	if err != nil {
+		return nil, err
+	}
+	return adaptDocs(docs, warns, opts, source)
+}
+
+// LoadAny reads path as a native configuration (config.Load) or, when it
+// holds Kubernetes manifests (see IsManifest), adapts them. The returned
+// configuration is defaulted and validated either way; warnings are only
+// ever non-nil for manifests.
+func LoadAny(path string, opts Options) (*config.Config, []Warning, error) {
+	data, err := os.ReadFile(path)
+	if err != nil || !IsManifest(data) {
+		c, err := config.Load(path)
+		return c, nil, err
+	}
+	r, err := Parse(data, path, opts)
+	if err != nil {
+		var warns []Warning
+		if r != nil {
+			warns = r.Warnings
+		}
+		return nil, warns, err
+	}
+	return r.Config, r.Warnings, nil
+}
+
+// adaptDocs converts, prints, defaults and validates.
+func adaptDocs(docs []doc, warns []Warning, opts Options, source string) (*Result, error) {
+	a := newAdapter(opts)
+	a.warns = warns
+	a.run(docs)
+	// Group warnings by object, in file order; those about no object come first.
+	sort.SliceStable(a.warns, func(i, j int) bool {
+		x, y := a.warns[i].Resource, a.warns[j].Resource
+		if x.File != y.File {
+			return x.File < y.File
+		}
+		return x.Line < y.Line
+	})
+	if len(a.errs) > 0 {
+		return &Result{Warnings: a.warns}, a.errs
+	}
+	out, err := Marshal(a.cfg)
+	if err != nil {
+		return nil, &Error{Msg: "cannot print the configuration: " + err.Error(), Err: err}
+	}
+	c := a.cfg
+	c.Source = source
+	config.Default(c)
+	if err := config.Validate(c); err != nil {
+		return &Result{Warnings: a.warns}, a.validationErrors(err)
+	}
+	return &Result{Config: c, YAML: out, Warnings: a.warns}, nil
+}
+
+// validationErrors names the source object of each validation problem.
+func (a *adapter) validationErrors(err error) error {
+	var ces *config.Errors
+	if !errors.As(err, &ces) {
+		return &Error{Msg: err.Error(), Err: err}
+	}
+	var es Errors
+	for _, ce := range *ces {
+		e := &Error{Field: ce.Path, Msg: ce.Msg + " (in the adapted configuration)", Err: ce}
+		for prefix, res := range a.origin {
+			if ce.Path == prefix || strings.HasPrefix(ce.Path, prefix+".") || strings.HasPrefix(ce.Path, prefix+"[") {
+				e.Resource = res
+			}
+		}
+		es = append(es, e)
+	}
+	return es
+}
+
+// Marshal prints c as native YAML, leaving out the top-level sections that
+// hold only zero values (they mean "use the default").
+func Marshal(c *config.Config) ([]byte, error) {
+	var n yaml.Node
+	if err := n.Encode(c); err != nil {
+		return nil, err
+	}
+	if n.Kind == yaml.MappingNode {
+		kept := n.Content[:0]
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if !zero(n.Content[i+1]) {
+				kept = append(kept, n.Content[i], n.Content[i+1])
+			}
+		}
+		n.Content = kept
+	}
+	return yaml.Marshal(&n)
+}
+
+// zero reports whether a printed section holds nothing: an empty mapping or
+// sequence, a mapping of empty strings, or a zero duration.
+func zero(n *yaml.Node) bool {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			if !zero(n.Content[i]) {
+				return false
+			}
+		}
+		return true
+	case yaml.SequenceNode:
+		return len(n.Content) == 0 || n.Tag == "!!null"
+	case yaml.ScalarNode:
+		return n.Value == "" || n.Value == "0s" || n.Tag == "!!null"
+	}
+	return false
+}

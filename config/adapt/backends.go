@@ -1,0 +1,242 @@
+package adapt
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/kvgate/kvgate/config"
+	"gopkg.in/yaml.v3"
+)
+
+// resolveBackend returns the kvgate pool for a backendRef, or "" and why not.
+func (a *adapter) resolveBackend(res Resource, path string, br *backendRef) (pool, why string) {
+	group, kind := deref(br.Group, ""), deref(br.Kind, "Service")
+	ns := br.Namespace
+	if ns == "" {
+		ns = res.Namespace
+	}
+	if ns != res.Namespace {
+		a.warn(res, path+".namespace", "cross-namespace reference to %s/%s accepted without a ReferenceGrant check", ns, br.Name)
+	}
+	switch {
+	case br.Name == "":
+		return "", "no name"
+	case (group == "" || group == "core") && kind == "Service":
+		return a.servicePool(res, path, ns, br.Name, br.Port)
+	case (group == groupInference || group == groupInferenceAlpha) && kind == "InferencePool":
+		p, ok := a.ipools[ns+"/"+br.Name]
+		if !ok {
+			return "", fmt.Sprintf("InferencePool %s/%s is not in the input", ns, br.Name)
+		}
+		if br.Port != 0 {
+			a.warn(res, path+".port", "an InferencePool is reached on its targetPorts; port ignored")
+		}
+		return p.name, ""
+	}
+	return "", fmt.Sprintf("backend kind %s (group %q) is not supported (Service or InferencePool)", kind, group)
+}
+
+// servicePool returns the pool <service>-<port> for a Service backend,
+// creating it on first use. Endpoints come from --endpoints, then the
+// Service's EndpointSlices, then cluster DNS (ExternalName or the Service name).
+func (a *adapter) servicePool(res Resource, path, ns, name string, port int) (string, string) {
+	svc := a.services[ns+"/"+name]
+	var sp *servicePort
+	if svc != nil {
+		if port == 0 && len(svc.Spec.Ports) == 1 {
+			port = svc.Spec.Ports[0].Port
+		}
+		for i := range svc.Spec.Ports {
+			if svc.Spec.Ports[i].Port == port {
+				sp = &svc.Spec.Ports[i]
+			}
+		}
+		if sp == nil && port != 0 && svc.Spec.Type != "ExternalName" {
+			return "", fmt.Sprintf("Service %s/%s has no port %d", ns, name, port)
+		}
+	}
+	if port == 0 {
+		return "", "a Service backend needs a port"
+	}
+	key := ns + "/" + name + "/" + strconv.Itoa(port)
+	if p, ok := a.svcPools[key]; ok {
+		return p.name, ""
+	}
+	target := port
+	if sp != nil && sp.TargetPort.Kind == yaml.ScalarNode {
+		if n, err := strconv.Atoi(sp.TargetPort.Value); err == nil {
+			target = n
+		}
+	}
+	want := name + "-" + strconv.Itoa(port)
+	pool := config.Pool{Name: a.unique("pools", ns, want)}
+	eps, flagged := a.flagEndpoints([]string{pool.Name, want, ns + "/" + name, name})
+	switch {
+	case flagged:
+		pool.Endpoints = withPorts(eps, []int{target})
+	case len(a.slices[ns+"/"+name]) > 0:
+		pool.Endpoints = a.sliceEndpoints(ns, name, sp, target)
+	}
+	if len(pool.Endpoints) == 0 {
+		switch {
+		case svc != nil && svc.Spec.Type == "ExternalName" && svc.Spec.ExternalName != "":
+			pool.DNS = net.JoinHostPort(svc.Spec.ExternalName, strconv.Itoa(port))
+		case svc != nil:
+			pool.DNS = net.JoinHostPort(name+"."+ns+".svc.cluster.local", strconv.Itoa(port))
+			a.warn(res, path, "no endpoints for Service %s/%s: pool %s uses dns %s, which resolves only inside the cluster (and to one ClusterIP unless the Service is headless); on a bare VM pass --endpoints %s=ADDR,ADDR", ns, name, pool.Name, pool.DNS, pool.Name)
+		default:
+			a.used["pools"][pool.Name] = false
+			return "", fmt.Sprintf("Service %s/%s is not in the input and no --endpoints %s=ADDR,... was given", ns, name, want)
+		}
+	}
+	if sp != nil && sp.AppProtocol == "kubernetes.io/h2c" {
+		pool.Protocol = "h2c"
+	}
+	info := &poolInfo{name: pool.Name, namespace: ns, labels: a.labels(pool.Name, svcSelector(svc))}
+	a.svcPools[key] = info
+	a.addPool(res, pool, info)
+	return pool.Name, ""
+}
+
+func svcSelector(svc *serviceDoc) map[string]string {
+	if svc == nil {
+		return nil
+	}
+	return svc.Spec.Selector
+}
+
+// labels merges --labels for a pool over its selector's labels.
+func (a *adapter) labels(pool string, selector map[string]string) map[string]string {
+	out := maps.Clone(selector)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, a.opts.Labels[pool])
+	return out
+}
+
+// flagEndpoints returns the --endpoints of the first key given.
+func (a *adapter) flagEndpoints(keys []string) ([]string, bool) {
+	for _, k := range keys {
+		if eps, ok := a.opts.Endpoints[k]; ok {
+			return eps, true
+		}
+	}
+	return nil, false
+}
+
+// withPorts gives every address without a port each of ports, and drops
+// duplicates. An address without a port and no ports stays as it is (the
+// validator then asks for host:port).
+func withPorts(addrs []string, ports []int) []string {
+	var out []string
+	add := func(s string) {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	for _, ad := range addrs {
+		ad = strings.TrimSpace(ad)
+		if _, _, err := net.SplitHostPort(ad); err == nil || len(ports) == 0 {
+			add(ad)
+			continue
+		}
+		for _, p := range ports {
+			add(net.JoinHostPort(strings.Trim(ad, "[]"), strconv.Itoa(p)))
+		}
+	}
+	return out
+}
+
+// sliceEndpoints reads the ready addresses of a Service's EndpointSlices on
+// the port that serves Service port sp (matched by port name).
+func (a *adapter) sliceEndpoints(ns, svc string, sp *servicePort, target int) []string {
+	var out []string
+	for _, s := range a.slices[ns+"/"+svc] {
+		port := 0
+		for _, p := range s.Ports {
+			pn := deref(p.Name, "")
+			if p.Port != nil && (sp == nil && len(s.Ports) == 1 || sp != nil && pn == sp.Name) {
+				port = *p.Port
+			}
+		}
+		if port == 0 {
+			port = target
+		}
+		for _, ep := range s.Endpoints {
+			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+				continue
+			}
+			out = append(out, withPorts(ep.Addresses, []int{port})...)
+		}
+	}
+	return withPorts(out, nil)
+}
+
+// selectedEndpoints finds the addresses of the pods a label selector picks,
+// through Services in the same namespace with exactly that selector.
+func (a *adapter) selectedEndpoints(ns string, selector map[string]string, ports []int) []string {
+	if len(selector) == 0 {
+		return nil
+	}
+	var out []string
+	for key, svc := range a.services {
+		if !strings.HasPrefix(key, ns+"/") || !maps.Equal(svc.Spec.Selector, selector) {
+			continue
+		}
+		for _, s := range a.slices[key] {
+			for _, ep := range s.Endpoints {
+				if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+					continue
+				}
+				for _, ad := range ep.Addresses {
+					out = append(out, withPorts([]string{ad}, ports)...)
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return withPorts(out, nil)
+}
+
+// inferencePool adds the kvgate pool for an InferencePool of any version.
+func (a *adapter) inferencePool(res Resource, selector map[string]string, ports []int, picker yaml.Node, pickerPath string) {
+	if !picker.IsZero() {
+		a.warn(res, pickerPath, "kvgate picks endpoints in process (inference picker prefix-affinity); the external endpoint picker is not called")
+	}
+	pool := config.Pool{Name: a.unique("pools", res.Namespace, res.Name), Inference: &config.Inference{}}
+	info := &poolInfo{name: pool.Name, namespace: res.Namespace, labels: a.labels(pool.Name, selector)}
+	a.ipools[res.Namespace+"/"+res.Name] = info
+	if eps, ok := a.flagEndpoints([]string{pool.Name, res.Name, res.Namespace + "/" + res.Name}); ok {
+		pool.Endpoints = withPorts(eps, ports)
+	} else {
+		pool.Endpoints = a.selectedEndpoints(res.Namespace, selector, ports)
+	}
+	if len(pool.Endpoints) == 0 {
+		a.fail(res, "", "no endpoints for pool %s: pass --endpoints %s=ADDR[:PORT],... (or include a Service with the same selector and its EndpointSlices in the input)", pool.Name, pool.Name)
+	}
+	a.addPool(res, pool, info)
+}
+
+func (a *adapter) inferencePoolV1(res Resource, p *poolDocV1) {
+	var ports []int
+	for _, tp := range p.Spec.TargetPorts {
+		ports = append(ports, tp.Number)
+	}
+	a.inferencePool(res, p.Spec.Selector.MatchLabels, ports, p.Spec.EndpointPickerRef, "spec.endpointPickerRef")
+}
+
+func (a *adapter) inferencePoolAlpha(res Resource, p *poolDocAlpha) {
+	var ports []int
+	switch {
+	case p.Spec.TargetPortNumber != 0:
+		ports = []int{p.Spec.TargetPortNumber}
+	case p.Spec.TargetPort != 0:
+		ports = []int{p.Spec.TargetPort}
+	}
+	a.inferencePool(res, p.Spec.Selector, ports, p.Spec.ExtensionRef, "spec.extensionRef")
+}

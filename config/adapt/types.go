@@ -1,0 +1,260 @@
+package adapt
+
+import (
+	"github.com/kvgate/kvgate/config"
+	"gopkg.in/yaml.v3"
+)
+
+// The Kubernetes shapes read here. Only the fields listed are understood;
+// unknownFields reports every other key of a document as a warning, so that
+// adding a field here is what makes it supported. Where a Gateway API or
+// Istio object has the same keys as the native schema, the config type is
+// reused.
+
+// meta is metadata; keys other than these (uid, annotations, ...) carry no
+// behaviour and are skipped without a warning.
+type meta struct {
+	Name      string            `yaml:"name"`
+	Namespace string            `yaml:"namespace"`
+	Labels    map[string]string `yaml:"labels"`
+}
+
+// object is what every document has. Status is read by nobody: it is the
+// cluster's report, not configuration.
+type object struct {
+	APIVersion string    `yaml:"apiVersion"`
+	Kind       string    `yaml:"kind"`
+	Metadata   meta      `yaml:"metadata"`
+	Status     yaml.Node `yaml:"status"`
+}
+
+// objRef is a Gateway API reference to another object.
+type objRef struct {
+	Group     *string `yaml:"group"`
+	Kind      *string `yaml:"kind"`
+	Name      string  `yaml:"name"`
+	Namespace string  `yaml:"namespace"`
+}
+
+// Gateway API Gateway.
+type gatewayDoc struct {
+	object `yaml:",inline"`
+	Spec   struct {
+		GatewayClassName string       `yaml:"gatewayClassName"`
+		Listeners        []gwListener `yaml:"listeners"`
+	} `yaml:"spec"`
+}
+
+type gwListener struct {
+	Name          string         `yaml:"name"`
+	Hostname      string         `yaml:"hostname"`
+	Port          int            `yaml:"port"`
+	Protocol      string         `yaml:"protocol"`
+	TLS           *gwTLS         `yaml:"tls"`
+	AllowedRoutes *allowedRoutes `yaml:"allowedRoutes"`
+}
+
+type gwTLS struct {
+	Mode            string   `yaml:"mode"`
+	CertificateRefs []objRef `yaml:"certificateRefs"`
+}
+
+type allowedRoutes struct {
+	Namespaces *struct {
+		From     string    `yaml:"from"`
+		Selector yaml.Node `yaml:"selector"`
+	} `yaml:"namespaces"`
+	Kinds []struct {
+		Group *string `yaml:"group"`
+		Kind  string  `yaml:"kind"`
+	} `yaml:"kinds"`
+}
+
+// Gateway API HTTPRoute.
+type routeDoc struct {
+	object `yaml:",inline"`
+	Spec   struct {
+		ParentRefs []parentRef `yaml:"parentRefs"`
+		Hostnames  []string    `yaml:"hostnames"`
+		Rules      []routeRule `yaml:"rules"`
+	} `yaml:"spec"`
+}
+
+type parentRef struct {
+	objRef      `yaml:",inline"`
+	SectionName string `yaml:"sectionName"`
+	Port        int    `yaml:"port"`
+}
+
+type routeRule struct {
+	Name        string        `yaml:"name"`
+	Matches     []routeMatch  `yaml:"matches"`
+	Filters     []routeFilter `yaml:"filters"`
+	BackendRefs []backendRef  `yaml:"backendRefs"`
+	Timeouts    *struct {
+		Request        *config.Duration `yaml:"request"`
+		BackendRequest *config.Duration `yaml:"backendRequest"`
+	} `yaml:"timeouts"`
+	Retry *struct {
+		Codes    []int           `yaml:"codes"`
+		Attempts *int            `yaml:"attempts"`
+		Backoff  config.Duration `yaml:"backoff"`
+	} `yaml:"retry"`
+}
+
+type routeMatch struct {
+	Path        *config.PathMatch    `yaml:"path"`
+	Headers     []config.HeaderMatch `yaml:"headers"`
+	QueryParams []config.HeaderMatch `yaml:"queryParams"`
+	Method      string               `yaml:"method"`
+}
+
+type routeFilter struct {
+	Type                   string                  `yaml:"type"`
+	RequestHeaderModifier  *config.HeaderModifier  `yaml:"requestHeaderModifier"`
+	ResponseHeaderModifier *config.HeaderModifier  `yaml:"responseHeaderModifier"`
+	URLRewrite             *config.URLRewrite      `yaml:"urlRewrite"`
+	RequestRedirect        *config.RequestRedirect `yaml:"requestRedirect"`
+	RequestMirror          *struct {
+		BackendRef backendRef `yaml:"backendRef"`
+		Percent    *int       `yaml:"percent"`
+		Fraction   *struct {
+			Numerator   int  `yaml:"numerator"`
+			Denominator *int `yaml:"denominator"`
+		} `yaml:"fraction"`
+	} `yaml:"requestMirror"`
+	ExtensionRef yaml.Node `yaml:"extensionRef"`
+	CORS         yaml.Node `yaml:"cors"`
+}
+
+type backendRef struct {
+	objRef  `yaml:",inline"`
+	Port    int           `yaml:"port"`
+	Weight  *int          `yaml:"weight"`
+	Filters []routeFilter `yaml:"filters"`
+}
+
+// Inference Extension InferencePool, inference.networking.k8s.io/v1.
+type poolDocV1 struct {
+	object `yaml:",inline"`
+	Spec   struct {
+		Selector struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"selector"`
+		TargetPorts []struct {
+			Number int `yaml:"number"`
+		} `yaml:"targetPorts"`
+		EndpointPickerRef yaml.Node `yaml:"endpointPickerRef"`
+	} `yaml:"spec"`
+}
+
+// InferencePool of inference.networking.x-k8s.io/v1alpha2 and v1alpha1.
+type poolDocAlpha struct {
+	object `yaml:",inline"`
+	Spec   struct {
+		Selector         map[string]string `yaml:"selector"`
+		TargetPortNumber int               `yaml:"targetPortNumber"`
+		TargetPort       int               `yaml:"targetPort"` // some v1alpha1 manifests
+		ExtensionRef     yaml.Node         `yaml:"extensionRef"`
+	} `yaml:"spec"`
+}
+
+// poolRef names an InferencePool from a model or objective.
+type poolRef struct {
+	Group string `yaml:"group"`
+	Kind  string `yaml:"kind"`
+	Name  string `yaml:"name"`
+}
+
+// InferenceModel (v1alpha1, v1alpha2).
+type modelDoc struct {
+	object `yaml:",inline"`
+	Spec   struct {
+		ModelName    string  `yaml:"modelName"`
+		Criticality  *string `yaml:"criticality"`
+		TargetModels []struct {
+			Name   string `yaml:"name"`
+			Weight *int   `yaml:"weight"`
+		} `yaml:"targetModels"`
+		PoolRef poolRef `yaml:"poolRef"`
+	} `yaml:"spec"`
+}
+
+// InferenceObjective (v1alpha2).
+type objectiveDoc struct {
+	object `yaml:",inline"`
+	Spec   struct {
+		Priority *int    `yaml:"priority"`
+		PoolRef  poolRef `yaml:"poolRef"`
+	} `yaml:"spec"`
+}
+
+// Istio AuthorizationPolicy (security.istio.io v1 and v1beta1).
+type policyDoc struct {
+	object `yaml:",inline"`
+	Spec   struct {
+		Selector *struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"selector"`
+		Action string `yaml:"action"`
+		Rules  []struct {
+			From []struct {
+				Source config.AuthzFrom `yaml:"source"`
+			} `yaml:"from"`
+			To []struct {
+				Operation config.AuthzTo `yaml:"operation"`
+			} `yaml:"to"`
+			When []config.AuthzCondition `yaml:"when"`
+		} `yaml:"rules"`
+	} `yaml:"spec"`
+}
+
+// Service (core v1). The fields listed as yaml.Node are cluster plumbing
+// that has no meaning on the proxy and is skipped without a warning.
+type serviceDoc struct {
+	object `yaml:",inline"`
+	Spec   struct {
+		Selector     map[string]string `yaml:"selector"`
+		Ports        []servicePort     `yaml:"ports"`
+		Type         string            `yaml:"type"`
+		ExternalName string            `yaml:"externalName"`
+		ClusterIP    yaml.Node         `yaml:"clusterIP"`
+		ClusterIPs   yaml.Node         `yaml:"clusterIPs"`
+		IPFamilies   yaml.Node         `yaml:"ipFamilies"`
+		IPFamilyPol  yaml.Node         `yaml:"ipFamilyPolicy"`
+		Internal     yaml.Node         `yaml:"internalTrafficPolicy"`
+	} `yaml:"spec"`
+}
+
+type servicePort struct {
+	Name        string    `yaml:"name"`
+	Port        int       `yaml:"port"`
+	TargetPort  yaml.Node `yaml:"targetPort"` // number or name
+	Protocol    string    `yaml:"protocol"`
+	AppProtocol string    `yaml:"appProtocol"`
+}
+
+// EndpointSlice (discovery.k8s.io/v1).
+type sliceDoc struct {
+	object      `yaml:",inline"`
+	AddressType string `yaml:"addressType"`
+	Endpoints   []struct {
+		Addresses  []string `yaml:"addresses"`
+		Conditions struct {
+			Ready       *bool `yaml:"ready"`
+			Serving     *bool `yaml:"serving"`
+			Terminating *bool `yaml:"terminating"`
+		} `yaml:"conditions"`
+		Hostname  yaml.Node `yaml:"hostname"`
+		NodeName  yaml.Node `yaml:"nodeName"`
+		Zone      yaml.Node `yaml:"zone"`
+		TargetRef yaml.Node `yaml:"targetRef"`
+		Hints     yaml.Node `yaml:"hints"`
+	} `yaml:"endpoints"`
+	Ports []struct {
+		Name        *string `yaml:"name"`
+		Port        *int    `yaml:"port"`
+		Protocol    string  `yaml:"protocol"`
+		AppProtocol string  `yaml:"appProtocol"`
+	} `yaml:"ports"`
+}
