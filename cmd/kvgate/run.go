@@ -43,6 +43,8 @@ Usage:
   kvgate validate --config FILE    check a config; print every error with file:line, key and fix
   kvgate adapt [flags] FILE...     turn Gateway API / Inference Extension / Istio manifests into a config
                                    (run and validate also take manifests as --config, with the same flags)
+  kvgate sim [--addr A --count N]  serve simulated vLLM model servers (no GPU) on consecutive ports
+  kvgate demo                      replay a short workload through kvgate and 4 simulators, round-robin vs prefix-affinity
   kvgate version                   print the version
 `
 
@@ -59,6 +61,10 @@ func run(ctx context.Context, args []string) error {
 		return runValidate(args[1:], os.Stdout)
 	case "adapt":
 		return runAdapt(args[1:], os.Stdout, os.Stderr)
+	case "sim":
+		return runSim(ctx, args[1:], os.Stderr)
+	case "demo":
+		return runDemo(ctx, args[1:], os.Stdout, os.Stderr)
 	case "version", "--version", "-v":
 		fmt.Println("kvgate", buildVersion())
 		return nil

@@ -1,0 +1,232 @@
+// Command replay replays a Mooncake-format trace through kvgate in front of
+// simulated vLLM servers, once per endpoint-picking scenario, and writes a
+// Markdown table and an SVG chart of prefix-cache hit rate, time to first
+// token, throughput and load spread. See README.md in this folder.
+//
+// It owns only flag parsing and file output; the replay itself is package
+// loadgen. It must not reach beyond loopback.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kvgate/kvgate/loadgen"
+	"github.com/kvgate/kvgate/sim"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "replay:", err)
+		os.Exit(1)
+	}
+}
+
+type flags struct {
+	trace        string
+	requests     int
+	timeScale    float64
+	simTimeScale float64
+	simulators   int
+	blocks       int
+	maxBatch     int
+	maxOutput    int
+	replicas     int
+	only         string
+	out          string
+}
+
+func parse(args []string) (flags, error) {
+	var f flags
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.StringVar(&f.trace, "trace", filepath.Join("..", "shared", "traces", "mooncake_conversation.jsonl"), "Mooncake JSONL trace (relative to the repository root)")
+	fs.IntVar(&f.requests, "requests", 500, "replay the first N requests of the trace (0 = all)")
+	fs.Float64Var(&f.timeScale, "time-scale", 0.1, "multiply arrival times by this factor (0.1 = 10x faster)")
+	fs.Float64Var(&f.simTimeScale, "sim-time-scale", 0, "simulator time scale; equal to --time-scale keeps the trace's load, larger adds load (0 = same as --time-scale)")
+	fs.IntVar(&f.simulators, "simulators", 4, "number of simulated model servers")
+	fs.IntVar(&f.blocks, "num-gpu-blocks", 32768, "KV blocks of 16 tokens per simulator")
+	fs.IntVar(&f.maxBatch, "max-batch", 16, "requests running at once per simulator")
+	fs.IntVar(&f.maxOutput, "max-output", 64, "cap on max_tokens (the trace's output_length); 0 = no cap")
+	fs.IntVar(&f.replicas, "replicas", 4, "kvgate instances in the multi-replica scenario (0 or 1 = skip it)")
+	fs.StringVar(&f.only, "scenarios", "", "comma-separated scenario names to run (default: all)")
+	fs.StringVar(&f.out, "out", filepath.Join("benchmarks", "replay"), "folder for results.md and results.svg ('' = do not write)")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if f.simTimeScale == 0 {
+		f.simTimeScale = f.timeScale
+	}
+	return f, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, err := parse(args)
+	if err != nil {
+		return err
+	}
+	reqs, err := loadgen.LoadTrace(f.trace, f.requests)
+	if err != nil {
+		return err
+	}
+	cfg := sim.DefaultConfig()
+	cfg.NumGPUBlocks = f.blocks
+	cfg.MaxBatch = f.maxBatch
+	cfg.TimeScale = f.simTimeScale
+	opts := loadgen.Options{
+		Workload:   reqs,
+		TimeScale:  f.timeScale,
+		Simulators: f.simulators,
+		Sim:        cfg,
+		Client:     loadgen.Client{Model: cfg.Model, MaxOutput: f.maxOutput},
+	}
+	scenarios := selectScenarios(loadgen.StandardScenarios(f.replicas), f.only)
+	if len(scenarios) == 0 {
+		return fmt.Errorf("--scenarios %q matches none of the scenario names", f.only)
+	}
+	env := environment(args, f, reqs)
+	fmt.Fprint(stdout, env)
+	var reports []loadgen.Report
+	for _, sc := range scenarios {
+		fmt.Fprintf(stderr, "replay: %s ...", sc.Name)
+		opts.Progress = progress(stderr, sc.Name)
+		r, err := loadgen.Run(ctx, opts, sc)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "\rreplay: %-32s hit %5.1f%%  TTFT p50 %6.0f ms  p99 %6.0f ms  failed %d  (%.1fs)\n",
+			sc.Name, 100*r.HitRate, float64(r.TTFTP50)/1e6, float64(r.TTFTP99)/1e6, r.Failed, r.Wall.Seconds())
+		if r.FirstError != "" {
+			fmt.Fprintf(stderr, "replay:   first error: %s\n", r.FirstError)
+		}
+		reports = append(reports, r)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	var table bytes.Buffer
+	if err := loadgen.WriteMarkdown(&table, reports); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	fmt.Fprint(stdout, table.String())
+	if f.out == "" {
+		return nil
+	}
+	return writeResults(f.out, env, table.String(), reports, scenarios, ideal(reqs))
+}
+
+func selectScenarios(all []loadgen.Scenario, only string) []loadgen.Scenario {
+	if only == "" {
+		return all
+	}
+	want := strings.Split(only, ",")
+	return slices.DeleteFunc(all, func(s loadgen.Scenario) bool {
+		return !slices.ContainsFunc(want, func(w string) bool { return strings.TrimSpace(w) == s.Name })
+	})
+}
+
+// progress prints a done/total counter at most every 5%.
+func progress(w io.Writer, name string) func(done, total int) {
+	return func(done, total int) {
+		if step := max(total/20, 1); done%step == 0 || done == total {
+			fmt.Fprintf(w, "\rreplay: %-32s %d/%d", name, done, total)
+		}
+	}
+}
+
+// ideal is the share of trace blocks seen earlier in the replayed slice: the
+// hit rate of one server with an unbounded cache, counted in trace blocks.
+func ideal(reqs []loadgen.Request) float64 {
+	seen := map[uint64]bool{}
+	hit, all := 0, 0
+	for _, r := range reqs {
+		for _, id := range r.HashIDs {
+			if seen[id] {
+				hit++
+			}
+			seen[id] = true
+			all++
+		}
+	}
+	if all == 0 {
+		return 0
+	}
+	return float64(hit) / float64(all)
+}
+
+func environment(args []string, f flags, reqs []loadgen.Request) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "command:   go run ./benchmarks/replay %s\n", strings.Join(args, " "))
+	fmt.Fprintf(&b, "go:        %s %s/%s, NumCPU %d, GOMAXPROCS %d\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	fmt.Fprintf(&b, "revision:  %s\n", revision())
+	fmt.Fprintf(&b, "date:      %s\n", time.Now().UTC().Format(time.RFC3339))
+	span := time.Duration(0)
+	if len(reqs) > 0 {
+		span = time.Duration(reqs[len(reqs)-1].Timestamp-reqs[0].Timestamp) * time.Millisecond
+	}
+	fmt.Fprintf(&b, "trace:     %s, first %d requests spanning %s, replayed at time scale %g\n", filepath.Base(f.trace), len(reqs), span, f.timeScale)
+	fmt.Fprintf(&b, "simulators: %d × (num-gpu-blocks %d = %d tokens, max-batch %d, time scale %g); max-output %d\n",
+		f.simulators, f.blocks, f.blocks*sim.BlockTokens, f.maxBatch, f.simTimeScale, f.maxOutput)
+	return b.String()
+}
+
+func revision() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	rev, dirty := "unknown", ""
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = " (modified)"
+			}
+		}
+	}
+	return rev + dirty
+}
+
+func writeResults(dir, env, table string, reports []loadgen.Report, scenarios []loadgen.Scenario, idealRate float64) error {
+	var b strings.Builder
+	b.WriteString("# Trace replay results\n\n")
+	b.WriteString("Written by `go run ./benchmarks/replay`; see README.md for what the columns mean.\n\n```\n")
+	b.WriteString(env)
+	b.WriteString("```\n\n")
+	b.WriteString(table)
+	fmt.Fprintf(&b, "\nIdeal hit rate of this slice (one server, unbounded cache, counted in 512-token trace blocks): %.1f%%.\n", 100*idealRate)
+	b.WriteString("TTFT and output tokens/s are in model time (wall time divided by the simulator time scale).\n\n")
+	b.WriteString("| scenario | what it is |\n|---|---|\n")
+	for _, sc := range scenarios {
+		fmt.Fprintf(&b, "| %s | %s |\n", sc.Name, sc.Note)
+	}
+	b.WriteString("\n![hit rate and TTFT p99](results.svg)\n")
+	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	var svg bytes.Buffer
+	if err := loadgen.WriteSVG(&svg, reports, "kvgate trace replay: hit rate and TTFT p99 per picker"); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.svg"), svg.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write chart: %w", err)
+	}
+	return nil
+}

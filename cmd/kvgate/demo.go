@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kvgate/kvgate/config"
+	"github.com/kvgate/kvgate/loadgen"
+	"github.com/kvgate/kvgate/sim"
+)
+
+// demoFlags are the knobs of `kvgate demo`; the defaults finish in well under
+// a minute on two cores.
+type demoFlags struct {
+	trace         string
+	requests      int
+	synthetic     bool
+	conversations int
+	turns         int
+	simulators    int
+	wall          time.Duration
+}
+
+func parseDemo(args []string) (demoFlags, error) {
+	var f demoFlags
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.StringVar(&f.trace, "trace", filepath.Join("..", "shared", "traces", "mooncake_conversation.jsonl"), "Mooncake trace to take a slice of; when it cannot be read a built-in workload is used")
+	fs.IntVar(&f.requests, "requests", 300, "requests taken from the start of the trace")
+	fs.BoolVar(&f.synthetic, "synthetic", false, "use the built-in conversation workload even when the trace is readable")
+	fs.IntVar(&f.conversations, "conversations", 24, "built-in workload: conversations sharing one system prompt")
+	fs.IntVar(&f.turns, "turns", 5, "built-in workload: turns per conversation")
+	fs.IntVar(&f.simulators, "simulators", 4, "simulated model servers")
+	fs.DurationVar(&f.wall, "duration", 10*time.Second, "wall-clock time the arrivals of each run are squeezed into")
+	if err := fs.Parse(args); err != nil {
+		return f, &exitError{2, err}
+	}
+	if f.requests < 1 || f.conversations < 1 || f.turns < 1 || f.simulators < 1 || f.wall <= 0 {
+		return f, &exitError{2, errors.New("demo: --requests, --conversations, --turns, --simulators and --duration must be positive")}
+	}
+	return f, nil
+}
+
+// runDemo replays a short workload through kvgate and simulators twice,
+// with round-robin and with prefix-affinity, and prints both side by side.
+func runDemo(ctx context.Context, args []string, out, progressOut io.Writer) error {
+	f, err := parseDemo(args)
+	if err != nil {
+		return err
+	}
+	work, source, blocks := demoWorkload(f)
+	span := time.Duration(work[len(work)-1].Timestamp-work[0].Timestamp) * time.Millisecond
+	scale := 1.0
+	if span > 0 {
+		scale = min(1, f.wall.Seconds()/span.Seconds())
+	}
+	cfg := sim.DefaultConfig()
+	cfg.NumGPUBlocks = blocks
+	cfg.TimeScale = scale
+	fmt.Fprintf(out, "kvgate demo: %d requests (%s) through kvgate to %d simulated vLLM servers\n", len(work), source, f.simulators)
+	fmt.Fprintf(out, "  each server: %d KV blocks of 16 tokens; time runs %.0fx faster than the trace (TTFT shown in model time)\n\n", blocks, 1/scale)
+	opts := loadgen.Options{
+		Workload:   work,
+		TimeScale:  scale,
+		Simulators: f.simulators,
+		Sim:        cfg,
+		Client:     loadgen.Client{Model: cfg.Model, MaxOutput: 32},
+	}
+	scenarios := []loadgen.Scenario{
+		{Name: "round-robin", Inference: config.Inference{Picker: "round-robin"}, Balancer: "round-robin"},
+		{Name: "prefix-affinity", Inference: config.Inference{Picker: "prefix-affinity"}},
+	}
+	var reports []loadgen.Report
+	for _, sc := range scenarios {
+		bar := newBar(progressOut, sc.Name)
+		opts.Progress = bar.set
+		r, err := loadgen.Run(ctx, opts, sc)
+		bar.end()
+		if err != nil {
+			return err
+		}
+		reports = append(reports, r)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	printSideBySide(out, reports)
+	for _, r := range reports {
+		if r.Failed > 0 {
+			return fmt.Errorf("demo: %d of %d requests failed with %s; first error: %s", r.Failed, r.Requests, r.Scenario, r.FirstError)
+		}
+	}
+	return nil
+}
+
+// demoWorkload returns a slice of the trace when it is readable, else the
+// built-in workload, with a per-server cache size that holds only part of
+// the workload's prefixes.
+func demoWorkload(f demoFlags) ([]loadgen.Request, string, int) {
+	if !f.synthetic {
+		if reqs, err := loadgen.LoadTrace(f.trace, f.requests); err == nil && len(reqs) > 0 {
+			return reqs, "first requests of " + filepath.Base(f.trace), 32768
+		}
+	}
+	work := loadgen.Synthetic(loadgen.SyntheticSpec{
+		Conversations: f.conversations,
+		Turns:         f.turns,
+		SystemBlocks:  4,
+		TurnBlocks:    2,
+		Stagger:       400 * time.Millisecond,
+		Think:         3 * time.Second,
+		Output:        32,
+	})
+	// Largest prompt in 16-token blocks, with room for the answer and for
+	// a few requests at once, but far less than all conversations together.
+	largest := (4+2*f.turns)*loadgen.TraceBlockTokens/sim.BlockTokens + 8
+	return work, "built-in conversations sharing a system prompt", max(4*largest, 2048)
+}
+
+func printSideBySide(w io.Writer, rs []loadgen.Report) {
+	row := func(label string, cell func(loadgen.Report) string) {
+		fmt.Fprintf(w, "  %-18s", label)
+		for _, r := range rs {
+			fmt.Fprintf(w, " %18s", cell(r))
+		}
+		fmt.Fprintln(w)
+	}
+	row("", func(r loadgen.Report) string { return r.Scenario })
+	row("prefix hit rate", func(r loadgen.Report) string { return fmt.Sprintf("%.1f%%", 100*r.HitRate) })
+	row("TTFT p50", func(r loadgen.Report) string { return fmt.Sprintf("%.0f ms", ms(r.TTFTP50)) })
+	row("TTFT p99", func(r loadgen.Report) string { return fmt.Sprintf("%.0f ms", ms(r.TTFTP99)) })
+	row("output tokens/s", func(r loadgen.Report) string { return fmt.Sprintf("%.0f", r.OutputTokensPerSec) })
+	row("max/mean load", func(r loadgen.Report) string { return fmt.Sprintf("%.2f", r.MaxMeanShare) })
+	row("failed", func(r loadgen.Report) string { return fmt.Sprintf("%d/%d", r.Failed, r.Requests) })
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// bar draws a progress bar on a terminal-like writer.
+type bar struct {
+	mu   sync.Mutex
+	w    io.Writer
+	name string
+	last int
+}
+
+func newBar(w io.Writer, name string) *bar {
+	b := &bar{w: w, name: name, last: -1}
+	b.set(0, 1)
+	return b
+}
+
+const barWidth = 30
+
+func (b *bar) set(done, total int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	fill := barWidth * done / max(total, 1)
+	if fill == b.last && done != total {
+		return
+	}
+	b.last = fill
+	fmt.Fprintf(b.w, "\r  %-16s [%s%s] %d/%d", b.name, strings.Repeat("#", fill), strings.Repeat(".", barWidth-fill), done, total)
+}
+
+func (b *bar) end() { fmt.Fprintln(b.w) }
