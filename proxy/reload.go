@@ -34,10 +34,17 @@ func (p *Proxy) ReloadFile(path string) error {
 	return nil
 }
 
+// EmbeddedSource is the Source of the configuration built into the binary.
+const EmbeddedSource = "embedded quickstart config"
+
 // handleReload serves POST /reload: it re-reads the file the running
 // configuration came from. 200 on success; 422 with the errors otherwise.
 func (p *Proxy) handleReload(w http.ResponseWriter, _ *http.Request) {
 	src := p.snap.Load().cfg.Source
+	if src == "" || src == EmbeddedSource {
+		http.Error(w, "kvgate runs on its embedded default config, which has no file to re-read: start it with --config FILE\n", http.StatusUnprocessableEntity)
+		return
+	}
 	if err := p.ReloadFile(src); err != nil {
 		http.Error(w, fmt.Sprintf("reload refused, the running config stays: %v\n", err), http.StatusUnprocessableEntity)
 		return

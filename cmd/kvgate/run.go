@@ -92,7 +92,7 @@ func buildVersion() string {
 
 func loadConfig(path string) (*config.Config, error) {
 	if path == "" {
-		return config.Parse(config.DefaultYAML, "embedded quickstart config")
+		return config.Parse(config.DefaultYAML, proxy.EmbeddedSource)
 	}
 	return loadAny(path, os.Stderr)
 }
