@@ -45,6 +45,8 @@ type flags struct {
 	simulators   int
 	blocks       int
 	maxBatch     int
+	prefill      time.Duration
+	decode       time.Duration
 	maxOutput    int
 	replicas     int
 	only         string
@@ -61,6 +63,9 @@ func parse(args []string) (flags, error) {
 	fs.IntVar(&f.simulators, "simulators", 4, "number of simulated model servers")
 	fs.IntVar(&f.blocks, "num-gpu-blocks", 32768, "KV blocks of 16 tokens per simulator")
 	fs.IntVar(&f.maxBatch, "max-batch", 16, "requests running at once per simulator")
+	def := sim.DefaultConfig()
+	fs.DurationVar(&f.prefill, "prefill-per-token", def.PrefillPerToken, "simulator cost of each uncached prompt token (model time)")
+	fs.DurationVar(&f.decode, "decode-per-token", def.DecodePerToken, "simulator cost of each output token after the first (model time)")
 	fs.IntVar(&f.maxOutput, "max-output", 64, "cap on max_tokens (the trace's output_length); 0 = no cap")
 	fs.IntVar(&f.replicas, "replicas", 4, "kvgate instances in the multi-replica scenario (0 or 1 = skip it)")
 	fs.StringVar(&f.only, "scenarios", "", "comma-separated scenario names to run (default: all)")
@@ -86,6 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := sim.DefaultConfig()
 	cfg.NumGPUBlocks = f.blocks
 	cfg.MaxBatch = f.maxBatch
+	cfg.PrefillPerToken = f.prefill
+	cfg.DecodePerToken = f.decode
 	cfg.TimeScale = f.simTimeScale
 	opts := loadgen.Options{
 		Workload:   reqs,
@@ -180,8 +187,8 @@ func environment(args []string, f flags, reqs []loadgen.Request) string {
 		span = time.Duration(reqs[len(reqs)-1].Timestamp-reqs[0].Timestamp) * time.Millisecond
 	}
 	fmt.Fprintf(&b, "trace:     %s, first %d requests spanning %s, replayed at time scale %g\n", filepath.Base(f.trace), len(reqs), span, f.timeScale)
-	fmt.Fprintf(&b, "simulators: %d × (num-gpu-blocks %d = %d tokens, max-batch %d, time scale %g); max-output %d\n",
-		f.simulators, f.blocks, f.blocks*sim.BlockTokens, f.maxBatch, f.simTimeScale, f.maxOutput)
+	fmt.Fprintf(&b, "simulators: %d × (num-gpu-blocks %d = %d tokens, max-batch %d, prefill %v/token, decode %v/token, time scale %g); max-output %d\n",
+		f.simulators, f.blocks, f.blocks*sim.BlockTokens, f.maxBatch, f.prefill, f.decode, f.simTimeScale, f.maxOutput)
 	return b.String()
 }
 
