@@ -390,7 +390,7 @@ func (p *PickerPool) choose(pc *PickContext, s *pickSettings, cands []Candidate,
 			best = i
 		}
 	}
-	if cands[best].Matched == 0 {
+	if placeable(cands[best].Matched, len(pc.Req.Blocks)) {
 		return p.place(pc, s, cands), ReasonPlacement
 	}
 	i := s.pipe.Picker.Pick(pc, cands)
@@ -402,6 +402,21 @@ func (p *PickerPool) choose(pc *PickContext, s *pickSettings, cands []Candidate,
 		return i, ReasonAffinity
 	}
 	return i, ReasonSpillover
+}
+
+// placeable reports whether a prompt of n blocks whose longest match on any
+// endpoint is best blocks is new to the pool, and so placed by its key rather
+// than scored: no endpoint holds its first block, or, for a prompt that
+// reaches the placement depth, none holds the block its placement key is.
+//
+// A match shorter than the placement depth is typically a system prompt that
+// every endpoint holds: it tells the endpoints apart by nothing, and choosing
+// among them on load would send the turns of one conversation that reach
+// different kvgate replicas (which never saw each other's picks) to
+// different endpoints. Placement keyed past the shared part makes every
+// replica choose the same endpoint for the same conversation.
+func placeable(best, n int) bool {
+	return best == 0 || n >= cache.DefaultPlacementDepth && best < cache.DefaultPlacementDepth
 }
 
 // place is consistent placement with bounded loads over the candidates.

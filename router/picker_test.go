@@ -349,3 +349,40 @@ func TestSpillOverOnlyWhereQueueing(t *testing.T) {
 		})
 	}
 }
+
+// With a system prompt that every endpoint already holds, a new conversation
+// is placed by its key, so the turns of one conversation reaching different
+// replicas (independent pools) go to the same endpoint.
+func TestReplicasAgreePastSharedSystemPrompt(t *testing.T) {
+	a, ea := testPool(t, 8, nil)
+	b, eb := testPool(t, 8, nil)
+	system := longText("system prompt shared by every conversation", 2048) // 32 blocks, below the placement depth
+	for _, p := range []struct {
+		pool *PickerPool
+		eps  []*Endpoint
+	}{{a, ea}, {b, eb}} {
+		for _, e := range p.eps { // every endpoint of both replicas holds the system prompt
+			p.pool.Index().Record(e.Addr, prompt("m", "", system).Blocks)
+		}
+	}
+	for c := range 40 {
+		turn1 := system + longText(fmt.Sprint("conversation ", c, " first question"), 6000)
+		turn2 := turn1 + longText(" the answer, then a second question", 3000)
+		d1 := pick(t, a, ea, prompt("m", "", turn1))
+		d2 := pick(t, b, eb, prompt("m", "", turn2))
+		if d1.Reason != ReasonPlacement || d2.Reason != ReasonPlacement {
+			t.Fatalf("conversation %d: reasons %v and %v, want placement for a prompt held only up to the system prompt", c, d1.Reason, d2.Reason)
+		}
+		if d1.Endpoint.Addr != d2.Endpoint.Addr {
+			t.Fatalf("conversation %d: turn 1 via replica a went to %s, turn 2 via replica b to %s", c, d1.Endpoint.Addr, d2.Endpoint.Addr)
+		}
+		d1.Endpoint.End(d1.Tokens)
+		d2.Endpoint.End(d2.Tokens)
+		// Through the replica that saw turn 1, turn 2 follows the cache.
+		if d := pick(t, a, ea, prompt("m", "", turn2)); d.Endpoint != d1.Endpoint || d.Reason != ReasonAffinity {
+			t.Fatalf("conversation %d: turn 2 via replica a: %s (%v), want affinity to %s", c, d.Endpoint.Addr, d.Reason, d1.Endpoint.Addr)
+		} else {
+			d.Endpoint.End(d.Tokens)
+		}
+	}
+}
