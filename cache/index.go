@@ -1,8 +1,11 @@
 package cache
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"sync"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // DefaultCacheBlocks is the per-endpoint capacity, in blocks, used when
@@ -289,6 +292,45 @@ func (x *Index) Record(endpoint string, blocks []uint64) bool {
 		x.touch(s, blocks[i])
 	}
 	return true
+}
+
+// RecordTail is Record for a prompt longer than the part that was hashed:
+// tail more blocks follow blocks. The server caches them too, so the
+// endpoint's LRU must age by them as well, or the index would believe the
+// endpoint still holds prefixes its server has already evicted. They are
+// recorded as opaque entries chained from the last hashed block (the same
+// for every prompt with that hashed prefix, as a longer turn of a
+// conversation extends the shorter one's tail), older than the hashed
+// blocks, so they are evicted first, and at most the endpoint's capacity of
+// them. They never match a hashed block, so Match is unaffected. tail <= 0
+// is Record.
+func (x *Index) RecordTail(endpoint string, blocks []uint64, tail int) bool {
+	if tail <= 0 || len(blocks) == 0 {
+		return x.Record(endpoint, blocks)
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	s, ok := x.byName[endpoint]
+	if !ok {
+		return false
+	}
+	last := blocks[len(blocks)-1]
+	for i := min(tail, x.capacity(s)) - 1; i >= 0; i-- {
+		x.touch(s, tailHash(last, i))
+	}
+	for i := len(blocks) - 1; i >= 0; i-- {
+		x.touch(s, blocks[i])
+	}
+	return true
+}
+
+// tailHash is the opaque entry for the i-th unhashed block after last.
+func tailHash(last uint64, i int) uint64 {
+	var b [24]byte
+	binary.LittleEndian.PutUint64(b[:8], last)
+	binary.LittleEndian.PutUint64(b[8:16], uint64(i))
+	copy(b[16:], "tailblk.")
+	return xxhash.Sum64(b[:])
 }
 
 // Stats reports the number of (endpoint, block) entries and the approximate

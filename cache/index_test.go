@@ -362,3 +362,45 @@ func TestIndexConcurrent(t *testing.T) {
 	wg.Wait()
 	mustCheck(t, x)
 }
+
+// The unhashed tail of a long prompt ages the endpoint's LRU as the server's
+// cache ages, evicts first, never matches, and is capped at the capacity.
+func TestRecordTail(t *testing.T) {
+	tests := []struct {
+		name      string
+		tail      int
+		wantA     int // leading blocks of prompt a still matched after b
+		wantTotal int // entries of the endpoint
+	}{
+		{"no tail", 0, 10, 20},
+		{"tail evicts the oldest prompt's tail end", 85, 5, 100},
+		{"tail past the capacity", 1 << 20, 0, 100},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			x := NewIndex(100)
+			x.Add("e")
+			a, b := seq(1000, 10), seq(2000, 10)
+			x.Record("e", a)
+			if !x.RecordTail("e", b, tc.tail) {
+				t.Fatal("RecordTail on a registered endpoint reported false")
+			}
+			mustCheck(t, x)
+			if got := x.Match(a, nil)[0]; got != tc.wantA {
+				t.Errorf("prompt a matches %d blocks, want %d", got, tc.wantA)
+			}
+			if got := x.Match(b, nil)[0]; got != len(b) {
+				t.Errorf("prompt b matches %d blocks, want all %d (its tail must be older than its hashed blocks)", got, len(b))
+			}
+			if got := x.Match(append(slices.Clone(b), tailHash(b[len(b)-1], 0)), nil)[0]; tc.tail > 0 && got != len(b)+1 {
+				t.Errorf("a prompt hashing one block further matched %d; the tail entry must be the chained opaque one", got)
+			}
+			if n, _ := x.Stats(); n != tc.wantTotal {
+				t.Errorf("%d entries, want %d", n, tc.wantTotal)
+			}
+		})
+	}
+	if x := NewIndex(10); x.RecordTail("unknown", seq(1, 3), 5) {
+		t.Error("RecordTail on an unknown endpoint reported true")
+	}
+}

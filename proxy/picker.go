@@ -297,6 +297,16 @@ func readPrompt(x *Exchange, in *config.Inference, sc *inferScratch, req *router
 	req.Model = sc.prompt.Model
 	req.Blocks = cache.Blocks(seed, sc.prompt.Text, in.BlockSize, req.Blocks)
 	req.PromptTokens = (len(sc.prompt.Text) + 3) / 4
+	if rest := x.bodyLen - int64(len(buf)); rest > 0 && len(buf) == n {
+		// The prompt runs past the bytes read: count the rest too, so the
+		// in-flight tokens and the index's ageing see the whole prompt.
+		bs := in.BlockSize
+		if bs <= 0 {
+			bs = cache.DefaultBlockSize
+		}
+		req.TailBlocks = int(min(rest/int64(bs), 1<<24))
+		req.PromptTokens += int(min(rest/4, 1<<30))
+	}
 	return nil
 }
 

@@ -483,3 +483,22 @@ func TestInferenceBodyForwardedUntouched(t *testing.T) {
 		t.Error("invalid JSON was not routed by the fallback")
 	}
 }
+
+// A prompt longer than maxPromptBytes is hashed only up to that limit, but
+// the index ages the chosen endpoint by the whole body (its length known),
+// as the server caches the whole prompt.
+func TestInferenceLongPromptAgesIndex(t *testing.T) {
+	_, addrs := fakes(t, 1)
+	p := inferProxy(t, addrs, `{maxPromptBytes: 1024}`, "")
+	body := completion("m", "", textOf("long", 200<<10))
+	e := engines()[0]
+	c := e.client()
+	defer c.CloseIdleConnections()
+	if a := postTo(t, c, e.url(p, "/v1/completions"), body); a.status != 200 {
+		t.Fatalf("status %d", a.status)
+	}
+	entries, _ := p.infer.get("llm").pp.Index().Stats()
+	if want := len(body)/64 - 1024/64; entries < want {
+		t.Errorf("index holds %d entries after a %d-byte prompt hashed to 1024 bytes, want at least %d", entries, len(body), want)
+	}
+}

@@ -53,6 +53,10 @@ type PickRequest struct {
 	Model string
 	// PromptTokens is an estimate (bytes/4) counted in the in-flight tokens.
 	PromptTokens int
+	// TailBlocks estimates the blocks of a prompt longer than the hashed
+	// prefix beyond Blocks (from the body length); the index ages the chosen
+	// endpoint's cache by them too (cache.Index.RecordTail). 0 none.
+	TailBlocks int
 	// Session is the session header's value (session preset); "" none.
 	Session string
 	// StopIfSaturated makes Pick return no endpoint, with Decision.Saturated,
@@ -334,7 +338,7 @@ func (p *PickerPool) Pick(pc *PickContext, eps []*Endpoint) Decision {
 	if useIndex {
 		p.observeRatio(d.Matched, d.Total)
 		if len(pc.Req.Blocks) > 0 {
-			p.index.Record(c.E.Addr, pc.Req.Blocks)
+			p.index.RecordTail(c.E.Addr, pc.Req.Blocks, pc.Req.TailBlocks)
 		}
 	}
 	return d
