@@ -76,8 +76,6 @@ type Candidate struct {
 	Fresh bool
 	// Queue is the scraped queue depth when fresh, else proxy in-flight requests.
 	Queue float64
-	// Running is the scraped batch size when fresh; 0 otherwise.
-	Running float64
 	// KV is the scraped KV utilisation in [0,1] when fresh; NaN otherwise.
 	KV float64
 	// Inflight and Tokens are proxy-side in-flight requests and prompt tokens.
@@ -370,7 +368,6 @@ func (p *PickerPool) candidates(pc *PickContext, eps []*Endpoint) []Candidate {
 		if at := e.scrapedAt.Load(); at > 0 && pc.Now-at <= pc.set.staleAfter {
 			c.Fresh = true
 			c.Queue = float64(e.waiting.Load())
-			c.Running = float64(e.running.Load())
 			c.KV = math.Float64frombits(e.kv.Load())
 		} else {
 			c.Queue = float64(c.Inflight)
@@ -399,7 +396,7 @@ func (p *PickerPool) choose(pc *PickContext, s *pickSettings, cands []Candidate,
 	}
 	i := s.pipe.Picker.Pick(pc, cands)
 	limit := loadLimit(cands, s.bound)
-	if overBound(&cands[i], limit) {
+	if float64(cands[i].Inflight+1) > limit {
 		i = bestWithin(cands, limit, i)
 	}
 	if cands[i].Matched == cands[best].Matched {
@@ -448,22 +445,6 @@ func loadLimit(cands []Candidate, bound float64) float64 {
 		total += max(cands[i].Inflight, 0)
 	}
 	return math.Ceil(bound * float64(total+1) / float64(len(cands)))
-}
-
-// overBound reports whether one more request would take c over the load
-// limit. An endpoint that admits work at once is never over it: its fresh
-// scrape shows an empty queue and a batch at least as large as the requests
-// this proxy has in flight there, so nothing it was sent is waiting. Sending a
-// cached prefix to such an endpoint costs no queueing, while spilling it
-// elsewhere throws away the prefill the cache would have saved; the bound
-// exists to keep hot prefixes from building queues, so it applies only where
-// a queue may be forming (waiting requests, requests sent since the last
-// scrape, or no fresh metrics).
-func overBound(c *Candidate, limit float64) bool {
-	if float64(c.Inflight+1) <= limit {
-		return false
-	}
-	return !(c.Fresh && c.Queue == 0 && float64(c.Inflight) <= c.Running)
 }
 
 // bestWithin returns the highest-scored candidate whose load stays within

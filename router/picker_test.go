@@ -299,57 +299,6 @@ func TestCapacityFromScrape(t *testing.T) {
 	}
 }
 
-// The load bound spills a cached prefix only where a queue may be forming:
-// a holder whose fresh scrape shows no waiting request and a batch covering
-// everything this proxy sent it keeps the request however far over the
-// bound its in-flight count is.
-func TestSpillOverOnlyWhereQueueing(t *testing.T) {
-	now := time.Now().UnixNano()
-	tests := []struct {
-		name      string
-		scrape    *ServerMetrics // the holder's scrape; nil = none
-		at        int64
-		wantSpill bool
-	}{
-		{"no metrics", nil, 0, true},
-		{"stale scrape with an empty queue", &ServerMetrics{Running: 10}, now - int64(time.Second), true},
-		{"fresh scrape with waiting requests", &ServerMetrics{Running: 10, Waiting: 1}, now, true},
-		{"requests sent since the scrape", &ServerMetrics{Running: 2}, now, true},
-		{"fresh scrape, all running, no queue", &ServerMetrics{Running: 10}, now, false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			p, eps := testPool(t, 4, nil)
-			text := longText("held", 4096)
-			d := pick(t, p, eps, prompt("m", "", text))
-			holder := d.Endpoint
-			for range 3 { // the holder: 4 in flight, the mean 1; limit ceil(1.25×5/4) = 2
-				holder.Begin(100)
-			}
-			if tc.scrape != nil {
-				holder.Store(tc.scrape, tc.at)
-			}
-			for _, e := range eps {
-				if e != holder {
-					e.Store(&ServerMetrics{}, now)
-				}
-			}
-			got := pick(t, p, eps, prompt("m", "", text+" next turn"))
-			if spilled := got.Endpoint != holder; spilled != tc.wantSpill {
-				t.Errorf("spilled = %v (reason %v), want %v", spilled, got.Reason, tc.wantSpill)
-			}
-			if tc.wantSpill != (got.Reason == ReasonSpillover) {
-				t.Errorf("reason %v, want spill-over %v", got.Reason, tc.wantSpill)
-			}
-			got.Endpoint.End(got.Tokens)
-			for range 3 {
-				holder.End(100)
-			}
-			d.Endpoint.End(d.Tokens)
-		})
-	}
-}
-
 // With a system prompt that every endpoint already holds, a new conversation
 // is placed by its key, so the turns of one conversation reaching different
 // replicas (independent pools) go to the same endpoint.
