@@ -71,6 +71,7 @@ func copyRequestHeaders(x *Exchange, dst headerSink) {
 		dst.Add("Te", "trailers")
 	}
 	writeForwarded(x, trusted, dst)
+	writeClientCert(x, dst)
 	dst.Add("X-Request-Id", x.requestID)
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kvgate/kvgate/config"
+	"github.com/kvgate/kvgate/mtls"
 )
 
 // endpoint is one upstream address. It lives outside config snapshots, keyed
@@ -108,6 +109,7 @@ type upstreams struct {
 	mu    sync.Mutex
 	pools map[string]*pool
 	log   *slog.Logger
+	ids   mtls.IdentitySource // workload identity for SPIFFE upstream TLS; nil: none
 }
 
 func newUpstreams(log *slog.Logger) *upstreams {
@@ -129,7 +131,7 @@ func (u *upstreams) sync(cfg *config.Config) (map[string]*pool, error) {
 			next[pc.Name] = old
 			continue
 		}
-		p, err := newPool(pc, cfg.Limits, u.log)
+		p, err := newPool(pc, cfg.Limits, u.log, u.ids)
 		if err != nil {
 			return nil, err
 		}
@@ -170,8 +172,8 @@ func equalTLS(a, b *config.UpstreamTLS) bool {
 	return *a == *b
 }
 
-func newPool(pc config.Pool, lim config.Limits, log *slog.Logger) (*pool, error) {
-	tf, err := newTransportFactory(pc, lim)
+func newPool(pc config.Pool, lim config.Limits, log *slog.Logger, ids mtls.IdentitySource) (*pool, error) {
+	tf, err := newTransportFactory(pc, lim, ids)
 	if err != nil {
 		return nil, err
 	}
