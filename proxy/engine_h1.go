@@ -42,18 +42,15 @@ func (nopLogger) Printf(string, ...any) {}
 
 // h1Error answers requests fasthttp could not parse, in the OpenAI error shape.
 func (l *Listener) h1Error(ctx *fasthttp.RequestCtx, err error) {
-	var r *Reply
+	status, code, msg := 400, "bad_request", "request could not be parsed: "+err.Error()
 	if _, ok := err.(*fasthttp.ErrSmallBuffer); ok {
-		r = errorReply(431, errInvalidRequest, "headers_too_large",
-			"request header section is larger than limits.maxHeaderBytes: send smaller headers")
+		status, code, msg = 431, "headers_too_large", "request header section is larger than limits.maxHeaderBytes: send smaller headers"
 	} else if err == fasthttp.ErrBodyTooLarge {
-		r = errorReply(413, errInvalidRequest, "body_too_large", bodyTooLargeMsg(l.proxy.limits().MaxBodyBytes))
-	} else {
-		r = errorReply(400, errInvalidRequest, "bad_request", "request could not be parsed: "+err.Error())
+		status, code, msg = 413, "body_too_large", bodyTooLargeMsg(l.proxy.limits().MaxBodyBytes)
 	}
-	ctx.SetStatusCode(r.Status)
+	ctx.SetStatusCode(status)
 	ctx.Response.Header.SetContentType("application/json")
-	ctx.SetBody(r.Body.(interface{ Bytes() []byte }).Bytes())
+	ctx.SetBody(errorJSON(errInvalidRequest, code, msg))
 	l.proxy.metrics.parseErrors.Add(1)
 }
 

@@ -72,7 +72,7 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 func writeH2(w http.ResponseWriter, r *Reply) (int64, error) {
 	h := w.Header()
 	for _, f := range r.Header {
-		h[canonical(f.Name)] = append(h[canonical(f.Name)], f.Value)
+		addOwned(h, f)
 	}
 	if len(r.TrailerNames) > 0 {
 		h["Trailer"] = []string{strings.Join(r.TrailerNames, ", ")}
@@ -92,7 +92,7 @@ func writeH2(w http.ResponseWriter, r *Reply) (int64, error) {
 	}
 	if r.Trailers != nil {
 		for _, f := range r.Trailers() {
-			h[canonical(f.Name)] = append(h[canonical(f.Name)], f.Value)
+			addOwned(h, f)
 		}
 	}
 	return n, nil
@@ -126,7 +126,14 @@ func copyFlush(w http.ResponseWriter, src io.Reader, buf []byte, flush bool) (in
 	}
 }
 
-func canonical(name string) string { return http.CanonicalHeaderKey(name) }
+// addOwned copies a field into a net/http header map. Reply fields may alias
+// buffers that are reused once the Reply is finished, while net/http may
+// encode headers only after the handler returns (HTTP/2 does for empty
+// bodies), so the map must own its strings.
+func addOwned(h http.Header, f Field) {
+	k := strings.Clone(http.CanonicalHeaderKey(f.Name))
+	h[k] = append(h[k], strings.Clone(f.Value))
+}
 
 func (l *Listener) peerID(cs tls.ConnectionState) string {
 	if l.peer == nil {

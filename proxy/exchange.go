@@ -60,6 +60,8 @@ type Exchange struct {
 	pool    string
 	ep      *endpoint
 	up      *upstreamResponse
+	upBuf   upstreamResponse // h1 responses live here: no allocation per request
+	scratch []byte           // forwarding header values; strings into it live until release
 	status  int
 	errKind string
 }
@@ -78,7 +80,9 @@ func acquireExchange(ctx context.Context, l *Listener) *Exchange {
 }
 
 func releaseExchange(x *Exchange) {
+	hdr, upHdr, scratch := x.reply.Header[:0], x.upBuf.header[:0], x.scratch[:0]
 	*x = Exchange{}
+	x.reply.Header, x.upBuf.header, x.scratch = hdr, upHdr, scratch
 	exchangePool.Put(x)
 }
 

@@ -71,11 +71,11 @@ func (p *Proxy) try(x *Exchange, ep *endpoint) *Reply {
 	x.ep = ep
 	ep.inflight.Add(1)
 	up, err := ep.rt.roundTrip(x)
-	var de *dialError
-	ep.observe(errors.As(err, &de))
 	if err != nil {
+		ep.observe(isDialError(err))
 		return upstreamError(x, err)
 	}
+	ep.observe(false)
 	x.up = up
 	r := &x.reply
 	r.Status = up.status
@@ -85,6 +85,11 @@ func (p *Proxy) try(x *Exchange, ep *endpoint) *Reply {
 	r.TrailerNames = up.trailerNames
 	r.Trailers = up.trailers
 	return r
+}
+
+func isDialError(err error) bool {
+	var de *dialError
+	return errors.As(err, &de)
 }
 
 // upstreamError maps a failed round trip to a status: connect or reset 502,
@@ -131,7 +136,7 @@ func (x *Exchange) finish(err error, n int64) {
 		x.ep.inflight.Add(-1)
 	}
 	if x.up != nil {
-		x.up.release(err)
+		x.up.done(err)
 	}
 	status := x.status
 	if err != nil {

@@ -50,67 +50,81 @@ func isForwarding(name string) bool {
 // copyRequestHeaders writes the client's fields minus hop-by-hop ones, then
 // the forwarding fields and the request id.
 func copyRequestHeaders(x *Exchange, dst headerSink) {
-	conn := x.hdr.Get("connection")
-	trusted := x.listener.trusts(x.remote.Addr())
-	x.hdr.Each(func(name, value string) {
-		if isHopByHop(name, conn) || strings.EqualFold(name, "host") {
-			return
+	c := headerCopy{conn: x.hdr.Get("connection"), trusted: x.listener.trusts(x.remote.Addr()),
+		xfcc: x.listener.cfg.TrustForwardedClientCert, dst: dst}
+	if h, ok := x.hdr.(h1Headers); ok {
+		for k, v := range h.h.All() { // concrete loop: no closure escapes
+			c.field(b2s(k), b2s(v))
 		}
-		if strings.EqualFold(name, "x-request-id") {
-			return // written below, exactly once
-		}
-		if !trusted && isForwarding(name) {
-			return
-		}
-		if strings.EqualFold(name, "x-forwarded-client-cert") && !x.listener.cfg.TrustForwardedClientCert {
-			return
-		}
-		dst.Add(name, value)
-	})
+	} else {
+		other := c // only this copy escapes, through the method value
+		x.hdr.Each(other.field)
+	}
 	if te := x.hdr.Get("te"); te != "" && strings.Contains(strings.ToLower(te), "trailers") {
 		dst.Add("Te", "trailers")
 	}
-	writeForwarded(x, trusted, dst)
+	writeForwarded(x, c.trusted, dst)
 	writeClientCert(x, dst)
 	dst.Add("X-Request-Id", x.requestID)
 }
 
+// headerCopy decides, field by field, what goes upstream.
+type headerCopy struct {
+	conn          string
+	trusted, xfcc bool
+	dst           headerSink
+}
+
+func (c *headerCopy) field(name, value string) {
+	switch {
+	case isHopByHop(name, c.conn), strings.EqualFold(name, "host"):
+	case strings.EqualFold(name, "x-request-id"): // written once, after the copy
+	case !c.trusted && isForwarding(name):
+	case !c.xfcc && strings.EqualFold(name, "x-forwarded-client-cert"):
+	default:
+		c.dst.Add(name, value)
+	}
+}
+
 func writeForwarded(x *Exchange, trusted bool, dst headerSink) {
 	ip := x.remote.Addr().Unmap()
-	ipStr := ip.String()
 	proto := "http"
 	if x.tls {
 		proto = "https"
 	}
-	prior := ""
-	if trusted {
-		prior = x.hdr.Get("x-forwarded-for")
+	// Values are built in the exchange's scratch buffer: no allocation per
+	// request once the pooled buffer has grown. Each value is a fresh slice of
+	// it, so appending later never changes a value already handed out.
+	b := x.scratch[:0]
+	if prior := x.hdr.Get("x-forwarded-for"); trusted && prior != "" {
+		b = append(append(b, prior...), ", "...)
 	}
-	if prior != "" {
-		dst.Add("X-Forwarded-For", prior+", "+ipStr)
-	} else {
-		dst.Add("X-Forwarded-For", ipStr)
-	}
+	b = ip.AppendTo(b)
+	dst.Add("X-Forwarded-For", b2s(b))
 	if !trusted || x.hdr.Get("x-forwarded-proto") == "" {
 		dst.Add("X-Forwarded-Proto", proto)
 	}
 	if !trusted || x.hdr.Get("x-forwarded-host") == "" {
 		dst.Add("X-Forwarded-Host", x.host)
 	}
-	node := ipStr
+	start := len(b)
+	if prev := x.hdr.Get("forwarded"); trusted && prev != "" {
+		b = append(append(b, prev...), ", "...)
+	}
+	b = append(b, "for="...)
 	if ip.Is6() {
-		node = `"[` + ipStr + `]"`
+		b = append(b, `"[`...)
+		b = ip.AppendTo(b)
+		b = append(b, `]"`...)
+	} else {
+		b = ip.AppendTo(b)
 	}
-	elem := "for=" + node + ";proto=" + proto
+	b = append(append(b, ";proto="...), proto...)
 	if x.host != "" {
-		elem += ";host=" + quoteIfNeeded(x.host)
+		b = append(append(b, ";host="...), quoteIfNeeded(x.host)...)
 	}
-	if trusted {
-		if prev := x.hdr.Get("forwarded"); prev != "" {
-			elem = prev + ", " + elem
-		}
-	}
-	dst.Add("Forwarded", elem)
+	dst.Add("Forwarded", b2s(b[start:]))
+	x.scratch = b
 }
 
 func quoteIfNeeded(s string) string {
@@ -135,7 +149,7 @@ func ensureRequestID(x *Exchange) {
 		x.idBuf[i] = hexdig[a>>(60-4*i)&0xf]
 		x.idBuf[16+i] = hexdig[b>>(60-4*i)&0xf]
 	}
-	x.requestID = string(x.idBuf[:])
+	x.requestID = b2s(x.idBuf[:]) // lives in the pooled Exchange, like every request string
 }
 
 func printable(s string) bool {

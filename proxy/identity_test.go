@@ -36,7 +36,7 @@ type idEnv struct {
 	api *spiffetest.WorkloadAPI
 }
 
-func newIDEnv(t *testing.T) *idEnv {
+func newIDEnv(t testing.TB) *idEnv {
 	ca := spiffetest.NewCA("example.org")
 	return &idEnv{ca: ca, api: spiffetest.StartWorkloadAPI(t, ca.SVID(proxyID), ca.Bundle())}
 }
@@ -69,7 +69,7 @@ func (l *logBuffer) String() string {
 }
 
 // runProxy builds and starts kvgate from a whole YAML document.
-func runProxy(t *testing.T, yaml string, out io.Writer) *Proxy {
+func runProxy(t testing.TB, yaml string, out io.Writer) *Proxy {
 	t.Helper()
 	p, err := buildProxy(yaml, out)
 	if err != nil {
@@ -99,7 +99,7 @@ func buildProxy(yaml string, out io.Writer) (*Proxy, error) {
 
 // spiffeTLS is a client config presenting svid (nil: no certificate) and
 // requiring the server to be the proxy.
-func spiffeTLS(t *testing.T, svid *x509svid.SVID, bundles ...*x509bundle.Bundle) *tls.Config {
+func spiffeTLS(t testing.TB, svid *x509svid.SVID, bundles ...*x509bundle.Bundle) *tls.Config {
 	t.Helper()
 	if svid == nil { // no client certificate: verify the server by hand
 		return &tls.Config{InsecureSkipVerify: true, VerifyConnection: func(cs tls.ConnectionState) error {

@@ -107,16 +107,18 @@ func (l *Listener) start() error {
 func (l *Listener) acceptLoop() {
 	sem := l.proxy.connSem
 	for {
-		sem <- struct{}{}
 		c, err := l.ln.Accept()
 		if err != nil {
-			<-sem
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			time.Sleep(5 * time.Millisecond)
 			continue
 		}
+		// Over the cap the accepted connection waits, unserved, for a slot;
+		// the slot is taken after Accept so that listeners never hold slots
+		// they have no connection for.
+		sem <- struct{}{}
 		tc := &trackedConn{Conn: c, l: l}
 		l.track(tc, true)
 		l.wg.Add(1)

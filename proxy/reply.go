@@ -53,21 +53,25 @@ const (
 // errorReply builds an OpenAI-shaped JSON error:
 // {"error":{"message":...,"type":...,"code":...}}.
 func errorReply(status int, typ, code, msg string) *Reply {
-	var b bytes.Buffer
-	b.Grow(64 + len(msg))
-	b.WriteString(`{"error":{"message":`)
-	b.WriteString(strconv.Quote(msg))
-	b.WriteString(`,"type":"`)
-	b.WriteString(typ)
-	b.WriteString(`","code":"`)
-	b.WriteString(code)
-	b.WriteString("\"}}\n")
+	b := errorJSON(typ, code, msg)
 	return &Reply{
 		Status: status,
 		Header: []Field{{"Content-Type", "application/json"}},
-		Body:   bytes.NewReader(b.Bytes()),
-		Length: int64(b.Len()),
+		Body:   bytes.NewReader(b),
+		Length: int64(len(b)),
 	}
+}
+
+// errorJSON is the body of an error reply.
+func errorJSON(typ, code, msg string) []byte {
+	b := make([]byte, 0, 64+len(msg))
+	b = append(b, `{"error":{"message":`...)
+	b = strconv.AppendQuote(b, msg)
+	b = append(b, `,"type":"`...)
+	b = append(b, typ...)
+	b = append(b, `","code":"`...)
+	b = append(b, code...)
+	return append(b, "\"}}\n"...)
 }
 
 // withHeader appends a header field and returns the reply.

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/kvgate/kvgate/config"
 	"github.com/kvgate/kvgate/mtls"
 )
@@ -24,7 +26,21 @@ type upstreamResponse struct {
 	length       int64
 	trailerNames []string
 	trailers     func() []Field
-	release      func(err error)
+	release      func(err error) // set by transports that need a closure (h2)
+	h1           *fasthttp.Response
+}
+
+// done releases the upstream response exactly once; a non-nil err discards
+// the connection instead of returning it to the pool.
+func (u *upstreamResponse) done(err error) {
+	if u.h1 != nil {
+		releaseH1(u.h1, err)
+		u.h1 = nil
+		return
+	}
+	if u.release != nil {
+		u.release(err)
+	}
 }
 
 // roundTripper sends one request to one endpoint. Safe for concurrent use.

@@ -61,8 +61,7 @@ func (t *h1Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
 	resp := fasthttp.AcquireResponse()
 	req.Header.DisableNormalizing()
 	req.Header.SetMethod(x.method)
-	uri := req.Header.RequestURI()[:0]
-	uri = append(uri, x.path...)
+	uri := append(x.scratch[:0], x.path...) // copied by SetRequestURIBytes
 	if x.query != "" {
 		uri = append(uri, '?')
 		uri = append(uri, x.query...)
@@ -83,11 +82,11 @@ func (t *h1Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
 		fasthttp.ReleaseResponse(resp)
 		return nil, err
 	}
-	return h1Response(resp), nil
+	return h1Response(resp, &x.upBuf), nil
 }
 
-func h1Response(resp *fasthttp.Response) *upstreamResponse {
-	ur := &upstreamResponse{status: resp.StatusCode(), length: int64(resp.Header.ContentLength())}
+func h1Response(resp *fasthttp.Response, ur *upstreamResponse) *upstreamResponse {
+	*ur = upstreamResponse{status: resp.StatusCode(), length: int64(resp.Header.ContentLength()), header: ur.header[:0], h1: resp}
 	conn := b2s(resp.Header.Peek("Connection"))
 	for k, v := range resp.Header.All() {
 		name := b2s(k)
@@ -119,16 +118,17 @@ func h1Response(resp *fasthttp.Response) *upstreamResponse {
 	} else {
 		ur.length = 0
 	}
-	ur.release = func(err error) {
-		if err != nil {
-			if c, ok := resp.BodyStream().(fasthttp.ReadCloserWithError); ok {
-				_ = c.CloseWithError(err)
-			}
-		}
-		_ = resp.CloseBodyStream()
-		fasthttp.ReleaseResponse(resp)
-	}
 	return ur
+}
+
+func releaseH1(resp *fasthttp.Response, err error) {
+	if err != nil {
+		if c, ok := resp.BodyStream().(fasthttp.ReadCloserWithError); ok {
+			_ = c.CloseWithError(err)
+		}
+	}
+	_ = resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(resp)
 }
 
 var _ io.Reader = (*limitReader)(nil)
