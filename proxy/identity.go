@@ -41,14 +41,17 @@ func (p *Proxy) identitySource() mtls.IdentitySource {
 	return p.ident
 }
 
-// closeIdentity closes the identity and every listener's certificate watcher.
+// closeIdentity closes the identity and every listener's certificate
+// watcher. Only the first call has an effect.
 func (p *Proxy) closeIdentity() {
-	for _, l := range p.listeners {
-		l.closeCertFiles()
-	}
-	if p.ident != nil {
-		_ = p.ident.Close()
-	}
+	p.closeID.Do(func() {
+		for _, l := range p.listeners {
+			l.closeCertFiles()
+		}
+		if p.ident != nil {
+			_ = p.ident.Close()
+		}
+	})
 }
 
 // selfIDCache remembers the SPIFFE ID of the last SVID seen, so that the

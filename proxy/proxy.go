@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 
 	"github.com/kvgate/kvgate/config"
@@ -42,6 +43,7 @@ type Proxy struct {
 	connSem   chan struct{}
 	ident     mtls.Identity // workload SPIFFE identity; nil: none
 	selfIDs   atomic.Pointer[selfIDCache]
+	closeID   sync.Once // closeIdentity runs once; Shutdown may be called twice
 }
 
 // New compiles cfg (already defaulted and validated) into a Proxy that is
