@@ -22,6 +22,7 @@ func (p *Proxy) Serve(x *Exchange) *Reply {
 	r := p.forward(x)
 	r.owner = x
 	r.Header = append(r.Header, Field{"X-Request-Id", x.requestID})
+	addAltSvc(x, r)
 	x.status = r.Status
 	return r
 }
@@ -54,6 +55,9 @@ func (p *Proxy) forward(x *Exchange) *Reply {
 		return x.fail(500, errInternal, "no_backend", "route "+route.Name+" has no backend with a weight above 0")
 	}
 	x.pool = b.Pool
+	if r := p.authorize(s, x); r != nil {
+		return r
+	}
 	pl := s.pools[b.Pool]
 	if pl == nil {
 		return x.fail(500, errInternal, "unknown_pool", "route "+route.Name+" names pool "+b.Pool+", which does not exist")
@@ -105,7 +109,10 @@ func isDialError(err error) bool {
 func upstreamError(x *Exchange, err error) *Reply {
 	var de *dialError
 	var ne net.Error
+	var ie *identityError
 	switch {
+	case errors.As(err, &ie):
+		return identityFailure(x, ie)
 	case errors.Is(err, errBodyTooLarge):
 		return x.fail(413, errInvalidRequest, "body_too_large", bodyTooLargeMsg(x.limit.n))
 	case x.ctx != nil && x.ctx.Err() != nil:

@@ -65,6 +65,7 @@ func copyRequestHeaders(x *Exchange, dst headerSink) {
 		dst.Add("Te", "trailers")
 	}
 	writeForwarded(x, c.trusted, dst)
+	writeClientCert(x, dst)
 	dst.Add("X-Request-Id", x.requestID)
 }
 

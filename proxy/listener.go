@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/kvgate/kvgate/config"
+	"github.com/kvgate/kvgate/mtls"
 )
 
 var timeZero time.Time
@@ -29,6 +30,9 @@ type Listener struct {
 	trusted []netip.Prefix
 	tlsConf *tls.Config
 	peer    func(*tls.ConnectionState) string // SPIFFE ID of a verified peer; nil: none
+
+	certFiles *mtls.CertFiles // listener certificate files; nil with tls.spiffe or no TLS
+	h3        *http3Engine    // nil unless protocols has http3
 
 	ln   net.Listener
 	h1   *fasthttp.Server
@@ -66,7 +70,7 @@ func newListener(p *Proxy, lc config.Listener) (*Listener, error) {
 	}
 	l := &Listener{name: lc.Name, cfg: lc, proxy: p, trusted: trusted, conns: map[net.Conn]struct{}{}}
 	if lc.TLS != nil {
-		if l.tlsConf, l.peer, err = p.serverTLS(lc); err != nil {
+		if err := p.listenerTLS(l); err != nil {
 			return nil, err
 		}
 	}
@@ -87,6 +91,10 @@ func newListener(p *Proxy, lc config.Listener) (*Listener, error) {
 func (l *Listener) start() error {
 	ln, err := net.Listen("tcp", l.cfg.Address)
 	if err != nil {
+		return err
+	}
+	if err := l.startHTTP3(ln.Addr()); err != nil {
+		_ = ln.Close()
 		return err
 	}
 	l.ln = ln
@@ -233,7 +241,8 @@ func (c *trackedConn) Close() error {
 func (l *Listener) shutdown(ctx context.Context) {
 	_ = l.ln.Close()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() { defer wg.Done(); l.shutdownHTTP3(ctx) }()
 	go func() { defer wg.Done(); _ = l.h1.ShutdownWithContext(ctx) }()
 	go func() { defer wg.Done(); _ = l.hs.Shutdown(ctx); l.waitConns(ctx) }()
 	wg.Wait()
