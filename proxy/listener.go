@@ -154,11 +154,11 @@ func (l *Listener) dispatch(c net.Conn) {
 			l.serveH2(tc)
 			return
 		}
-		l.h1ln.push(tc)
+		l.pushH1(tc, deadline)
 		return
 	}
 	if !l.speaks("http2") {
-		l.h1ln.push(c)
+		l.pushH1(c, deadline)
 		return
 	}
 	isH2, pc, err := sniffPreface(c, deadline)
@@ -175,6 +175,43 @@ func (l *Listener) dispatch(c net.Conn) {
 		return
 	}
 	l.h1ln.push(pc)
+}
+
+// pushH1 hands a connection to fasthttp once its first request byte has
+// arrived. A connection that sends nothing before the header deadline is
+// closed silently: fasthttp would write an unsolicited error response on it,
+// which clients that opened a spare connection report as a protocol error.
+func (l *Listener) pushH1(c net.Conn, deadline time.Time) {
+	var b [1]byte
+	_ = c.SetReadDeadline(deadline)
+	n, _ := c.Read(b[:])
+	_ = c.SetReadDeadline(timeZero)
+	if n == 0 {
+		_ = c.Close()
+		return
+	}
+	pre := []byte{b[0]}
+	if tc, ok := c.(*tls.Conn); ok {
+		l.h1ln.push(&tlsPrefixConn{Conn: tc, pre: pre})
+		return
+	}
+	l.h1ln.push(&prefixConn{Conn: c, pre: pre})
+}
+
+// tlsPrefixConn is a prefixConn that still looks like a TLS connection to
+// fasthttp and to the engine (Handshake, ConnectionState).
+type tlsPrefixConn struct {
+	*tls.Conn
+	pre []byte
+}
+
+func (c *tlsPrefixConn) Read(p []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }
 
 func (l *Listener) serveH2(c net.Conn) {
