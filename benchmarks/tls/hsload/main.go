@@ -112,6 +112,9 @@ type Report struct {
 	P99Ms         float64 `json:"p99ms"`
 	Connections   int     `json:"clients"`
 	ResumeEnabled bool    `json:"resumeEnabled"`
+	// ClientCPUms is hsload's own user+system CPU time for the run, to tell
+	// whether the client rather than the server was the bottleneck.
+	ClientCPUms float64 `json:"clientCpuMs"`
 }
 
 // summarize merges the clients' tallies over elapsed wall time.
@@ -175,9 +178,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		wg.Go(func() { client(ctx, c, tc, req, &ts[i]) })
 	}
 	wg.Wait()
+	r := summarize(ts, time.Since(start), c)
+	r.ClientCPUms = ownCPU().Seconds() * 1000
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
-	return enc.Encode(summarize(ts, time.Since(start), c))
+	return enc.Encode(r)
 }
 
 // client opens connections one after another until ctx ends.
@@ -234,4 +239,13 @@ func once(ctx context.Context, c config, tc *tls.Config, req string) (resumed bo
 		return false, fmt.Errorf("hsload: status %d", resp.StatusCode)
 	}
 	return conn.ConnectionState().DidResume, nil
+}
+
+// ownCPU is this process's user+system CPU time so far, 0 if unknown.
+func ownCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
