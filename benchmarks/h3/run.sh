@@ -359,7 +359,7 @@ declare -A RSS
 for p in "${ACTIVE[@]}"; do RSS[$p]=$(awk -v k="$(hwm_kib "${PID_OF[$p]}")" 'BEGIN {printf "%.1f", k / 1024}'); done
 
 med() { median ${1}; } # word-split the space-separated samples
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "-" || v == "") print "-"; else printf f, v }'; }
 busy() { awk -v c="$1" -v r="$2" 'BEGIN { if (c == "-" || r == "-") print "-"; else printf "%.0f%%", c * r / 10 }'; }
 
@@ -385,11 +385,11 @@ report() {
 	[[ $NICE == 0 ]] || echo "Scheduling: niceness $NICE on the run's $([[ $AUTOGROUP_SET == 1 ]] && echo autogroup || echo processes)."
 	echo "Load average before / after: $LOAD_BEFORE / $LOAD_AFTER (other work shares this 2-core machine)."
 	echo
-	echo "| proxy | req/s | CPU-ms per request | p50 ms | p99 ms | errors (per run) | peak RSS MiB | proxy core busy | h3load CPU-ms per request | 1-min load per run |"
-	echo "|---|---:|---:|---:|---:|---|---:|---:|---:|---|"
+	echo "| proxy | req/s | CPU-ms per request | CPU-ms per run | p50 ms | p99 ms | errors (per run) | peak RSS MiB | proxy core busy | h3load CPU-ms per request | 1-min load per run |"
+	echo "|---|---:|---:|---|---:|---:|---|---:|---:|---:|---|"
 	for p in "${ACTIVE[@]}"; do
 		r=$(med "${S_RATE[$p]}") c=$(med "${S_CPU[$p]}")
-		echo "| $p | $(fmt "$r" %.0f) | $c | $(fmt "$(med "${S_P50[$p]}")" %.2f) | $(fmt "$(med "${S_P99[$p]}")" %.2f) | ${S_ERR[$p]% } | ${RSS[$p]} | $(busy "$c" "$r") | $(med "${S_CCPU[$p]}") | ${S_LOAD[$p]%,} |"
+		echo "| $p | $(fmt "$r" %.0f) | $c | ${S_CPU[$p]% } | $(fmt "$(med "${S_P50[$p]}")" %.2f) | $(fmt "$(med "${S_P99[$p]}")" %.2f) | ${S_ERR[$p]% } | ${RSS[$p]} | $(busy "$c" "$r") | $(med "${S_CCPU[$p]}") | ${S_LOAD[$p]%,} |"
 	done
 	echo
 	if [[ -n ${PID_OF[kvgate]:-} && -n ${PID_OF[caddy]:-} ]]; then
@@ -398,7 +398,7 @@ report() {
 	fi
 	echo "## Versions"
 	echo
-	if command -v caddy >/dev/null; then echo "- caddy: $(caddy version 2>&1 | head -n 1) [$(modversion caddy)], quic-go $(quicgo "$(command -v caddy)")"; fi
+	if command -v caddy >/dev/null; then echo "- caddy: $(modversion caddy), quic-go $(quicgo "$(command -v caddy)")"; fi
 	echo "- kvgate: $("$WORK/bin/kvgate" version 2>&1 | head -n 1) (commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)), quic-go $(quicgo "$WORK/bin/kvgate")"
 	echo "- h3load: quic-go $(quicgo "$WORK/bin/h3load")"
 	echo "- nginx (backend): $(nginx -v 2>&1 | head -n 1)"
