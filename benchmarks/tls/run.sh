@@ -7,7 +7,10 @@
 # TCP connection per request, does a TLS 1.3 handshake, sends one GET with Connection: close
 # and reads the whole response. Two modes:
 #   full     no session cache: certificate + CertificateVerify signature + ECDHE every time,
-#   resumed  one shared session cache: PSK from a session ticket (psk_dhe_ke, still ECDHE).
+#   resumed  one shared session cache: PSK from a session ticket (psk_dhe_ke, still ECDHE),
+#   plain    no TLS at all, to a second plaintext port of the same proxy process: the baseline
+#            cost of accepting a connection and proxying one request, so full - plain is the
+#            TLS share.
 # Per proxy and mode it records handshakes/s, proxy CPU-ms per handshake (utime+stime from
 # /proc over the whole process tree, so the proxied request is included), the share of
 # handshakes that resumed, client latency p50/p99, and peak RSS. Rounds interleave the proxies
@@ -18,6 +21,7 @@
 #   DURATION=10s  length of each measured run (s suffix)
 #   RUNS=3        rounds; the table shows the median of each column
 #   CONNS=16      concurrent hsload clients (each one connection at a time)
+#   MODES="plain full resumed"  which modes to measure
 #   CURVE=x25519  the one key-exchange group the client offers (x25519 | p256 | x25519mlkem768)
 #   PROXIES="haproxy kvgate"   which proxies to measure
 #   PROXY_CPU=0 LOAD_CPU=1     cores for the proxies and for backend + load client
@@ -33,13 +37,14 @@ DURATION=${DURATION:-10s}
 RUNS=${RUNS:-3}
 CONNS=${CONNS:-16}
 CURVE=${CURVE:-x25519}
+MODES=${MODES:-"plain full resumed"}
 PROXIES=${PROXIES:-"haproxy kvgate"}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 SKIP_INSTALL=${SKIP_INSTALL:-0}
 NICE=${NICE:-0}
 RESULTS=${RESULTS:-$HERE/results.md}
-INVOCATION="DURATION=$DURATION RUNS=$RUNS CONNS=$CONNS CURVE=$CURVE$([[ $NICE == 0 ]] || echo " NICE=$NICE") PROXIES=\"$PROXIES\" benchmarks/tls/run.sh"
+INVOCATION="DURATION=$DURATION RUNS=$RUNS CONNS=$CONNS CURVE=$CURVE MODES=\"$MODES\"$([[ $NICE == 0 ]] || echo " NICE=$NICE") PROXIES=\"$PROXIES\" benchmarks/tls/run.sh"
 
 log() { printf '[tls] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -226,7 +231,7 @@ http {
 CONF
 }
 
-write_haproxy() { # dir port backendport
+write_haproxy() { # dir port backendport plainport
 	mkdir -p "$1"
 	cat >"$1/haproxy.cfg" <<CONF
 global
@@ -241,13 +246,14 @@ defaults
 	timeout server 60s
 frontend bench
 	bind 127.0.0.1:$2 ssl crt $CERTS/haproxy.pem alpn http/1.1 ssl-min-ver TLSv1.3
+	bind 127.0.0.1:$4
 	default_backend backend
 backend backend
 	server b1 127.0.0.1:$3
 CONF
 }
 
-write_kvgate() { # dir port adminport backendport
+write_kvgate() { # dir port adminport backendport plainport
 	mkdir -p "$1"
 	cat >"$1/kvgate.yaml" <<CONF
 admin: {address: 127.0.0.1:$3}
@@ -257,6 +263,7 @@ listeners:
     address: 127.0.0.1:$2
     protocols: [http1]
     tls: {certFile: $CERTS/cert.pem, keyFile: $CERTS/key.pem}
+  - {name: plain, address: 127.0.0.1:$5, protocols: [http1]}
 routes:
   - {name: all, backends: [{pool: backend}]}
 pools:
@@ -266,31 +273,34 @@ CONF
 
 # ---------------------------------------------------------------- proxies
 
-declare -A PID_OF URL_OF
+declare -A PID_OF URL_OF PLAIN_OF
 ACTIVE=()
 
 start_proxy() { # name
-	local name=$1 dir=$WORK/$1 port aport
+	local name=$1 dir=$WORK/$1 port aport pport
 	port=$(free_port)
+	pport=$(free_port)
 	case $name in
 	haproxy)
-		write_haproxy "$dir" "$port" "$BPORT"
+		write_haproxy "$dir" "$port" "$BPORT" "$pport"
 		start_bg "$dir/log" "${PROXY_PFX[@]}" haproxy -db -f "$dir/haproxy.cfg"
 		;;
 	kvgate)
 		aport=$(free_port)
-		write_kvgate "$dir" "$port" "$aport" "$BPORT"
+		write_kvgate "$dir" "$port" "$aport" "$BPORT" "$pport"
 		start_bg "$dir/log" env GOMAXPROCS=1 "${PROXY_PFX[@]}" "$WORK/bin/kvgate" run --config "$dir/kvgate.yaml"
 		;;
 	*) die "unknown proxy $name (haproxy | kvgate)" ;;
 	esac
 	URL_OF[$name]="https://127.0.0.1:$port/1k.bin"
+	PLAIN_OF[$name]="http://127.0.0.1:$pport/1k.bin"
 	PID_OF[$name]=$STARTED_PID
 	if ! wait_url "${URL_OF[$name]}" "$STARTED_PID" -k; then
 		tail -n 20 "$dir/log" >&2 || true
 		die "$name did not serve ${URL_OF[$name]} within 15s (log tail above)"
 	fi
 	[[ $(curl -sk "${URL_OF[$name]}" | wc -c) == 1024 ]] || die "$name does not return the 1024-byte file"
+	[[ $(curl -s "${PLAIN_OF[$name]}" | wc -c) == 1024 ]] || die "$name does not return the 1024-byte file on ${PLAIN_OF[$name]}"
 	log "$name: pid $STARTED_PID on ${URL_OF[$name]}"
 	ACTIVE+=("$name")
 }
@@ -301,14 +311,16 @@ declare -A S_RATE S_CPU S_CCPU S_RES S_P50 S_P99 S_ERR S_LOAD
 
 hsload() { # url mode seconds -> JSON on stdout
 	local args=(-url "$1" -c "$CONNS" -d "$3" -curve "$CURVE")
-	[[ $2 == full ]] || args+=(-resume)
+	case $2 in resumed) args+=(-resume) ;; plain) args+=(-plain) ;; esac
 	"${LOAD_PFX[@]}" timeout "$LOAD_TIMEOUT" "$WORK/bin/hsload" "${args[@]}"
 }
 
 measure() { # name mode run
 	local name=$1 mode=$2 pid=${PID_OF[$1]} t0 t1 js hs key="$1/$2"
 	t0=$(cpu_ticks "$pid")
-	js=$(hsload "${URL_OF[$name]}" "$mode" "$DURATION") || { log "$key: hsload failed"; js='{}'; }
+	local url=${URL_OF[$name]}
+	[[ $mode != plain ]] || url=${PLAIN_OF[$name]}
+	js=$(hsload "$url" "$mode" "$DURATION") || { log "$key: hsload failed"; js='{}'; }
 	t1=$(cpu_ticks "$pid")
 	alive "$pid" || { tail -n 30 "$WORK/$name/log" >&2; die "$name died during $mode run $3"; }
 	printf '%s %s %s\n' "$key" "$3" "$js" >>"$WORK/hsload.log"
@@ -344,11 +356,12 @@ wait_url "http://127.0.0.1:$BPORT/1k.bin" "$STARTED_PID" || die "backend nginx d
 for p in $PROXIES; do start_proxy "$p"; done
 for p in "${ACTIVE[@]}"; do
 	log "$p: warm-up 2s (full, then resumed)"
+	hsload "${PLAIN_OF[$p]}" plain 1s >/dev/null || true
 	hsload "${URL_OF[$p]}" full 1s >/dev/null || true
 	hsload "${URL_OF[$p]}" resumed 1s >/dev/null || true
 done
 for run in $(seq "$RUNS"); do
-	for mode in full resumed; do
+	for mode in $MODES; do
 		for p in "${ACTIVE[@]}"; do measure "$p" "$mode" "$run"; done
 	done
 done
@@ -360,8 +373,11 @@ declare -A RSS
 for p in "${ACTIVE[@]}"; do RSS[$p]=$(awk -v k="$(hwm_kib "${PID_OF[$p]}")" 'BEGIN {printf "%.1f", k / 1024}'); done
 
 med() { median ${1}; } # word-split the space-separated samples
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "-" || v == "") print "-"; else printf f, v }'; }
+diffms() { # proxy mode: median CPU-ms of mode minus that of plain
+	awk -v a="$(med "${S_CPU[$1/$2]:-}")" -v b="$(med "${S_CPU[$1/plain]:-}")" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "") print "-"; else printf "%.4f", a - b }'
+}
 cap() { awk -v c="$1" 'BEGIN { if (c == "-" || c + 0 == 0) print "-"; else printf "%.0f", 1000 / c }'; }
 busy() { awk -v c="$1" -v r="$2" 'BEGIN { if (c == "-" || r == "-") print "-"; else printf "%.0f%%", c * r / 10 }'; }
 
@@ -374,19 +390,19 @@ report() {
 	echo "Command: \`$INVOCATION\`"
 	echo
 	echo "Each proxy pinned to core $PROXY_CPU with one thread (\`nbthread 1\` / \`GOMAXPROCS=1\`); backend nginx and hsload on core $LOAD_CPU."
-	echo "New TCP connection + TLS 1.3 handshake + one GET of a 1 KiB file (Connection: close) per handshake; ECDSA P-256 certificate;"
+	echo "New TCP connection + TLS 1.3 handshake (none in mode plain) + one GET of a 1 KiB file (Connection: close) per handshake; ECDSA P-256 certificate;"
 	echo "client offers only $CURVE; $CONNS concurrent clients; $RUNS rounds of $DURATION per row, proxies interleaved, median shown."
 	[[ $NICE == 0 ]] || echo "Scheduling: niceness $NICE on the run's $([[ $AUTOGROUP_SET == 1 ]] && echo autogroup || echo processes)."
 	echo "Load average before / after: $LOAD_BEFORE / $LOAD_AFTER (other work shares this 2-core machine)."
 	echo
-	echo "| proxy | mode | handshakes/s | CPU-ms per handshake | one-core capacity, handshakes/s | resumed % | p50 ms | p99 ms | errors (per run) | proxy core busy | hsload CPU-ms per handshake | 1-min load per run |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|"
-	for m in full resumed; do
+	echo "| proxy | mode | handshakes/s | CPU-ms per handshake | CPU-ms per run | one-core capacity, handshakes/s | resumed % | p50 ms | p99 ms | errors (per run) | proxy core busy | hsload CPU-ms per handshake | 1-min load per run |"
+	echo "|---|---|---:|---:|---|---:|---:|---:|---:|---|---:|---:|---|"
+	for m in $MODES; do
 		for p in "${ACTIVE[@]}"; do
 			k=$p/$m
 			local r c
 			r=$(med "${S_RATE[$k]}") c=$(med "${S_CPU[$k]}")
-			echo "| $p | $m | $(fmt "$r" %.0f) | $c | $(cap "$c") | $(fmt "$(med "${S_RES[$k]}")" %.1f) | $(fmt "$(med "${S_P50[$k]}")" %.2f) | $(fmt "$(med "${S_P99[$k]}")" %.2f) | ${S_ERR[$k]% } | $(busy "$c" "$r") | $(med "${S_CCPU[$k]}") | ${S_LOAD[$k]%,} |"
+			echo "| $p | $m | $(fmt "$r" %.0f) | $c | ${S_CPU[$k]% } | $(cap "$c") | $(fmt "$(med "${S_RES[$k]}")" %.1f) | $(fmt "$(med "${S_P50[$k]}")" %.2f) | $(fmt "$(med "${S_P99[$k]}")" %.2f) | ${S_ERR[$k]% } | $(busy "$c" "$r") | $(med "${S_CCPU[$k]}") | ${S_LOAD[$k]%,} |"
 		done
 	done
 	echo
@@ -395,10 +411,12 @@ report() {
 	if [[ -n ${PID_OF[kvgate]:-} && -n ${PID_OF[haproxy]:-} ]]; then
 		echo "kvgate ÷ HAProxy (same run):"
 		echo
-		for m in full resumed; do
-			echo "- $m: CPU per handshake $(ratio "$(med "${S_CPU[kvgate/$m]}")" "$(med "${S_CPU[haproxy/$m]}")"), handshakes/s $(ratio "$(med "${S_RATE[kvgate/$m]}")" "$(med "${S_RATE[haproxy/$m]}")")"
+		for m in $MODES; do
+			echo "- $m: CPU per handshake $(ratio "$(med "${S_CPU[kvgate/$m]:-}")" "$(med "${S_CPU[haproxy/$m]:-}")"), handshakes/s $(ratio "$(med "${S_RATE[kvgate/$m]:-}")" "$(med "${S_RATE[haproxy/$m]:-}")")"
 		done
-		echo "- resumed ÷ full CPU per handshake: kvgate $(ratio "$(med "${S_CPU[kvgate/resumed]}")" "$(med "${S_CPU[kvgate/full]}")"), HAProxy $(ratio "$(med "${S_CPU[haproxy/resumed]}")" "$(med "${S_CPU[haproxy/full]}")")"
+		echo "- resumed ÷ full CPU per handshake: kvgate $(ratio "$(med "${S_CPU[kvgate/resumed]:-}")" "$(med "${S_CPU[kvgate/full]:-}")"), HAProxy $(ratio "$(med "${S_CPU[haproxy/resumed]:-}")" "$(med "${S_CPU[haproxy/full]:-}")")"
+		echo "- TLS share of the CPU (mode minus plain, ms per connection): full kvgate $(diffms kvgate full), HAProxy $(diffms haproxy full); resumed kvgate $(diffms kvgate resumed), HAProxy $(diffms haproxy resumed)"
+		echo "- TLS share, kvgate ÷ HAProxy: full $(ratio "$(diffms kvgate full)" "$(diffms haproxy full)"), resumed $(ratio "$(diffms kvgate resumed)" "$(diffms haproxy resumed)")"
 		echo
 	fi
 	echo "## Versions"

@@ -48,6 +48,7 @@ type config struct {
 	resume   bool
 	timeout  time.Duration
 	curve    tls.CurveID
+	plain    bool
 }
 
 // curves are the key-exchange groups -curve accepts.
@@ -67,16 +68,24 @@ func parse(args []string) (config, error) {
 	fs.DurationVar(&c.duration, "d", 10*time.Second, "how long to run")
 	fs.BoolVar(&c.resume, "resume", false, "share a TLS session cache so handshakes resume (PSK) instead of full")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "limit for one connection: dial, handshake, request and response")
+	fs.BoolVar(&c.plain, "plain", false, "no TLS: plain TCP to an http:// URL, the baseline of connection + request cost")
 	fs.StringVar(&curve, "curve", "x25519", "the one key-exchange group offered: x25519 | p256 | x25519mlkem768")
 	if err := fs.Parse(args); err != nil {
 		return c, fmt.Errorf("hsload: %w (see -h)", err)
 	}
+	scheme, port := "https", "443"
+	if c.plain {
+		scheme, port = "http", "80"
+	}
 	u, err := url.Parse(target)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return c, fmt.Errorf("hsload: -url must be https://host:port/path, got %q", target)
+	if err != nil || u.Scheme != scheme || u.Host == "" {
+		return c, fmt.Errorf("hsload: -url must be %s://host:port/path, got %q", scheme, target)
+	}
+	if c.resume && c.plain {
+		return c, errors.New("hsload: -resume and -plain exclude each other")
 	}
 	if u.Port() == "" {
-		u.Host = net.JoinHostPort(u.Hostname(), "443")
+		u.Host = net.JoinHostPort(u.Hostname(), port)
 	}
 	if u.Path == "" {
 		u.Path = "/"
@@ -209,16 +218,23 @@ func client(ctx context.Context, c config, tc *tls.Config, req string, t *tally)
 	}
 }
 
-// once does one connection: dial, handshake, one request, the whole response.
-func once(ctx context.Context, c config, tc *tls.Config, req string) (resumed bool, err error) {
+// once does one connection: dial, handshake (unless -plain), one request, the
+// whole response. It reports whether the TLS session was resumed.
+func once(ctx context.Context, c config, tc *tls.Config, req string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	d := tls.Dialer{Config: tc}
-	nc, err := d.DialContext(ctx, "tcp", c.target.Host)
+	var conn net.Conn
+	var err error
+	if c.plain {
+		var d net.Dialer
+		conn, err = d.DialContext(ctx, "tcp", c.target.Host)
+	} else {
+		d := tls.Dialer{Config: tc}
+		conn, err = d.DialContext(ctx, "tcp", c.target.Host)
+	}
 	if err != nil {
 		return false, err
 	}
-	conn := nc.(*tls.Conn)
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
@@ -238,7 +254,10 @@ func once(ctx context.Context, c config, tc *tls.Config, req string) (resumed bo
 	if resp.StatusCode != http.StatusOK {
 		return false, fmt.Errorf("hsload: status %d", resp.StatusCode)
 	}
-	return conn.ConnectionState().DidResume, nil
+	if tc, ok := conn.(*tls.Conn); ok {
+		return tc.ConnectionState().DidResume, nil
+	}
+	return false, nil
 }
 
 // ownCPU is this process's user+system CPU time so far, 0 if unknown.

@@ -27,6 +27,11 @@ func TestParse(t *testing.T) {
 		{"port and path filled in", []string{"-url", "https://example.test"}, "", func(c config) bool {
 			return c.target.Host == "example.test:443" && c.target.Path == "/"
 		}},
+		{"plain", []string{"-url", "http://127.0.0.1/", "-plain"}, "", func(c config) bool {
+			return c.plain && c.target.Host == "127.0.0.1:80"
+		}},
+		{"plain with https url", []string{"-url", "https://127.0.0.1:1/", "-plain"}, "-url must be http://", nil},
+		{"plain and resume", []string{"-url", "http://127.0.0.1:1/", "-plain", "-resume"}, "exclude each other", nil},
 		{"no url", nil, "-url must be https", nil},
 		{"plain http", []string{"-url", "http://127.0.0.1:80/"}, "-url must be https", nil},
 		{"zero clients", []string{"-url", "https://127.0.0.1:1/", "-c", "0"}, "must be positive", nil},
@@ -81,6 +86,25 @@ func TestPercentile(t *testing.T) {
 		if got := percentile(s, tt.q); got != tt.want {
 			t.Errorf("percentile(1..100, %v) = %v, want %v", tt.q, got, tt.want)
 		}
+	}
+}
+
+// TestRunPlain checks the no-TLS baseline against a plain HTTP server.
+func TestRunPlain(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	var out strings.Builder
+	if err := run(context.Background(), []string{"-url", srv.URL + "/", "-plain", "-c", "2", "-d", "200ms"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var r Report
+	if err := json.Unmarshal([]byte(out.String()), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Handshakes < 2 || r.Errors != 0 || r.Resumed != 0 {
+		t.Fatalf("plain: %+v", r)
 	}
 }
 
