@@ -360,6 +360,19 @@ for p in "${ACTIVE[@]}"; do RSS[$p]=$(awk -v k="$(hwm_kib "${PID_OF[$p]}")" 'BEG
 
 med() { median ${1}; } # word-split the space-separated samples
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+paired() { # "a1 a2 .." "b1 b2 ..": median over rounds of a_i / b_i (rounds are interleaved, so each pair saw the same background load)
+	local -a a b r=()
+	local i x
+	read -ra a <<<"$1"
+	read -ra b <<<"$2"
+	((${#a[@]} && ${#a[@]} == ${#b[@]})) || { echo n/a; return; }
+	for i in "${!a[@]}"; do
+		x=$(ratio "${a[i]}" "${b[i]}")
+		[[ $x != n/a ]] || { echo n/a; return; }
+		r+=("$x")
+	done
+	printf '%.2f (rounds: %s)' "$(median "${r[@]}")" "${r[*]}"
+}
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "-" || v == "") print "-"; else printf f, v }'; }
 busy() { awk -v c="$1" -v r="$2" 'BEGIN { if (c == "-" || r == "-") print "-"; else printf "%.0f%%", c * r / 10 }'; }
 
@@ -393,7 +406,9 @@ report() {
 	done
 	echo
 	if [[ -n ${PID_OF[kvgate]:-} && -n ${PID_OF[caddy]:-} ]]; then
-		echo "kvgate ÷ Caddy (same run): req/s $(ratio "$(med "${S_RATE[kvgate]}")" "$(med "${S_RATE[caddy]}")"), CPU per request $(ratio "$(med "${S_CPU[kvgate]}")" "$(med "${S_CPU[caddy]}")"), p99 $(ratio "$(med "${S_P99[kvgate]}")" "$(med "${S_P99[caddy]}")"), peak RSS $(ratio "${RSS[kvgate]}" "${RSS[caddy]}")"
+		echo "kvgate ÷ Caddy (same run; median of the per-round ratios): CPU per request $(paired "${S_CPU[kvgate]}" "${S_CPU[caddy]}"), req/s $(paired "${S_RATE[kvgate]}" "${S_RATE[caddy]}")"
+		echo
+		echo "Ratio of the medians: req/s $(ratio "$(med "${S_RATE[kvgate]}")" "$(med "${S_RATE[caddy]}")"), CPU per request $(ratio "$(med "${S_CPU[kvgate]}")" "$(med "${S_CPU[caddy]}")"), p99 $(ratio "$(med "${S_P99[kvgate]}")" "$(med "${S_P99[caddy]}")"), peak RSS $(ratio "${RSS[kvgate]}" "${RSS[caddy]}")"
 		echo
 	fi
 	echo "## Versions"

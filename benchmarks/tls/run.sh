@@ -374,6 +374,19 @@ for p in "${ACTIVE[@]}"; do RSS[$p]=$(awk -v k="$(hwm_kib "${PID_OF[$p]}")" 'BEG
 
 med() { median ${1}; } # word-split the space-separated samples
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+paired() { # "a1 a2 .." "b1 b2 ..": median over rounds of a_i / b_i (rounds are interleaved, so each pair saw the same background load)
+	local -a a b r=()
+	local i x
+	read -ra a <<<"$1"
+	read -ra b <<<"$2"
+	((${#a[@]} && ${#a[@]} == ${#b[@]})) || { echo n/a; return; }
+	for i in "${!a[@]}"; do
+		x=$(ratio "${a[i]}" "${b[i]}")
+		[[ $x != n/a ]] || { echo n/a; return; }
+		r+=("$x")
+	done
+	printf '%.2f (rounds: %s)' "$(median "${r[@]}")" "${r[*]}"
+}
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "-" || v == "") print "-"; else printf f, v }'; }
 diffms() { # proxy mode: median CPU-ms of mode minus that of plain
 	awk -v a="$(med "${S_CPU[$1/$2]:-}")" -v b="$(med "${S_CPU[$1/plain]:-}")" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "") print "-"; else printf "%.4f", a - b }'
@@ -409,10 +422,10 @@ report() {
 	echo "Peak RSS after all runs: $(for p in "${ACTIVE[@]}"; do printf '%s %s MiB; ' "$p" "${RSS[$p]}"; done)"
 	echo
 	if [[ -n ${PID_OF[kvgate]:-} && -n ${PID_OF[haproxy]:-} ]]; then
-		echo "kvgate ÷ HAProxy (same run):"
+		echo "kvgate ÷ HAProxy (same run; first the median of the per-round ratios, the steadier figure on a shared machine):"
 		echo
 		for m in $MODES; do
-			echo "- $m: CPU per handshake $(ratio "$(med "${S_CPU[kvgate/$m]:-}")" "$(med "${S_CPU[haproxy/$m]:-}")"), handshakes/s $(ratio "$(med "${S_RATE[kvgate/$m]:-}")" "$(med "${S_RATE[haproxy/$m]:-}")")"
+			echo "- $m: CPU per handshake $(paired "${S_CPU[kvgate/$m]:-}" "${S_CPU[haproxy/$m]:-}"); ratio of the medians $(ratio "$(med "${S_CPU[kvgate/$m]:-}")" "$(med "${S_CPU[haproxy/$m]:-}")"); handshakes/s $(paired "${S_RATE[kvgate/$m]:-}" "${S_RATE[haproxy/$m]:-}")"
 		done
 		echo "- resumed ÷ full CPU per handshake: kvgate $(ratio "$(med "${S_CPU[kvgate/resumed]:-}")" "$(med "${S_CPU[kvgate/full]:-}")"), HAProxy $(ratio "$(med "${S_CPU[haproxy/resumed]:-}")" "$(med "${S_CPU[haproxy/full]:-}")")"
 		echo "- TLS share of the CPU (mode minus plain, ms per connection): full kvgate $(diffms kvgate full), HAProxy $(diffms haproxy full); resumed kvgate $(diffms kvgate resumed), HAProxy $(diffms haproxy resumed)"
