@@ -28,6 +28,9 @@ func (p *Proxy) Serve(x *Exchange) *Reply {
 	r.Header = append(r.Header, Field{"X-Request-Id", x.requestID})
 	addAltSvc(x, r)
 	x.status = r.Status
+	if r.Body != nil && !x.rt.deadline.IsZero() {
+		r.Body = &deadlineBody{r: r.Body, x: x}
+	}
 	return r
 }
 

@@ -71,19 +71,11 @@ func (l *logBuffer) String() string {
 // runProxy builds and starts kvgate from a whole YAML document.
 func runProxy(t testing.TB, yaml string, out io.Writer) *Proxy {
 	t.Helper()
-	p, err := buildProxy(yaml, out)
+	cfg, err := config.Parse([]byte(yaml), "test.yaml")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("config: %v\n%s", err, yaml)
 	}
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = p.Shutdown(ctx)
-	})
-	return p
+	return startConfig(t, cfg, out)
 }
 
 func buildProxy(yaml string, out io.Writer) (*Proxy, error) {

@@ -59,7 +59,7 @@ type pool struct {
 	tr       transportFactory
 	stop     context.CancelFunc
 	ids      mtls.IdentitySource // for SPIFFE upstream TLS (scrapes use it too); nil: none
-	resolved chan struct{} // closed after the first DNS answer (or at once for static pools)
+	resolved chan struct{}       // closed after the first DNS answer (or at once for static pools)
 }
 
 // pick chooses a ready endpoint other than avoid (when another exists).
