@@ -19,7 +19,11 @@ import (
 func (p *Proxy) Serve(x *Exchange) *Reply {
 	x.proxy = p
 	ensureRequestID(x)
+	if p.tracing != nil {
+		p.tracing.start(x) // tracing.go
+	}
 	r := p.forward(x)
+	watchUsage(x, r) // usage.go
 	r.owner = x
 	r.Header = append(r.Header, Field{"X-Request-Id", x.requestID})
 	addAltSvc(x, r)
@@ -144,8 +148,8 @@ func (x *Exchange) fail(status int, typ, code, msg string) *Reply {
 }
 
 // finish is the one place a request's accounting happens: in-flight counts,
-// the upstream connection, metrics and the access log. Reply.Finish calls it
-// once.
+// the upstream connection, tokens, metrics, the access log and the span.
+// Reply.Finish calls it once.
 func (x *Exchange) finish(err error, n int64) {
 	if x.ep != nil {
 		x.ep.inflight.Add(-1)
@@ -164,8 +168,12 @@ func (x *Exchange) finish(err error, n int64) {
 		}
 	}
 	p := x.proxy
+	x.endUsage() // usage.go: tokens for metrics, log and span
 	p.metrics.observe(x, status)
 	p.access.log(x, status, n, err)
+	if x.span.s != nil {
+		x.span.end(x, status, err) // tracing.go
+	}
 	releaseExchange(x)
 }
 

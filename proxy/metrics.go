@@ -27,6 +27,7 @@ type metrics struct {
 	mirrors     *labeledCounter // by result: sent | error | dropped
 	authz       *labeledCounter // see authzDenied
 	authzOnce   sync.Once
+	tokens      tokenMetrics // metrics_tokens.go
 }
 
 type reqKey struct {
@@ -158,6 +159,7 @@ func (p *Proxy) writeMetrics(out io.Writer) {
 	}
 	p.writePoolGauges(w)
 	p.writePickerMetrics(w)
+	m.tokens.write(w)
 	fmt.Fprintln(w, "# TYPE kvgate_errors_total counter")
 	m.errors.write(w, "kvgate_errors_total", "kind")
 	fmt.Fprintln(w, "# TYPE kvgate_retries_total counter")

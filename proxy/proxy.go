@@ -46,6 +46,7 @@ type Proxy struct {
 	ident     mtls.Identity // workload SPIFFE identity; nil: none
 	selfIDs   atomic.Pointer[selfIDCache]
 	closeID   sync.Once // closeIdentity runs once; Shutdown may be called twice
+	tracing   *tracing  // nil when tracing is off (tracing.go); set before Start, read-only after
 }
 
 // New compiles cfg (already defaulted and validated) into a Proxy that is
@@ -76,6 +77,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 			return nil, fmt.Errorf("proxy: listener %q: %w", lc.Name, err)
 		}
 		p.listeners = append(p.listeners, l)
+	}
+	if p.tracing, err = newTracing(cfg.Tracing); err != nil {
+		p.infer.stopAll()
+		p.ups.closeAll()
+		p.closeIdentity()
+		acc.close()
+		return nil, err
 	}
 	return p, nil
 }
@@ -188,5 +196,6 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.ups.closeAll()
 	p.closeIdentity()
 	p.access.close()
+	p.tracing.shutdown(ctx) // flushes spans still batched
 	return err
 }
