@@ -1,6 +1,6 @@
 // Package cache is the pure library behind KV-cache-aware endpoint picking.
 //
-// It owns four things, in request order:
+// It owns five things, in request order:
 //
 //   - Extract / ModelOf: reading the model, cache_salt and a canonical prompt
 //     text from a bounded prefix of an OpenAI-shaped JSON body, with a small
@@ -11,7 +11,10 @@
 //     answering "how many leading blocks does each endpoint hold" (Match) and
 //     learning from picks (Record);
 //   - PlacementKey / Place: rendezvous hashing with bounded loads, so that
-//     kvgate replicas agree where a prefix nobody holds should go.
+//     kvgate replicas agree where a prefix nobody holds should go;
+//   - UsageScanner: on the way back, the token usage an OpenAI-shaped
+//     response reports (JSON or SSE), read incrementally from the bytes
+//     passing through with a bounded state, never buffering the body.
 //
 // It must not do I/O, read configuration files, scrape metrics, keep global
 // state, or decide the final pick: the picker framework in router combines

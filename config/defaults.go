@@ -18,6 +18,8 @@ const (
 	DefaultMaxConnections       = 10000             // across all listeners
 	DefaultDrainTimeout         = 30 * time.Second
 	DefaultAccessLogPath        = "stdout"
+	DefaultTraceSampleRatio     = 0.01 // tracing.sampleRatio: 1 in 100 new traces
+	DefaultTraceServiceName     = "kvgate"
 
 	DefaultPoolProtocol    = "http1"
 	DefaultBalancer        = "least-request"
@@ -68,6 +70,11 @@ func Default(c *Config) {
 	}
 	str(&c.Admin.Address, DefaultAdminAddress)
 	str(&c.AccessLog.Path, DefaultAccessLogPath)
+	str(&c.Tracing.ServiceName, DefaultTraceServiceName)
+	if c.Tracing.SampleRatio == nil {
+		r := DefaultTraceSampleRatio
+		c.Tracing.SampleRatio = &r
+	}
 	dur(&c.DrainTimeout, DefaultDrainTimeout)
 	defaultLimits(&c.Limits)
 	if c.Identity != nil {

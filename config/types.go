@@ -20,6 +20,8 @@ type Config struct {
 	Limits Limits `yaml:"limits"`
 	// AccessLog says where JSON access log lines go.
 	AccessLog AccessLog `yaml:"accessLog"`
+	// Tracing exports OpenTelemetry traces; off unless tracing.endpoint is set.
+	Tracing Tracing `yaml:"tracing"`
 	// DrainTimeout is how long in-flight requests may run after SIGTERM. Default 30s.
 	DrainTimeout Duration `yaml:"drainTimeout"`
 
@@ -380,4 +382,22 @@ type Limits struct {
 // AccessLog: path is stdout (default) | stderr | off | a file path.
 type AccessLog struct {
 	Path string `yaml:"path,omitempty"`
+}
+
+// Tracing sends one OpenTelemetry server span per request to an OTLP/HTTP
+// collector and propagates W3C traceparent / tracestate upstream. It is read
+// when the proxy starts; a reload does not change it.
+type Tracing struct {
+	// Endpoint is the collector's OTLP/HTTP base URL, e.g.
+	// http://127.0.0.1:4318 (/v1/traces is appended when the URL has no
+	// path). Empty (the default) disables tracing: the request path then does
+	// no tracing work at all.
+	Endpoint string `yaml:"endpoint,omitempty"`
+	// SampleRatio is the fraction of new traces recorded, 0 to 1; default
+	// 0.01. A request whose traceparent is sampled is always recorded and one
+	// whose traceparent is not sampled never is (parent-based sampling);
+	// 0 records only those continued from a sampled caller.
+	SampleRatio *float64 `yaml:"sampleRatio,omitempty"`
+	// ServiceName is the service.name resource attribute; default kvgate.
+	ServiceName string `yaml:"serviceName,omitempty"`
 }

@@ -75,6 +75,7 @@ func validate(c *Config, bad map[string]bool) Errors {
 		v.policy(indexPath("authorization", i), &c.Authorization[i])
 	}
 	v.limits()
+	v.tracing()
 	v.negativeDurations(reflect.ValueOf(c).Elem(), "")
 	return v.errs
 }
@@ -723,6 +724,18 @@ func (v *validator) limits() {
 		if f.val < 0 {
 			v.errf(childPath("limits", f.key), "%s must be positive (0 takes the default), got %d", f.key, f.val)
 		}
+	}
+}
+
+func (v *validator) tracing() {
+	t := v.c.Tracing
+	if t.Endpoint != "" {
+		if u, err := url.Parse(t.Endpoint); err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+			v.errf("tracing.endpoint", "%q is not an http:// or https:// URL with a host: write the collector's OTLP/HTTP base address, e.g. http://127.0.0.1:4318 (leave it empty to disable tracing)", t.Endpoint)
+		}
+	}
+	if r := t.SampleRatio; r != nil && !(*r >= 0 && *r <= 1) {
+		v.errf("tracing.sampleRatio", "sampleRatio must be between 0 and 1 (0.01 records 1 in 100 new traces), got %g", *r)
 	}
 }
 

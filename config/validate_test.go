@@ -26,6 +26,13 @@ func TestValidate(t *testing.T) {
 		contains string
 	}{
 		{"quickstart", func(c *Config) {}, "", ""},
+		{"tracing on", func(c *Config) { c.Tracing.Endpoint = "http://127.0.0.1:4318" }, "", ""},
+		{"tracing endpoint without scheme", func(c *Config) { c.Tracing.Endpoint = "127.0.0.1:4318" }, "tracing.endpoint", "http:// or https://"},
+		{"tracing endpoint grpc scheme", func(c *Config) { c.Tracing.Endpoint = "grpc://collector:4317" }, "tracing.endpoint", "http:// or https://"},
+		{"tracing endpoint not a URL", func(c *Config) { c.Tracing.Endpoint = "http://[::1" }, "tracing.endpoint", "http:// or https:// URL"},
+		{"sample ratio above 1", func(c *Config) { c.Tracing.SampleRatio = ptr(1.5) }, "tracing.sampleRatio", "between 0 and 1"},
+		{"sample ratio negative", func(c *Config) { c.Tracing.SampleRatio = ptr(-0.1) }, "tracing.sampleRatio", "between 0 and 1"},
+		{"sample ratio 0", func(c *Config) { c.Tracing.SampleRatio = ptr(0.0) }, "", ""},
 		{"no listeners", func(c *Config) { c.Listeners = nil }, "listeners", "at least one listener"},
 		{"listener without name", func(c *Config) { c.Listeners[0].Name = "" }, "listeners[0].name", "needs a name"},
 		{"name with space", func(c *Config) { c.Pools[0].Name = "a b"; c.Routes[0].Backends[0].Pool = "a b" }, "pools[0].name", "spaces"},

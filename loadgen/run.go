@@ -59,7 +59,7 @@ type Options struct {
 	// HotShare is passed to SessionKeys; 0 means 0.05.
 	HotShare float64
 	// Progress, when set, is called after each request ends with the number
-	// done and the total; it may be called from many goroutines at once.
+	// done and the total, from one goroutine at a time.
 	Progress func(done, total int)
 	// Log receives kvgate's logs; nil discards them.
 	Log *slog.Logger
@@ -245,6 +245,7 @@ func replay(ctx context.Context, cl *Client, o Options, urls []string, keys []st
 	results := make([]Result, len(o.Workload))
 	var wg sync.WaitGroup
 	var done atomic.Int64
+	var progressMu sync.Mutex
 	var slots chan struct{}
 	if o.MaxInFlight > 0 {
 		slots = make(chan struct{}, o.MaxInFlight)
@@ -282,9 +283,12 @@ func replay(ctx context.Context, cl *Client, o Options, urls []string, keys []st
 			if slots != nil {
 				<-slots
 			}
-			n := done.Add(1)
 			if o.Progress != nil {
-				o.Progress(int(n), len(o.Workload))
+				progressMu.Lock() // Progress is called from one goroutine at a time
+				o.Progress(int(done.Add(1)), len(o.Workload))
+				progressMu.Unlock()
+			} else {
+				done.Add(1)
 			}
 		})
 	}

@@ -102,6 +102,9 @@ func (a *accessLog) log(x *Exchange, status int, n int64, err error) {
 	if x.peerID != "" {
 		b = appendField(b, "peer", x.peerID)
 	}
+	if x.hasTokens {
+		b = appendTokens(b, x) // usage.go
+	}
 	b = append(b, `,"bytes":`...)
 	b = strconv.AppendInt(b, n, 10)
 	b = append(b, `,"duration_ms":`...)

@@ -18,7 +18,7 @@ import (
 
 // benchProxy starts a fasthttp echo backend and kvgate in front of it with
 // the given routes (%s is the pool address), and returns the proxy address.
-func benchProxy(b *testing.B, routes string) string {
+func benchProxy(b *testing.B, routes string, setup ...func(*Proxy)) string {
 	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -42,6 +42,9 @@ pools:
 	p, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
+	}
+	for _, f := range setup {
+		f(p)
 	}
 	if err := p.Start(); err != nil {
 		b.Fatal(err)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -175,5 +176,38 @@ func TestAccessLogAndMetrics(t *testing.T) {
 		if !strings.Contains(string(body), s) {
 			t.Errorf("/metrics lacks %s", s)
 		}
+	}
+}
+
+// A connection that never sends a request is closed without a response:
+// fasthttp alone would write an unsolicited 400 on it after the header timeout.
+func TestSilentConnectionClosedQuietly(t *testing.T) {
+	addr := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	p := startProxy(t, simple(addr, "limits: {readHeaderTimeout: 200ms}"))
+	for _, e := range engines() {
+		if e.proto != 1 {
+			continue
+		}
+		t.Run(e.name, func(t *testing.T) {
+			var c net.Conn
+			var err error
+			if e.listener == "tls" {
+				c, err = tls.Dial("tcp", p.Listener("tls").Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+			} else {
+				c, err = net.Dial("tcp", p.Listener("plain").Addr().String())
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			b, err := io.ReadAll(c)
+			if len(b) != 0 {
+				t.Fatalf("idle connection got %q", b)
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("idle connection was not closed after readHeaderTimeout")
+			}
+		})
 	}
 }

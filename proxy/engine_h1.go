@@ -72,7 +72,7 @@ func (l *Listener) handleH1(ctx *fasthttp.RequestCtx) {
 		x.proto = "HTTP/1.0"
 	}
 	x.conn = ctx.Conn()
-	if tc, ok := ctx.Conn().(*tls.Conn); ok {
+	if tc, ok := ctx.Conn().(interface{ ConnectionState() tls.ConnectionState }); ok {
 		x.tls = true
 		x.peerID = l.peerID(tc.ConnectionState())
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kvgate/kvgate/cache"
 	"github.com/kvgate/kvgate/router"
 )
 
@@ -66,6 +67,11 @@ type Exchange struct {
 	errKind string
 	rt      routeState // routing.go
 	inf     inferState // inference picking (picker.go)
+
+	usage     *usageReader // reads the reply's usage (usage.go); nil when not watched
+	tokens    cache.Usage  // what the usage object said, set in finish
+	hasTokens bool
+	span      spanState // the request's server span (tracing.go); zero when tracing is off
 }
 
 var _ router.Request = (*Exchange)(nil)

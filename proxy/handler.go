@@ -19,10 +19,18 @@ import (
 func (p *Proxy) Serve(x *Exchange) *Reply {
 	x.proxy = p
 	ensureRequestID(x)
+	if p.tracing != nil {
+		p.tracing.start(x) // tracing.go
+	}
 	r := p.forward(x)
+	watchUsage(x, r) // usage.go
 	r.owner = x
 	r.Header = append(r.Header, Field{"X-Request-Id", x.requestID})
+	addAltSvc(x, r)
 	x.status = r.Status
+	if r.Body != nil && !x.rt.deadline.IsZero() {
+		r.Body = &deadlineBody{r: r.Body, x: x}
+	}
 	return r
 }
 
@@ -54,6 +62,9 @@ func (p *Proxy) forward(x *Exchange) *Reply {
 		return x.fail(500, errInternal, "no_backend", "route "+route.Name+" has no backend with a weight above 0")
 	}
 	x.pool = b.Pool
+	if r := p.authorize(s, x); r != nil {
+		return r
+	}
 	pl := s.pools[b.Pool]
 	if pl == nil {
 		return x.fail(500, errInternal, "unknown_pool", "route "+route.Name+" names pool "+b.Pool+", which does not exist")
@@ -105,7 +116,10 @@ func isDialError(err error) bool {
 func upstreamError(x *Exchange, err error) *Reply {
 	var de *dialError
 	var ne net.Error
+	var ie *identityError
 	switch {
+	case errors.As(err, &ie):
+		return identityFailure(x, ie)
 	case errors.Is(err, errBodyTooLarge):
 		return x.fail(413, errInvalidRequest, "body_too_large", bodyTooLargeMsg(x.limit.n))
 	case x.ctx != nil && x.ctx.Err() != nil:
@@ -134,8 +148,8 @@ func (x *Exchange) fail(status int, typ, code, msg string) *Reply {
 }
 
 // finish is the one place a request's accounting happens: in-flight counts,
-// the upstream connection, metrics and the access log. Reply.Finish calls it
-// once.
+// the upstream connection, tokens, metrics, the access log and the span.
+// Reply.Finish calls it once.
 func (x *Exchange) finish(err error, n int64) {
 	if x.ep != nil {
 		x.ep.inflight.Add(-1)
@@ -154,8 +168,12 @@ func (x *Exchange) finish(err error, n int64) {
 		}
 	}
 	p := x.proxy
+	x.endUsage() // usage.go: tokens for metrics, log and span
 	p.metrics.observe(x, status)
 	p.access.log(x, status, n, err)
+	if x.span.s != nil {
+		x.span.end(x, status, err) // tracing.go
+	}
 	releaseExchange(x)
 }
 

@@ -116,7 +116,17 @@ listeners:
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, full)
 	}
-	p, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return startConfig(t, cfg, nil)
+}
+
+// startConfig builds and starts kvgate from a parsed config, logging to
+// out (nil: nowhere), and drains it when the test ends.
+func startConfig(t testing.TB, cfg *config.Config, out io.Writer) *Proxy {
+	t.Helper()
+	if out == nil {
+		out = io.Discard
+	}
+	p, err := New(cfg, slog.New(slog.NewTextHandler(out, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,14 +192,9 @@ func eachEngine(t *testing.T, fn func(t *testing.T, e engine)) {
 
 func mustGet(t *testing.T, c *http.Client, url string) (*http.Response, string) {
 	t.Helper()
-	resp, err := c.Get(url)
+	req, err := http.NewRequest("GET", url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(b)
+	return do(t, c, req)
 }

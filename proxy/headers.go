@@ -51,7 +51,7 @@ func isForwarding(name string) bool {
 // the forwarding fields and the request id.
 func copyRequestHeaders(x *Exchange, dst headerSink) {
 	c := headerCopy{conn: x.hdr.Get("connection"), trusted: x.listener.trusts(x.remote.Addr()),
-		xfcc: x.listener.cfg.TrustForwardedClientCert, dst: dst, rt: &x.rt}
+		xfcc: x.listener.cfg.TrustForwardedClientCert, dst: dst, rt: &x.rt, traced: x.span.s != nil}
 	if h, ok := x.hdr.(h1Headers); ok {
 		for k, v := range h.h.All() { // concrete loop: no closure escapes
 			c.field(b2s(k), b2s(v))
@@ -65,7 +65,11 @@ func copyRequestHeaders(x *Exchange, dst headerSink) {
 		dst.Add("Te", "trailers")
 	}
 	writeForwarded(x, c.trusted, dst)
+	writeClientCert(x, dst)
 	dst.Add("X-Request-Id", x.requestID)
+	if c.traced {
+		injectTrace(x, dst) // tracing.go
+	}
 }
 
 // headerCopy decides, field by field, what goes upstream.
@@ -74,6 +78,7 @@ type headerCopy struct {
 	trusted, xfcc bool
 	dst           headerSink
 	rt            *routeState // its requestHeaderModifier names are written by emitReqHeaders
+	traced        bool        // traceparent / tracestate are replaced by the span's (tracing.go)
 }
 
 func (c *headerCopy) field(name, value string) {
@@ -85,6 +90,7 @@ func (c *headerCopy) field(name, value string) {
 	case !c.trusted && isForwarding(name):
 	case !c.xfcc && strings.EqualFold(name, "x-forwarded-client-cert"):
 	case c.rt.reqTouched(name):
+	case c.traced && isTraceHeader(name):
 	default:
 		c.dst.Add(name, value)
 	}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/kvgate/kvgate/config"
+	"github.com/kvgate/kvgate/mtls"
 )
 
 var timeZero time.Time
@@ -29,6 +30,9 @@ type Listener struct {
 	trusted []netip.Prefix
 	tlsConf *tls.Config
 	peer    func(*tls.ConnectionState) string // SPIFFE ID of a verified peer; nil: none
+
+	certFiles *mtls.CertFiles // listener certificate files; nil with tls.spiffe or no TLS
+	h3        *http3Engine    // nil unless protocols has http3
 
 	ln   net.Listener
 	h1   *fasthttp.Server
@@ -66,7 +70,7 @@ func newListener(p *Proxy, lc config.Listener) (*Listener, error) {
 	}
 	l := &Listener{name: lc.Name, cfg: lc, proxy: p, trusted: trusted, conns: map[net.Conn]struct{}{}}
 	if lc.TLS != nil {
-		if l.tlsConf, l.peer, err = p.serverTLS(lc); err != nil {
+		if err := p.listenerTLS(l); err != nil {
 			return nil, err
 		}
 	}
@@ -87,6 +91,10 @@ func newListener(p *Proxy, lc config.Listener) (*Listener, error) {
 func (l *Listener) start() error {
 	ln, err := net.Listen("tcp", l.cfg.Address)
 	if err != nil {
+		return err
+	}
+	if err := l.startHTTP3(ln.Addr()); err != nil {
+		_ = ln.Close()
 		return err
 	}
 	l.ln = ln
@@ -146,11 +154,11 @@ func (l *Listener) dispatch(c net.Conn) {
 			l.serveH2(tc)
 			return
 		}
-		l.h1ln.push(tc)
+		l.pushH1(tc, deadline)
 		return
 	}
 	if !l.speaks("http2") {
-		l.h1ln.push(c)
+		l.pushH1(c, deadline)
 		return
 	}
 	isH2, pc, err := sniffPreface(c, deadline)
@@ -167,6 +175,43 @@ func (l *Listener) dispatch(c net.Conn) {
 		return
 	}
 	l.h1ln.push(pc)
+}
+
+// pushH1 hands a connection to fasthttp once its first request byte has
+// arrived. A connection that sends nothing before the header deadline is
+// closed silently: fasthttp would write an unsolicited error response on it,
+// which clients that opened a spare connection report as a protocol error.
+func (l *Listener) pushH1(c net.Conn, deadline time.Time) {
+	var b [1]byte
+	_ = c.SetReadDeadline(deadline)
+	n, _ := c.Read(b[:])
+	_ = c.SetReadDeadline(timeZero)
+	if n == 0 {
+		_ = c.Close()
+		return
+	}
+	pre := []byte{b[0]}
+	if tc, ok := c.(*tls.Conn); ok {
+		l.h1ln.push(&tlsPrefixConn{Conn: tc, pre: pre})
+		return
+	}
+	l.h1ln.push(&prefixConn{Conn: c, pre: pre})
+}
+
+// tlsPrefixConn is a prefixConn that still looks like a TLS connection to
+// fasthttp and to the engine (Handshake, ConnectionState).
+type tlsPrefixConn struct {
+	*tls.Conn
+	pre []byte
+}
+
+func (c *tlsPrefixConn) Read(p []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }
 
 func (l *Listener) serveH2(c net.Conn) {
@@ -233,7 +278,8 @@ func (c *trackedConn) Close() error {
 func (l *Listener) shutdown(ctx context.Context) {
 	_ = l.ln.Close()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() { defer wg.Done(); l.shutdownHTTP3(ctx) }()
 	go func() { defer wg.Done(); _ = l.h1.ShutdownWithContext(ctx) }()
 	go func() { defer wg.Done(); _ = l.hs.Shutdown(ctx); l.waitConns(ctx) }()
 	wg.Wait()

@@ -25,6 +25,9 @@ type metrics struct {
 	errors      *labeledCounter
 	retries     *labeledCounter // by result: retried | budget_exhausted
 	mirrors     *labeledCounter // by result: sent | error | dropped
+	authz       *labeledCounter // see authzDenied
+	authzOnce   sync.Once
+	tokens      tokenMetrics // metrics_tokens.go
 }
 
 type reqKey struct {
@@ -156,6 +159,7 @@ func (p *Proxy) writeMetrics(out io.Writer) {
 	}
 	p.writePoolGauges(w)
 	p.writePickerMetrics(w)
+	m.tokens.write(w)
 	fmt.Fprintln(w, "# TYPE kvgate_errors_total counter")
 	m.errors.write(w, "kvgate_errors_total", "kind")
 	fmt.Fprintln(w, "# TYPE kvgate_retries_total counter")
@@ -164,6 +168,7 @@ func (p *Proxy) writeMetrics(out io.Writer) {
 	m.mirrors.write(w, "kvgate_mirrors_total", "result")
 	fmt.Fprintln(w, "# TYPE kvgate_config_reloads_total counter")
 	m.reloads.write(w, "kvgate_config_reloads_total", "result")
+	m.writeAuthz(w)
 	fmt.Fprintf(w, "# TYPE kvgate_http1_parse_errors_total counter\nkvgate_http1_parse_errors_total %d\n", m.parseErrors.Load())
 	fmt.Fprintf(w, "# TYPE kvgate_tls_handshake_errors_total counter\nkvgate_tls_handshake_errors_total %d\n", m.tlsErrors.Load())
 	fmt.Fprintf(w, "# TYPE kvgate_connections_open gauge\nkvgate_connections_open %d\n", len(p.connSem))

@@ -159,6 +159,7 @@ type inferState struct {
 	sc     *inferScratch
 	rep    *router.Endpoint // Begin was called on it; End is due in finish
 	tokens int
+	reason string // why the endpoint was picked (router.Reason), for the span
 	addr   string // for x-kvgate-endpoint; "" when the header is off
 	pre    prefixReader
 	w      *waiter // the queue place, once queued
@@ -233,7 +234,7 @@ func (p *Proxy) pickInference(x *Exchange, ip *infPool, route *router.Route) (*e
 		pc.Saturated = false
 		d := ip.pp.Pick(pc, v.rs)
 		if d.Endpoint != nil {
-			st.rep, st.tokens = d.Endpoint, d.Tokens
+			st.rep, st.tokens, st.reason = d.Endpoint, d.Tokens, d.Reason.String()
 			if in.EndpointHeader {
 				st.addr = d.Endpoint.Addr
 			}

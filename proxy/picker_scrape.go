@@ -98,8 +98,8 @@ func (ip *infPool) scrapeClient() *http.Client {
 		IdleConnTimeout:     30 * time.Second,
 		DisableCompression:  true,
 	}
-	if pc := ip.pool.Load().cfg; pc.TLS != nil {
-		if c, err := plainClientTLS(pc.TLS); err == nil {
+	if pl := ip.pool.Load(); pl.cfg.TLS != nil {
+		if c, err := upstreamTLS(pl.cfg, pl.ids); err == nil {
 			tr.TLSClientConfig = c
 		} else {
 			tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}

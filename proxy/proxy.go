@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,10 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/kvgate/kvgate/config"
+	"github.com/kvgate/kvgate/mtls"
 	"github.com/kvgate/kvgate/router"
 )
 
@@ -25,6 +25,7 @@ type snapshot struct {
 	cfg   *config.Config
 	table *router.Table
 	pools map[string]*pool
+	authz *mtls.Authorizer // nil: no authorization policy
 }
 
 // Proxy is a running kvgate: listeners, the admin endpoint and the current
@@ -42,6 +43,10 @@ type Proxy struct {
 	connSem   chan struct{}
 	mirrors   mirrorSet     // mirror.go
 	infer     *inferenceSet // inference pools' picking state (picker.go)
+	ident     mtls.Identity // workload SPIFFE identity; nil: none
+	selfIDs   atomic.Pointer[selfIDCache]
+	closeID   sync.Once // closeIdentity runs once; Shutdown may be called twice
+	tracing   *tracing  // nil when tracing is off (tracing.go); set before Start, read-only after
 }
 
 // New compiles cfg (already defaulted and validated) into a Proxy that is
@@ -53,7 +58,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 		return nil, err
 	}
 	p.access = acc
+	if err := p.openIdentity(cfg); err != nil {
+		acc.close()
+		return nil, err
+	}
 	if err := p.Reload(cfg); err != nil {
+		p.closeIdentity()
 		acc.close()
 		return nil, err
 	}
@@ -62,10 +72,18 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 		l, err := newListener(p, lc)
 		if err != nil {
 			p.ups.closeAll()
+			p.closeIdentity()
 			acc.close()
 			return nil, fmt.Errorf("proxy: listener %q: %w", lc.Name, err)
 		}
 		p.listeners = append(p.listeners, l)
+	}
+	if p.tracing, err = newTracing(cfg.Tracing); err != nil {
+		p.infer.stopAll()
+		p.ups.closeAll()
+		p.closeIdentity()
+		acc.close()
+		return nil, err
 	}
 	return p, nil
 }
@@ -79,6 +97,11 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 		p.metrics.reloads.WithLabel("error").Add(1)
 		return fmt.Errorf("proxy: compile routes: %w", err)
 	}
+	authz, err := compileAuthz(cfg)
+	if err != nil {
+		p.metrics.reloads.WithLabel("error").Add(1)
+		return err
+	}
 	pools, err := p.ups.sync(cfg)
 	if err != nil {
 		p.metrics.reloads.WithLabel("error").Add(1)
@@ -88,7 +111,7 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 		p.metrics.reloads.WithLabel("error").Add(1)
 		return err
 	}
-	p.snap.Store(&snapshot{cfg: cfg, table: table, pools: pools})
+	p.snap.Store(&snapshot{cfg: cfg, table: table, pools: pools, authz: authz})
 	p.metrics.reloads.WithLabel("ok").Add(1)
 	return nil
 }
@@ -126,6 +149,7 @@ func (p *Proxy) closeListeners() {
 			_ = l.ln.Close()
 			_ = l.h1ln.Close()
 		}
+		l.closeHTTP3()
 	}
 }
 
@@ -170,23 +194,8 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.mirrors.stop(ctx)
 	p.infer.stopAll()
 	p.ups.closeAll()
+	p.closeIdentity()
 	p.access.close()
+	p.tracing.shutdown(ctx) // flushes spans still batched
 	return err
-}
-
-// serverTLS builds the TLS config of a listener from certificate files.
-func (p *Proxy) serverTLS(lc config.Listener) (*tls.Config, func(*tls.ConnectionState) string, error) {
-	conf, err := plainServerTLS(lc.TLS, p.log)
-	if err != nil {
-		return nil, nil, err
-	}
-	var protos []string
-	if slices.Contains(lc.Protocols, "http2") {
-		protos = append(protos, "h2")
-	}
-	if slices.Contains(lc.Protocols, "http1") {
-		protos = append(protos, "http/1.1")
-	}
-	conf.NextProtos = protos
-	return conf, nil, nil
 }

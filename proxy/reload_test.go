@@ -1,10 +1,8 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,19 +22,7 @@ func startFromFile(t *testing.T, path string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = p.Shutdown(ctx)
-	})
-	return p
+	return startConfig(t, cfg, nil)
 }
 
 func reloadConfig(a, b string, weightA, weightB int, tag string) string {

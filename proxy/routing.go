@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"errors"
+	"io"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -191,3 +193,21 @@ func (e fieldEditor) Del(name string) {
 
 // rnd is the random source handed to the router's weighted choices.
 func rnd() uint64 { return rand.Uint64() }
+
+// deadlineBody ends a response body that runs past timeouts.request: the
+// stream is cut at its next read after the deadline (an upstream that sends
+// nothing at all is bounded by the idle timeout instead).
+type deadlineBody struct {
+	r io.Reader
+	x *Exchange
+}
+
+var errRequestTimeout = errors.New("proxy: timeouts.request passed while the response was streaming; raise it or set it to 0 for long streams")
+
+func (d *deadlineBody) Read(p []byte) (int, error) {
+	if !time.Now().Before(d.x.rt.deadline) {
+		d.x.errKind = "request_timeout"
+		return 0, errRequestTimeout
+	}
+	return d.r.Read(p)
+}

@@ -495,3 +495,36 @@ pools:
 		}
 	})
 }
+
+// timeouts.request bounds the whole exchange, the streamed body included.
+func TestRequestTimeoutCutsStream(t *testing.T) {
+	addr := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for range 40 { // 2 s if nobody cuts it
+			if _, err := io.WriteString(w, "data: tick\n\n"); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}))
+	p := startProxy(t, `routes:
+  - {name: r, backends: [{pool: b}], timeouts: {request: 300ms}}
+pools:
+  - {name: b, endpoints: ["`+addr+`"]}`)
+	eachEngine(t, func(t *testing.T, e engine) {
+		resp, err := e.client().Get(e.url(p, "/stream"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if n := strings.Count(string(b), "data: tick"); n == 0 || n >= 40 {
+			t.Fatalf("got %d events; the stream should start and be cut by timeouts.request", n)
+		}
+	})
+}

@@ -2,13 +2,9 @@ package proxy
 
 import (
 	"bytes"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/kvgate/kvgate/config"
+	"github.com/kvgate/kvgate/mtls"
 )
 
 // upstreamResponse is what a roundTripper returns: the status, the header
@@ -58,14 +55,10 @@ type transportFactory interface {
 	forEndpoint(addr string) roundTripper
 }
 
-func newTransportFactory(pc config.Pool, lim config.Limits) (transportFactory, error) {
-	var tlsConf *tls.Config
-	if pc.TLS != nil {
-		c, err := plainClientTLS(pc.TLS)
-		if err != nil {
-			return nil, fmt.Errorf("proxy: pool %q tls: %w", pc.Name, err)
-		}
-		tlsConf = c
+func newTransportFactory(pc config.Pool, lim config.Limits, ids mtls.IdentitySource) (transportFactory, error) {
+	tlsConf, err := upstreamTLS(pc, ids)
+	if err != nil {
+		return nil, err
 	}
 	d := &dialer{timeout: pc.DialTimeout.D(), idle: lim.StreamIdleTimeout.D()}
 	switch pc.Protocol {
@@ -74,31 +67,6 @@ func newTransportFactory(pc config.Pool, lim config.Limits) (transportFactory, e
 	default:
 		return &h1Factory{pc: pc, lim: lim, tls: tlsConf, dial: d}, nil
 	}
-}
-
-// plainClientTLS builds a TLS client config from CA and cert files.
-// SPIFFE upstream identities are handled by package mtls.
-func plainClientTLS(t *config.UpstreamTLS) (*tls.Config, error) {
-	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read caFile: %w (check the path and permissions)", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("caFile %s holds no PEM certificate", t.CAFile)
-		}
-		c.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("load client certificate: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
 }
 
 // dialError marks a failure to connect, as opposed to a failure after connecting.

@@ -69,6 +69,9 @@ func (t *h1Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
 	req.Header.SetRequestURIBytes(uri)
 	req.UseHostHeader = true
 	req.Header.SetHost(x.upstreamHost())
+	if t.hc.IsTLS {
+		req.URI().SetScheme("https") // fasthttp refuses a TLS HostClient for an http:// URI
+	}
 	copyRequestHeaders(x, requestSink{&req.Header})
 	if x.body != nil {
 		req.SetBodyStream(x.body, int(x.bodyLen))

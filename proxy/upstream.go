@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kvgate/kvgate/config"
+	"github.com/kvgate/kvgate/mtls"
 )
 
 // endpoint is one upstream address. It lives outside config snapshots, keyed
@@ -57,7 +58,8 @@ type pool struct {
 	rrMode   atomic.Bool // cfg.Balancer is round-robin; updated in place on reload
 	tr       transportFactory
 	stop     context.CancelFunc
-	resolved chan struct{} // closed after the first DNS answer (or at once for static pools)
+	ids      mtls.IdentitySource // for SPIFFE upstream TLS (scrapes use it too); nil: none
+	resolved chan struct{}       // closed after the first DNS answer (or at once for static pools)
 }
 
 // pick chooses a ready endpoint other than avoid (when another exists).
@@ -109,6 +111,7 @@ type upstreams struct {
 	mu    sync.Mutex
 	pools map[string]*pool
 	log   *slog.Logger
+	ids   mtls.IdentitySource // workload identity for SPIFFE upstream TLS; nil: none
 }
 
 func newUpstreams(log *slog.Logger) *upstreams {
@@ -132,7 +135,7 @@ func (u *upstreams) sync(cfg *config.Config) (map[string]*pool, error) {
 			next[pc.Name] = old
 			continue
 		}
-		p, err := newPool(pc, cfg.Limits, u.log)
+		p, err := newPool(pc, cfg.Limits, u.log, u.ids)
 		if err != nil {
 			return nil, err
 		}
@@ -173,13 +176,13 @@ func equalTLS(a, b *config.UpstreamTLS) bool {
 	return *a == *b
 }
 
-func newPool(pc config.Pool, lim config.Limits, log *slog.Logger) (*pool, error) {
-	tf, err := newTransportFactory(pc, lim)
+func newPool(pc config.Pool, lim config.Limits, log *slog.Logger, ids mtls.IdentitySource) (*pool, error) {
+	tf, err := newTransportFactory(pc, lim, ids)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &pool{name: pc.Name, cfg: pc, limits: lim, tr: tf, stop: cancel, resolved: make(chan struct{})}
+	p := &pool{name: pc.Name, cfg: pc, limits: lim, tr: tf, stop: cancel, resolved: make(chan struct{}), ids: ids}
 	p.rrMode.Store(pc.Balancer == "round-robin")
 	empty := []*endpoint{}
 	p.eps.Store(&empty)

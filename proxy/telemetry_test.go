@@ -1,0 +1,191 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kvgate/kvgate/config"
+)
+
+// startTelemetryProxy is startProxy with an access log file and a hook run
+// between New and Start. stop shuts the proxy down (flushing the log); it
+// is also registered as cleanup and safe to call twice.
+func startTelemetryProxy(t *testing.T, yaml string, setup func(*Proxy)) (p *Proxy, logPath string, stop func()) {
+	t.Helper()
+	certs(t)
+	logPath = filepath.Join(t.TempDir(), "access.log")
+	full := fmt.Sprintf(`
+admin: {address: "127.0.0.1:0"}
+accessLog: {path: %q}
+listeners:
+  - {name: plain, address: "127.0.0.1:0", protocols: [http1, http2]}
+  - name: tls
+    address: "127.0.0.1:0"
+    protocols: [http1, http2]
+    tls: {certFile: %q, keyFile: %q}
+%s`, logPath, testCertFiles.cert, testCertFiles.key, yaml)
+	cfg, err := config.Parse([]byte(full), "test.yaml")
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, full)
+	}
+	p, err = New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(p)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = p.Shutdown(ctx)
+		})
+	}
+	t.Cleanup(stop)
+	return p, logPath, stop
+}
+
+const (
+	usageChunk = `{"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":30,"completion_tokens":5,"total_tokens":35,"prompt_tokens_details":{"cached_tokens":16}}}`
+	usageJSON  = `{"id":"c","object":"chat.completion","choices":[{"message":{"content":"\"usage\":{\"prompt_tokens\":99}"}}],` +
+		"\n" + `"usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19, "prompt_tokens_details": {"cached_tokens": 8}}}`
+)
+
+// openAIBackend answers like a model server: an SSE stream with a usage
+// chunk when the request asks for stream, else a JSON completion; any other
+// path gets the JSON body too (which must not be counted). SSE events are
+// flushed one by one.
+func openAIBackend(stream string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !strings.Contains(string(body), `"stream":true`) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, usageJSON)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+		for _, ev := range strings.SplitAfter(stream, "\n\n") {
+			_, _ = io.WriteString(w, ev)
+			w.(http.Flusher).Flush()
+		}
+	})
+}
+
+func sseStream() string {
+	var b strings.Builder
+	for i := range 3 {
+		fmt.Fprintf(&b, "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"t%d usage\"}}],\"usage\":null}\n\n", i)
+	}
+	b.WriteString("data: " + usageChunk + "\n\ndata: [DONE]\n\n")
+	return b.String()
+}
+
+// TestTokensFromUsage sends streaming and non-streaming completions on every
+// engine and checks the bytes arrive unchanged, then that the access log
+// and kvgate_tokens_total carry the usage each response reported, and that
+// a path that is not an OpenAI endpoint is not counted.
+func TestTokensFromUsage(t *testing.T) {
+	stream := sseStream()
+	addr := backend(t, openAIBackend(stream))
+	p, logPath, stop := startTelemetryProxy(t, simple(addr), nil)
+	requests := 0
+	eachEngine(t, func(t *testing.T, e engine) {
+		c := e.client()
+		for _, tc := range []struct{ path, body, want string }{
+			{"/v1/chat/completions", `{"model":"m","stream":true,"stream_options":{"include_usage":true}}`, stream},
+			{"/v1/chat/completions", `{"model":"m"}`, usageJSON},
+			{"/other", `{"model":"m"}`, usageJSON},
+		} {
+			resp, err := c.Post(e.url(p, tc.path), "application/json", strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || string(got) != tc.want {
+				t.Fatalf("%s: body changed (%v):\n%q\nwant\n%q", tc.path, err, got, tc.want)
+			}
+			requests++
+		}
+	})
+	// Each listener served two engines: two streams and two JSON bodies.
+	want := map[string]int{"prompt": 2 * (30 + 12), "completion": 2 * (5 + 7), "cached": 2 * (16 + 8)}
+	metrics := waitMetric(t, p, fmt.Sprintf(`kvgate_tokens_total{listener="tls",route="r",pool="b",kind="prompt"} %d`, want["prompt"]))
+	for _, l := range []string{"plain", "tls"} {
+		for kind, n := range want {
+			line := fmt.Sprintf(`kvgate_tokens_total{listener=%q,route="r",pool="b",kind=%q} %d`, l, kind, n)
+			if !strings.Contains(metrics, line+"\n") {
+				t.Errorf("metrics lack %s", line)
+			}
+		}
+	}
+	stop()
+	lines := readLog(t, logPath)
+	if len(lines) != requests {
+		t.Fatalf("%d access log lines, want %d", len(lines), requests)
+	}
+	counted := map[string]int{}
+	for _, l := range lines {
+		key := fmt.Sprintf("%v %v %v", l["prompt_tokens"], l["completion_tokens"], l["cached_tokens"])
+		if l["path"] == "/other" {
+			if l["prompt_tokens"] != nil {
+				t.Errorf("/other logged tokens: %v", l)
+			}
+			continue
+		}
+		counted[key]++
+	}
+	if counted["30 5 16"] != 4 || counted["12 7 8"] != 4 || len(counted) != 2 {
+		t.Fatalf("access log token fields: %v", counted)
+	}
+}
+
+// waitMetric polls /metrics until it contains line (the request's
+// accounting runs after the client has its last byte), bounded by 5s.
+func waitMetric(t *testing.T, p *Proxy, line string) string {
+	t.Helper()
+	var body string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		_, body = mustGet(t, plainClient(), "http://"+p.AdminAddr().String()+"/metrics")
+		if strings.Contains(body, line) {
+			return body
+		}
+	}
+	t.Fatalf("metrics never showed %s:\n%s", line, body)
+	return ""
+}
+
+func readLog(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("access log line %q: %v", sc.Text(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}

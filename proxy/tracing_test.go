@@ -1,0 +1,249 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// traceRecorder is a backend that keeps the traceparent and tracestate it
+// was sent, by request.
+type traceRecorder struct {
+	mu    sync.Mutex
+	seen  []string // "traceparent|tracestate"
+	inner http.Handler
+}
+
+func (b *traceRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b.mu.Lock()
+	b.seen = append(b.seen, strings.Join(r.Header.Values("Traceparent"), ",")+"|"+strings.Join(r.Header.Values("Tracestate"), ","))
+	b.mu.Unlock()
+	b.inner.ServeHTTP(w, r)
+}
+
+func (b *traceRecorder) last() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.seen[len(b.seen)-1]
+}
+
+// memTracing installs a synchronous in-memory exporter that samples every
+// new trace (and follows a caller's sampling decision).
+func memTracing(exp *tracetest.InMemoryExporter) func(*Proxy) {
+	return func(p *Proxy) {
+		p.tracing = tracingFrom(sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp),
+			sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample()))))
+	}
+}
+
+// waitSpans waits (bounded) until the exporter holds n spans and returns them.
+func waitSpans(t *testing.T, exp *tracetest.InMemoryExporter, n int) tracetest.SpanStubs {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if s := exp.GetSpans(); len(s) >= n {
+			return s
+		}
+	}
+	t.Fatalf("%d spans ended, want %d", len(exp.GetSpans()), n)
+	return nil
+}
+
+func attrs(s tracetest.SpanStub) map[attribute.Key]attribute.Value {
+	m := map[attribute.Key]attribute.Value{}
+	for _, kv := range s.Attributes {
+		m[kv.Key] = kv.Value
+	}
+	return m
+}
+
+// TestTracingSpan checks, on every engine, that a proxied request makes one
+// server span with the request's attributes, that the upstream sees a
+// traceparent naming that span, and that a client's traceparent and
+// tracestate are continued rather than forwarded as they were.
+func TestTracingSpan(t *testing.T) {
+	rec := &traceRecorder{inner: openAIBackend(sseStream())}
+	addr := backend(t, rec)
+	exp := tracetest.NewInMemoryExporter()
+	p, _, _ := startTelemetryProxy(t, simple(addr), memTracing(exp))
+	eachEngine(t, func(t *testing.T, e engine) {
+		exp.Reset()
+		c := e.client()
+		resp, err := c.Post(e.url(p, "/v1/chat/completions"), "application/json", strings.NewReader(`{"model":"m"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		spans := waitSpans(t, exp, 1)
+		if len(spans) != 1 {
+			t.Fatalf("%d spans, want 1", len(spans))
+		}
+		s := spans[0]
+		if s.SpanKind != trace.SpanKindServer || s.Parent.IsValid() || s.Name != "POST r" {
+			t.Errorf("span kind %v, parent %v, name %q", s.SpanKind, s.Parent, s.Name)
+		}
+		a := attrs(s)
+		for k, want := range map[string]any{
+			"http.request.method": "POST", "url.path": "/v1/chat/completions", "server.address": "127.0.0.1",
+			"http.response.status_code": int64(200), "kvgate.route": "r", "kvgate.pool": "b", "kvgate.endpoint": addr,
+			"gen_ai.usage.input_tokens": int64(12), "gen_ai.usage.output_tokens": int64(7),
+		} {
+			if got := a[attribute.Key(k)].AsInterface(); got != want {
+				t.Errorf("attribute %s = %v, want %v", k, got, want)
+			}
+		}
+		if _, ok := a["error.type"]; ok {
+			t.Errorf("error.type set on a successful request: %v", a["error.type"])
+		}
+		want := fmt.Sprintf("00-%s-%s-01|", s.SpanContext.TraceID(), s.SpanContext.SpanID())
+		if got := rec.last(); got != want {
+			t.Errorf("upstream trace context %q, want %q", got, want)
+		}
+
+		// A caller's trace is continued: same trace id, the caller's span as parent.
+		exp.Reset()
+		const tid, sid = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+		req, _ := http.NewRequest("POST", e.url(p, "/v1/chat/completions"), strings.NewReader(`{"model":"m"}`))
+		req.Header.Set("Traceparent", "00-"+tid+"-"+sid+"-01")
+		req.Header.Set("Tracestate", "vendor=abc")
+		resp, err = c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		s = waitSpans(t, exp, 1)[0]
+		if s.SpanContext.TraceID().String() != tid || s.Parent.SpanID().String() != sid || !s.Parent.IsRemote() {
+			t.Errorf("span trace %s parent %s; want trace %s parent %s", s.SpanContext.TraceID(), s.Parent.SpanID(), tid, sid)
+		}
+		want = fmt.Sprintf("00-%s-%s-01|vendor=abc", tid, s.SpanContext.SpanID())
+		if got := rec.last(); got != want {
+			t.Errorf("upstream trace context %q, want %q (one traceparent, the span's)", got, want)
+		}
+	})
+}
+
+// TestTracingCancelledStream checks that a stream the client abandons ends
+// its span exactly once, marked as an error, and that the next request's
+// span is unaffected.
+func TestTracingCancelledStream(t *testing.T) {
+	var started atomic.Int32
+	addr := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "GET" {
+			_, _ = io.WriteString(w, "{}")
+			return
+		}
+		started.Add(1)
+		w.Header().Set("Content-Type", "text/event-stream")
+		for range 500 { // bounded: 10 s at most; the proxy notices the client left on its next write
+			if _, err := io.WriteString(w, "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n"); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}))
+	exp := tracetest.NewInMemoryExporter()
+	p, _, _ := startTelemetryProxy(t, simple(addr), memTracing(exp))
+	eachEngine(t, func(t *testing.T, e engine) {
+		exp.Reset()
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "POST", e.url(p, "/v1/chat/completions"), strings.NewReader(`{"stream":true}`))
+		resp, err := e.client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := firstEvent(resp.Body); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		resp.Body.Close()
+		spans := waitSpans(t, exp, 1)
+		a := attrs(spans[0])
+		if et := a["error.type"].AsString(); et != "client_closed" && et != "stream_aborted" {
+			t.Errorf("error.type %q, want client_closed or stream_aborted", et)
+		}
+		// A second, complete request adds exactly one more span: the first
+		// span did not end again.
+		mustGet(t, e.client(), e.url(p, "/v1/models"))
+		_ = waitSpans(t, exp, 2)
+		if n := len(exp.GetSpans()); n != 2 {
+			t.Fatalf("%d spans after a cancelled and a complete request, want 2", n)
+		}
+	})
+	if started.Load() == 0 {
+		t.Fatal("backend never saw a request")
+	}
+}
+
+// firstEvent reads up to the first blank line: the first SSE event.
+func firstEvent(r io.Reader) (string, error) {
+	var b bytes.Buffer
+	one := make([]byte, 1)
+	for !bytes.HasSuffix(b.Bytes(), []byte("\n\n")) {
+		if _, err := r.Read(one); err != nil {
+			return b.String(), err
+		}
+		b.Write(one)
+	}
+	return b.String(), nil
+}
+
+// TestTracingOTLPExport runs the real OTLP/HTTP exporter against a loopback
+// collector that counts POSTs to /v1/traces: spans batched during the run
+// are flushed by Shutdown, with the configured service name.
+func TestTracingOTLPExport(t *testing.T) {
+	var posts atomic.Int32
+	var gotService atomic.Bool
+	collector := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Method == "POST" && r.URL.Path == "/v1/traces" && r.Header.Get("Content-Type") == "application/x-protobuf" {
+			posts.Add(1)
+			if bytes.Contains(body, []byte("kvgate-otlp-test")) {
+				gotService.Store(true)
+			}
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: collector, ErrorLog: discardLog}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	addr := backend(t, openAIBackend(sseStream()))
+	p, _, stop := startTelemetryProxy(t, simple(addr, fmt.Sprintf(
+		"tracing: {endpoint: \"http://%s\", sampleRatio: 1, serviceName: kvgate-otlp-test}", ln.Addr())), nil)
+	if p.tracing == nil {
+		t.Fatal("tracing.endpoint set but tracing is off")
+	}
+	for range 3 {
+		resp, _ := mustGet(t, plainClient(), "http://"+p.Listener("plain").Addr().String()+"/v1/chat/completions")
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	stop() // flushes the batch processor
+	if posts.Load() == 0 || !gotService.Load() {
+		t.Fatalf("collector saw %d trace exports (service name seen: %v), want at least 1 after Shutdown", posts.Load(), gotService.Load())
+	}
+}

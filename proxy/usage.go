@@ -1,0 +1,107 @@
+package proxy
+
+import (
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/kvgate/kvgate/cache"
+)
+
+// This file reads token usage from OpenAI-shaped responses as they stream
+// back (cache.UsageScanner), for the access log, kvgate_tokens_total and
+// the request's span. The body passes through unchanged and unbuffered: the
+// scanner looks at each chunk after the upstream read returned it and
+// before the engine writes it, and keeps only its own bounded state.
+
+// usagePaths are the endpoints whose responses carry a usage object.
+var usagePaths = [...]string{"/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/embeddings"}
+
+// usageReader is a reply body that feeds what it reads to a UsageScanner.
+type usageReader struct {
+	r io.Reader
+	s cache.UsageScanner
+}
+
+func (u *usageReader) Read(p []byte) (int, error) {
+	n, err := u.r.Read(p)
+	if n > 0 {
+		u.s.Scan(p[:n])
+	}
+	return n, err
+}
+
+var usageReaders = sync.Pool{New: func() any { return new(usageReader) }}
+
+// watchUsage wraps the body of a successful upstream reply to an OpenAI
+// endpoint in a usageReader. Other replies are left alone.
+func watchUsage(x *Exchange, r *Reply) {
+	if r != &x.reply || x.up == nil || r.Body == nil || r.Status < 200 || r.Status > 299 || !isUsagePath(x.path) {
+		return
+	}
+	mode := cache.UsageOff
+	for _, f := range r.Header {
+		switch {
+		case strings.EqualFold(f.Name, "content-type"):
+			mode = usageMode(f.Value)
+		case strings.EqualFold(f.Name, "content-encoding") && !strings.EqualFold(f.Value, "identity"):
+			return // compressed: the usage cannot be read without inflating
+		}
+	}
+	if mode == cache.UsageOff {
+		return
+	}
+	u := usageReaders.Get().(*usageReader)
+	u.r = r.Body
+	u.s.Reset(mode)
+	x.usage = u
+	r.Body = u
+}
+
+func isUsagePath(path string) bool {
+	for _, s := range usagePaths {
+		if strings.HasSuffix(path, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func usageMode(contentType string) cache.UsageMode {
+	mt, _, _ := strings.Cut(contentType, ";")
+	mt = strings.TrimSpace(mt)
+	switch {
+	case strings.EqualFold(mt, "text/event-stream"):
+		return cache.UsageSSE
+	case strings.EqualFold(mt, "application/json"):
+		return cache.UsageJSON
+	}
+	return cache.UsageOff
+}
+
+// endUsage takes the usage found, if any, into x.tokens and counts it.
+// Exchange.finish calls it once, before metrics and the access log.
+func (x *Exchange) endUsage() {
+	u := x.usage
+	if u == nil {
+		return
+	}
+	x.usage = nil
+	x.tokens, x.hasTokens = u.s.Usage()
+	u.r = nil
+	usageReaders.Put(u)
+	if x.hasTokens {
+		x.proxy.metrics.tokens.add(x)
+	}
+}
+
+// appendTokens adds the access log's token fields.
+func appendTokens(b []byte, x *Exchange) []byte {
+	b = append(b, `,"prompt_tokens":`...)
+	b = strconv.AppendInt(b, x.tokens.Prompt, 10)
+	b = append(b, `,"completion_tokens":`...)
+	b = strconv.AppendInt(b, x.tokens.Completion, 10)
+	b = append(b, `,"cached_tokens":`...)
+	return strconv.AppendInt(b, x.tokens.Cached, 10)
+}
