@@ -211,3 +211,31 @@ func TestSilentConnectionClosedQuietly(t *testing.T) {
 		})
 	}
 }
+
+// A keep-alive connection that goes idle after a request is closed quietly
+// when idleTimeout passes.
+func TestIdleKeepAliveClosedQuietly(t *testing.T) {
+	addr := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	p := startProxy(t, simple(addr, "limits: {readHeaderTimeout: 200ms, idleTimeout: 300ms}"))
+	c, err := net.Dial("tcp", p.Listener("plain").Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	rest, err := io.ReadAll(br)
+	if len(rest) != 0 {
+		t.Fatalf("idle keep-alive connection got %q", rest)
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("idle keep-alive connection was not closed after idleTimeout")
+	}
+}
