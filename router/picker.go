@@ -396,7 +396,7 @@ func (p *PickerPool) choose(pc *PickContext, s *pickSettings, cands []Candidate,
 	}
 	i := s.pipe.Picker.Pick(pc, cands)
 	limit := loadLimit(cands, s.bound)
-	if float64(cands[i].Inflight+1) > limit {
+	if float64(cands[i].Inflight+1) > limit*affinityStretch(cands[i].Matched, len(pc.Req.Blocks)) {
 		i = bestWithin(cands, limit, i)
 	}
 	if cands[i].Matched == cands[best].Matched {
@@ -433,6 +433,18 @@ func (p *PickerPool) place(pc *PickContext, s *pickSettings, cands []Candidate) 
 		key = cache.PlacementKey(pc.Req.Seed, pc.Req.Blocks, 0)
 	}
 	return max(cache.Place(key, addrs, loads, s.bound), 0)
+}
+
+// affinityStretch widens the load bound for an endpoint by the share of the
+// prompt it already caches: from 1 (nothing cached) to 2 (all of it). A spill
+// throws away the cached prefill, so the more of the prompt an endpoint
+// holds, the more imbalance is worth tolerating before moving the request;
+// a request with little cached moves as soon as the plain bound is passed.
+func affinityStretch(matched, n int) float64 {
+	if n <= 0 || matched <= 0 {
+		return 1
+	}
+	return 1 + float64(min(matched, n))/float64(n)
 }
 
 // loadLimit is the bounded-load ceiling: ceil(bound × (total+1) / n).

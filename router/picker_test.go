@@ -125,8 +125,10 @@ func TestPickSpillsOverAtLoadBound(t *testing.T) {
 			m, _ := e.Inflight()
 			total += m
 		}
-		if limit := math.Ceil(1.25 * float64(total) / 4); float64(n) > limit+1 {
-			t.Fatalf("pick %d put %s at %d in flight, over the bound %g", i, d.Endpoint.Addr, n, limit)
+		// Every endpoint that takes the prompt caches all of it, so its
+		// bound is stretched by the full factor of 2 (affinityStretch).
+		if limit := 2 * math.Ceil(1.25*float64(total)/4); float64(n) > limit+1 {
+			t.Fatalf("pick %d put %s at %d in flight, over the stretched bound %g", i, d.Endpoint.Addr, n, limit)
 		}
 	}
 	if spill == 0 {
@@ -134,6 +136,17 @@ func TestPickSpillsOverAtLoadBound(t *testing.T) {
 	}
 	for _, d := range ds {
 		d.Endpoint.End(d.Tokens)
+	}
+}
+
+func TestAffinityStretch(t *testing.T) {
+	for _, c := range []struct {
+		matched, n int
+		want       float64
+	}{{0, 10, 1}, {5, 10, 1.5}, {10, 10, 2}, {12, 10, 2}, {3, 0, 1}} {
+		if got := affinityStretch(c.matched, c.n); got != c.want {
+			t.Errorf("affinityStretch(%d, %d) = %g, want %g", c.matched, c.n, got, c.want)
+		}
 	}
 }
 
