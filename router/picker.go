@@ -432,7 +432,10 @@ func (p *PickerPool) place(pc *PickContext, s *pickSettings, cands []Candidate) 
 	if len(pc.Req.Blocks) > 0 {
 		key = cache.PlacementKey(pc.Req.Seed, pc.Req.Blocks, 0)
 	}
-	return max(cache.Place(key, addrs, loads, s.bound), 0)
+	// A key placement is this replica's affinity guess for a prompt its own
+	// index has not seen (another replica may have served the earlier turns
+	// there), so it tolerates the same imbalance as a full index match.
+	return max(cache.Place(key, addrs, loads, s.bound*affinityStretch(1, 1)), 0)
 }
 
 // affinityStretch widens the load bound for an endpoint by the share of the

@@ -68,7 +68,7 @@ func parse(args []string) (flags, error) {
 	fs.DurationVar(&f.decode, "decode-per-token", def.DecodePerToken, "simulator cost of each output token after the first (model time)")
 	fs.IntVar(&f.maxOutput, "max-output", 16, "cap on max_tokens (the trace's output_length); 0 = no cap")
 	fs.IntVar(&f.replicas, "replicas", 4, "kvgate instances in the multi-replica scenario (0 or 1 = skip it)")
-	fs.StringVar(&f.only, "scenarios", "", "comma-separated scenario names to run (default: all)")
+	fs.StringVar(&f.only, "scenarios", "", "comma-separated scenario names to run, or ';'-separated when a name has a comma (default: all)")
 	fs.StringVar(&f.out, "out", filepath.Join("benchmarks", "replay"), "folder for results.md and results.svg ('' = do not write)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -141,7 +141,11 @@ func selectScenarios(all []loadgen.Scenario, only string) []loadgen.Scenario {
 	if only == "" {
 		return all
 	}
-	want := strings.Split(only, ",")
+	sep := "," // names with a comma in them are selected with ';' between names
+	if strings.Contains(only, ";") {
+		sep = ";"
+	}
+	want := strings.Split(only, sep)
 	return slices.DeleteFunc(all, func(s loadgen.Scenario) bool {
 		return !slices.ContainsFunc(want, func(w string) bool { return strings.TrimSpace(w) == s.Name })
 	})
