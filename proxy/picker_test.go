@@ -205,17 +205,19 @@ func TestInferenceSpillsOverAtLoadBound(t *testing.T) {
 	url := engines()[0].url(p, "/v1/completions")
 	prompt := textOf("hot", 2048)
 	seen := map[string]int{}
-	for range 6 {
+	for range 12 {
 		ep, cancel := openStream(t, c, url, streaming(prompt, 500))
 		defer cancel()
 		seen[ep]++
 	}
 	if len(seen) < 2 || picks(p, router.ReasonSpillover) == 0 {
-		t.Fatalf("6 open streams of one prefix: %v, %d spill-overs; want the load bound to spread them", seen, picks(p, router.ReasonSpillover))
+		t.Fatalf("12 open streams of one prefix: %v, %d spill-overs; want the load bound to spread them", seen, picks(p, router.ReasonSpillover))
 	}
 	for _, n := range seen {
-		if n > 3 { // ceil(1.25 × 6 / 3) = 3
-			t.Errorf("an endpoint took %d of 6 streams, over the load bound: %v", n, seen)
+		// An endpoint caching the whole prompt may reach twice the bound
+		// (router affinityStretch): 2 × ceil(1.25 × 12 / 3) = 10.
+		if n > 10 {
+			t.Errorf("an endpoint took %d of 12 streams, over the stretched load bound: %v", n, seen)
 		}
 	}
 }
