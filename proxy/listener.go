@@ -93,12 +93,14 @@ func (l *Listener) start() error {
 	if err != nil {
 		return err
 	}
-	if err := l.startHTTP3(ln.Addr()); err != nil {
-		_ = ln.Close()
-		return err
-	}
+	// Set before HTTP/3 starts: its requests read l.ln (the listener's port).
 	l.ln = ln
 	l.h1ln = newChanListener(ln.Addr())
+	if err := l.startHTTP3(ln.Addr()); err != nil {
+		_ = ln.Close()
+		l.ln, l.h1ln = nil, nil
+		return err
+	}
 	go func() { _ = l.h1.Serve(l.h1ln) }()
 	go l.acceptLoop()
 	return nil
