@@ -11,6 +11,8 @@
 package main
 
 import (
+	"github.com/kvgate/kvgate/benchmarks/internal/loadstat"
+
 	"bufio"
 	"context"
 	"crypto/tls"
@@ -143,21 +145,10 @@ func summarize(ts []tally, elapsed time.Duration, c config) Report {
 		r.PerSecond = float64(r.Handshakes) / elapsed.Seconds()
 	}
 	slices.Sort(lat)
-	r.P50Ms = ms(percentile(lat, 0.50))
-	r.P99Ms = ms(percentile(lat, 0.99))
+	r.P50Ms = loadstat.Ms(loadstat.Percentile(lat, 0.50))
+	r.P99Ms = loadstat.Ms(loadstat.Percentile(lat, 0.99))
 	return r
 }
-
-// percentile returns the nearest-rank q-quantile (0 < q <= 1) of sorted, 0 when empty.
-func percentile(sorted []time.Duration, q float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(q*float64(len(sorted))+0.5) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	c, err := parse(args)

@@ -74,21 +74,6 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
-func TestPercentile(t *testing.T) {
-	var s []time.Duration
-	for i := 1; i <= 100; i++ {
-		s = append(s, time.Duration(i))
-	}
-	for _, tt := range []struct {
-		q    float64
-		want time.Duration
-	}{{0.5, 50}, {0.99, 99}, {1, 100}, {0.001, 1}} {
-		if got := percentile(s, tt.q); got != tt.want {
-			t.Errorf("percentile(1..100, %v) = %v, want %v", tt.q, got, tt.want)
-		}
-	}
-}
-
 // TestRunPlain checks the no-TLS baseline against a plain HTTP server.
 func TestRunPlain(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
