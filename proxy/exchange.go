@@ -67,6 +67,7 @@ type Exchange struct {
 	errKind string
 	rt      routeState // routing.go
 	inf     inferState // inference picking (picker.go)
+	peek    bodyPeek   // body bytes read ahead of forwarding (body.go)
 
 	usage     *usageReader // reads the reply's usage (usage.go); nil when not watched
 	tokens    cache.Usage  // what the usage object said, set in finish

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"strings"
@@ -23,23 +22,7 @@ func (x *Exchange) readModel() {
 	if !modelBody(x) {
 		return
 	}
-	n := int64(modelPrefixBytes)
-	if x.bodyLen >= 0 && x.bodyLen < n {
-		n = x.bodyLen
-	}
-	buf := make([]byte, n)
-	k, err := io.ReadFull(x.body, buf)
-	buf = buf[:k]
-	x.rt.prefix = buf
-	switch {
-	case err == nil && (x.bodyLen < 0 || int64(k) < x.bodyLen):
-		x.body = io.MultiReader(bytes.NewReader(buf), x.body)
-	case err == nil || err == io.EOF || err == io.ErrUnexpectedEOF:
-		x.rt.whole = true
-		x.body = bytes.NewReader(buf)
-	default: // replay what arrived, then fail as the original stream did
-		x.body = io.MultiReader(bytes.NewReader(buf), errReader{err})
-	}
+	buf, _ := x.peekBody(modelPrefixBytes, nil)
 	x.model = router.ModelField(buf)
 }
 
@@ -52,10 +35,6 @@ func modelBody(x *Exchange) bool {
 	return ct == "" || strings.Contains(strings.ToLower(ct), "json")
 }
 
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
-
 // rewriteModel applies a backend's modelRewrite. The `model` key may follow
 // a long messages array, so the whole body (bounded by limits.maxBodyBytes)
 // is read before rewriting; the body sent upstream then has a known length.
@@ -67,8 +46,8 @@ func rewriteModel(x *Exchange, b *router.Backend) *Reply {
 	if !ok {
 		return nil
 	}
-	body := x.rt.prefix
-	if !x.rt.whole {
+	body := x.peek.buf
+	if !x.peek.whole {
 		// x.body replays any prefix already read, so this is the whole body.
 		all, err := io.ReadAll(x.body)
 		if errors.Is(err, errBodyTooLarge) {
@@ -80,9 +59,7 @@ func rewriteModel(x *Exchange, b *router.Backend) *Reply {
 		body = all
 	}
 	out, ok := router.RewriteModelField(body, target)
-	x.rt.prefix, x.rt.whole = out, true
-	x.body = bytes.NewReader(out)
-	x.bodyLen = int64(len(out))
+	x.replaceBody(out)
 	if ok && x.model == "" {
 		x.model = router.ModelField(body)
 	}

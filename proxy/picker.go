@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -159,9 +158,8 @@ type inferState struct {
 	sc     *inferScratch
 	rep    *router.Endpoint // Begin was called on it; End is due in finish
 	tokens int
-	reason string // why the endpoint was picked (router.Reason), for the span
-	addr   string // for x-kvgate-endpoint; "" when the header is off
-	pre    prefixReader
+	reason string  // why the endpoint was picked (router.Reason), for the span
+	addr   string  // for x-kvgate-endpoint; "" when the header is off
 	w      *waiter // the queue place, once queued
 }
 
@@ -189,24 +187,6 @@ func (s *inferState) annotate(r *Reply) *Reply {
 // prefixReader replays the bytes read for the prompt, then the rest of the
 // body, so the forwarded body is byte-identical. A read error met while
 // reading the prefix is returned after the prefix.
-type prefixReader struct {
-	b    []byte
-	rest io.Reader
-	err  error
-}
-
-func (r *prefixReader) Read(p []byte) (int, error) {
-	if len(r.b) > 0 {
-		n := copy(p, r.b)
-		r.b = r.b[n:]
-		return n, nil
-	}
-	if r.err != nil {
-		return 0, r.err
-	}
-	return r.rest.Read(p)
-}
-
 // pickInference picks an endpoint of an inference pool for x, or returns
 // the error reply (413 body, 429 shed, 503 no endpoint or queue timeout).
 func (p *Proxy) pickInference(x *Exchange, ip *infPool, route *router.Route) (*endpoint, *Reply) {
@@ -278,17 +258,12 @@ func readPrompt(x *Exchange, in *config.Inference, sc *inferScratch, req *router
 	if cap(sc.buf) < n {
 		sc.buf = make([]byte, n)
 	}
-	buf := sc.buf[:n]
-	m, err := io.ReadFull(x.body, buf)
-	buf = buf[:m]
-	switch {
-	case err == nil, errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		err = nil
-	case errors.Is(err, errBodyTooLarge):
+	// A model rule may already have read part of the body: peekBody reads
+	// only the rest, once, and replays all of it upstream.
+	buf, err := x.peekBody(n, sc.buf)
+	if errors.Is(err, errBodyTooLarge) {
 		return x.fail(413, errInvalidRequest, "body_too_large", bodyTooLargeMsg(x.limit.n))
 	}
-	x.inf.pre = prefixReader{b: buf, rest: x.body, err: err}
-	x.body = &x.inf.pre
 	if err != nil || cache.Extract(x.path, buf, &sc.prompt) != nil {
 		return nil
 	}

@@ -23,10 +23,6 @@ type routeState struct {
 	respMods [2]*router.HeaderModifier
 	upHost   string // Host / :authority sent upstream; "" keeps the client's
 	upPath   string // path sent upstream; "" keeps the client's
-	// prefix holds the body bytes read for model matching; whole is true
-	// when prefix is the entire body.
-	prefix []byte
-	whole  bool
 	// deadline bounds the whole exchange (timeouts.request); tryDeadline
 	// bounds one try until its response starts (timeouts.backendRequest).
 	// The zero time means no bound.
