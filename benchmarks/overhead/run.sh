@@ -51,7 +51,9 @@ GOBIN_DIR=$(go env GOBIN 2>/dev/null || true)
 export PATH="$GOBIN_DIR:$PATH"
 
 log() { printf '[overhead] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# Shared helpers from benchmarks/lib.sh: die, stop_pid, cleanup, tree_pids, hwm_kib, fmt, busy.
+# This script defines its own alive, free_port, cpu_ticks, start_bg, median, write_backend below; they replace lib.sh's.
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
 [[ $RATE =~ ^[1-9][0-9]*$ ]] || die "RATE must be a positive integer, got '$RATE'"
@@ -72,24 +74,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/kvgate-overhead.XXXXXX")
 chmod 755 "$WORK" # nginx workers run as an unprivileged user and must read the backend file
 PIDS=()
 
-stop_pid() {
-	local pid=$1 i
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for i in $(seq 50); do
-		alive "$pid" || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
 
-cleanup() {
-	local pid
-	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-	[[ $AUTOGROUP_SET == 0 ]] || echo 0 >"/proc/$$/autogroup" 2>/dev/null || true
-	rm -rf "$WORK"
-}
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM HUP
 
@@ -176,12 +161,6 @@ free_port() {
 	die "no free port found"
 }
 
-# tree_pids prints PID and all its live descendants.
-tree_pids() {
-	local pid=$1 c
-	echo "$pid"
-	for c in $(pgrep -P "$pid" || true); do tree_pids "$c"; done
-}
 
 # cpu_ticks prints utime+stime+cutime+cstime summed over the process tree, in clock ticks.
 cpu_ticks() {
@@ -195,15 +174,6 @@ cpu_ticks() {
 	echo "$total"
 }
 
-# hwm_kib prints VmHWM summed over the process tree, in KiB.
-hwm_kib() {
-	local total=0 p v
-	for p in $(tree_pids "$1"); do
-		v=$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status" 2>/dev/null || true)
-		total=$((total + ${v:-0}))
-	done
-	echo "$total"
-}
 
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -583,11 +553,9 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---------------------------------------------------------------- report
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
-busy() { awk -v c="$1" -v r="$2" 'BEGIN { if (c == "-" || r == "-") print "-"; else printf "%.0f%%", c * r / 10 }'; }
 pratio() { # ratio of two added latencies; a difference at or below zero is baseline noise, not a result
 	awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-") print "n/a"; else if (a <= 0 || b <= 0) print "n/a (an added p99 at or below zero: the baseline moved more than the proxy added; rerun)"; else printf "%.2f", a / b }'
 }
-fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "-" || v == "") print "-"; else printf f, v }'; }
 
 report() {
 	local n
