@@ -215,39 +215,10 @@ func (s *scanner) top(pos *[nFields]int) error {
 		return errSyntax // empty, blank or not an object
 	}
 	s.i++
-	if c, err = s.peek(); err != nil {
+	if err := s.members(pos[:], lookupKey); err != nil {
 		return err
 	}
-	if c == '}' {
-		s.i++
-		return s.end()
-	}
-	for {
-		raw, esc, err := s.objKey()
-		if err != nil {
-			return err
-		}
-		if f := lookupKey(raw, esc); f >= 0 {
-			if _, err := s.peek(); err != nil {
-				return err
-			}
-			pos[f] = s.i
-		}
-		if err := s.value(nil); err != nil {
-			return err
-		}
-		if c, err = s.peek(); err != nil {
-			return err
-		}
-		s.i++
-		switch c {
-		case ',':
-		case '}':
-			return s.end()
-		default:
-			return errSyntax
-		}
-	}
+	return s.end()
 }
 
 // end accepts only whitespace after the top-level object.
@@ -383,16 +354,8 @@ func (s *scanner) elements(out *[]byte, depth int) error {
 		if err != nil {
 			return err
 		}
-		if c, err = s.peek(); err != nil {
+		if done, err := s.next(']'); done || err != nil {
 			return err
-		}
-		s.i++
-		switch c {
-		case ',':
-		case ']':
-			return nil
-		default:
-			return errSyntax
 		}
 	}
 }
@@ -482,6 +445,21 @@ func (s *scanner) item(out *[]byte, depth int) error {
 // fields scans the object at s.i, recording the value offsets of item fields.
 func (s *scanner) fields(pos *[nItem]int) error {
 	s.i++ // '{'
+	return s.members(pos[:], itemKey)
+}
+
+// itemKey maps an unescaped key to its item field index, -1 otherwise.
+func itemKey(raw []byte, esc bool) int {
+	if esc {
+		return -1
+	}
+	return itemField(raw)
+}
+
+// members scans an object's members after its '{' up to and including its
+// '}', recording in pos the value offset of each key that field maps to an
+// index (-1: not recorded; the last duplicate wins).
+func (s *scanner) members(pos []int, field func(raw []byte, esc bool) int) error {
 	c, err := s.peek()
 	if err != nil {
 		return err
@@ -495,11 +473,7 @@ func (s *scanner) fields(pos *[nItem]int) error {
 		if err != nil {
 			return err
 		}
-		f := -1
-		if !esc {
-			f = itemField(raw)
-		}
-		if f >= 0 {
+		if f := field(raw, esc); f >= 0 {
 			if _, err := s.peek(); err != nil {
 				return err
 			}
@@ -508,18 +482,27 @@ func (s *scanner) fields(pos *[nItem]int) error {
 		if err := s.value(nil); err != nil {
 			return err
 		}
-		if c, err = s.peek(); err != nil {
+		if done, err := s.next('}'); done || err != nil {
 			return err
 		}
-		s.i++
-		switch c {
-		case ',':
-		case '}':
-			return nil
-		default:
-			return errSyntax
-		}
 	}
+}
+
+// next consumes the separator after a member or element: ',' means more
+// follow, closer ends the container, anything else is a syntax error.
+func (s *scanner) next(closer byte) (done bool, err error) {
+	c, err := s.peek()
+	if err != nil {
+		return false, err
+	}
+	s.i++
+	switch c {
+	case ',':
+		return false, nil
+	case closer:
+		return true, nil
+	}
+	return false, errSyntax
 }
 
 // message writes "<header>: <field>\n<field>..." for the recorded fields.
