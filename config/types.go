@@ -287,7 +287,11 @@ type Inference struct {
 	CacheBlocks int `yaml:"cacheBlocks,omitempty"`
 	// MaxPromptBytes is how much of a body is read for the prompt; default 128KiB.
 	MaxPromptBytes int `yaml:"maxPromptBytes,omitempty"`
-	// LoadBound is the bounded-load factor over the mean; default 1.25.
+	// LoadBound is the bounded-load factor over the mean; default 1.25. An
+	// endpoint takes a request while its share of the pool's last 256 picks
+	// stays within LoadBound × the mean share (stretched up to 2× by how much
+	// of the prompt it caches) and its in-flight requests within LoadBound ×
+	// the mean or below queueThreshold.
 	LoadBound float64 `yaml:"loadBound,omitempty"`
 	// MetricsPath is scraped on every endpoint; default /metrics.
 	MetricsPath string `yaml:"metricsPath,omitempty"`

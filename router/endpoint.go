@@ -30,7 +30,8 @@ type Endpoint struct {
 	gpuBlocks atomic.Int64  // scraped num_gpu_blocks; 0 unknown
 	lora      atomic.Pointer[LoRAInfo]
 
-	picks [numReasons]atomic.Uint64
+	picks  [numReasons]atomic.Uint64
+	recent atomic.Int64 // picks among its pool's last RecentWindow picks (recentWindow)
 }
 
 // LoRAInfo is what a vLLM server reports in lora_requests_info. It is
@@ -144,3 +145,6 @@ func equalStrings(a, b []string) bool {
 	}
 	return true
 }
+
+// Recent returns how many of its pool's last RecentWindow picks chose e.
+func (e *Endpoint) Recent() int64 { return e.recent.Load() }

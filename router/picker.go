@@ -80,6 +80,8 @@ type Candidate struct {
 	KV float64
 	// Inflight and Tokens are proxy-side in-flight requests and prompt tokens.
 	Inflight, Tokens int64
+	// Recent is how many of the pool's last RecentWindow picks chose E.
+	Recent int64
 	// Score is the weighted score in [0,1] the picker reads.
 	Score float64
 }
@@ -101,6 +103,7 @@ type PickContext struct {
 	match  []int
 	addrs  []string
 	loads  []int
+	idx    []int
 }
 
 var pickContexts = sync.Pool{New: func() any { return new(PickContext) }}
@@ -179,8 +182,9 @@ type PickerPool struct {
 	mu  sync.Mutex
 	eps map[string]*Endpoint
 
-	ratio [len(RatioBuckets)]atomic.Uint64
-	picks atomic.Uint64
+	ratio  [len(RatioBuckets)]atomic.Uint64
+	picks  atomic.Uint64
+	recent recentWindow
 }
 
 // RatioBuckets are the upper bounds of the prefix match ratio histogram.
@@ -332,6 +336,7 @@ func (p *PickerPool) Pick(pc *PickContext, eps []*Endpoint) Decision {
 	}
 	d.Endpoint, d.Reason, d.Matched, d.Tokens = c.E, reason, c.Matched, pc.Req.PromptTokens
 	c.E.Begin(d.Tokens)
+	p.recent.add(c.E)
 	c.E.picks[reason].Add(1)
 	if useIndex {
 		p.observeRatio(d.Matched, d.Total)
@@ -365,6 +370,7 @@ func (p *PickerPool) candidates(pc *PickContext, eps []*Endpoint) []Candidate {
 			c.Matched = pc.match[s]
 		}
 		c.Inflight, c.Tokens = e.inflight.Load(), e.inflightToks.Load()
+		c.Recent = e.recent.Load()
 		if at := e.scrapedAt.Load(); at > 0 && pc.Now-at <= pc.set.staleAfter {
 			c.Fresh = true
 			c.Queue = float64(e.waiting.Load())
@@ -385,19 +391,22 @@ func (p *PickerPool) choose(pc *PickContext, s *pickSettings, cands []Candidate,
 	if !useIndex {
 		return s.pipe.Picker.Pick(pc, cands), ReasonFallback
 	}
-	best := 0
+	best, holders := 0, 0
 	for i := range cands {
-		if cands[i].Matched > cands[best].Matched {
-			best = i
+		switch m := cands[i].Matched; {
+		case m > cands[best].Matched:
+			best, holders = i, 1
+		case m == cands[best].Matched:
+			holders++
 		}
 	}
-	if placeable(cands[best].Matched, len(pc.Req.Blocks)) {
-		return p.place(pc, s, cands), ReasonPlacement
+	b := newBounds(cands, s)
+	if depth, ok := placeable(cands[best].Matched, holders, len(pc.Req.Blocks)); ok {
+		return p.place(pc, s, cands, b, depth), ReasonPlacement
 	}
 	i := s.pipe.Picker.Pick(pc, cands)
-	limit := loadLimit(cands, s.bound)
-	if float64(cands[i].Inflight+1) > limit*affinityStretch(cands[i].Matched, len(pc.Req.Blocks)) {
-		i = bestWithin(cands, limit, i)
+	if !b.fits(&cands[i], affinityStretch(cands[i].Matched, len(pc.Req.Blocks))) {
+		i = b.bestFitting(cands, i)
 	}
 	if cands[i].Matched == cands[best].Matched {
 		return i, ReasonAffinity
@@ -416,26 +425,55 @@ func (p *PickerPool) choose(pc *PickContext, s *pickSettings, cands []Candidate,
 // different kvgate replicas (which never saw each other's picks) to
 // different endpoints. Placement keyed past the shared part makes every
 // replica choose the same endpoint for the same conversation.
-func placeable(best, n int) bool {
-	return best == 0 || n >= cache.DefaultPlacementDepth && best < cache.DefaultPlacementDepth
+//
+// The same holds past the placement depth for a longest match that two or
+// more endpoints hold: a prefix several endpoints cache (a long system
+// prompt, a shared document) says nothing about where the rest of the
+// prompt belongs, so the prompt is placed by the first block past it, and
+// conversations that share a long system prompt spread instead of piling
+// onto the first endpoint that cached it. Placing among every endpoint (not
+// only the holders) may recompute the shared prefix once on a new endpoint;
+// placing among the holders alone kept a demo workload's conversations on
+// the first two endpoints (max/mean share 1.6-1.7 against 1.2-1.4). The
+// placement depth is returned for cache.PlacementKey.
+func placeable(best, holders, n int) (depth int, ok bool) {
+	switch {
+	case best == 0:
+		return cache.DefaultPlacementDepth, true
+	case n >= cache.DefaultPlacementDepth && best < cache.DefaultPlacementDepth:
+		return cache.DefaultPlacementDepth, true
+	case holders > 1 && best < n:
+		return max(best+1, cache.DefaultPlacementDepth), true
+	}
+	return 0, false
 }
 
-// place is consistent placement with bounded loads over the candidates.
-func (p *PickerPool) place(pc *PickContext, s *pickSettings, cands []Candidate) int {
-	addrs, loads := pc.addrs[:0], pc.loads[:0]
-	for i := range cands {
-		addrs = append(addrs, cands[i].E.Addr)
-		loads = append(loads, int(cands[i].Inflight))
+// place is consistent placement with bounded loads over the candidates: the
+// load is each endpoint's share of the recent picks, and endpoints over the
+// in-flight guard (a burst) are left out first.
+//
+// A key placement is this replica's affinity guess for a prompt its own
+// index has not seen (another replica may have served the earlier turns
+// there), so it tolerates the same imbalance as a full index match.
+func (p *PickerPool) place(pc *PickContext, s *pickSettings, cands []Candidate, b bounds, depth int) int {
+	stretch := affinityStretch(1, 1)
+	addrs, loads, idx := pc.addrs[:0], pc.loads[:0], pc.idx[:0]
+	for pass := 0; pass < 2 && len(idx) == 0; pass++ {
+		for i := range cands {
+			if pass == 0 && !b.inflightFits(&cands[i], stretch) {
+				continue
+			}
+			addrs = append(addrs, cands[i].E.Addr)
+			loads = append(loads, int(cands[i].Recent))
+			idx = append(idx, i)
+		}
 	}
-	pc.addrs, pc.loads = addrs, loads
+	pc.addrs, pc.loads, pc.idx = addrs, loads, idx
 	key := pc.Req.Seed
 	if len(pc.Req.Blocks) > 0 {
-		key = cache.PlacementKey(pc.Req.Seed, pc.Req.Blocks, 0)
+		key = cache.PlacementKey(pc.Req.Seed, pc.Req.Blocks, depth)
 	}
-	// A key placement is this replica's affinity guess for a prompt its own
-	// index has not seen (another replica may have served the earlier turns
-	// there), so it tolerates the same imbalance as a full index match.
-	return max(cache.Place(key, addrs, loads, s.bound*affinityStretch(1, 1)), 0)
+	return idx[max(cache.Place(key, addrs, loads, s.bound*stretch), 0)]
 }
 
 // affinityStretch widens the load bound for an endpoint by the share of the
@@ -450,24 +488,63 @@ func affinityStretch(matched, n int) float64 {
 	return 1 + float64(min(matched, n))/float64(n)
 }
 
-// loadLimit is the bounded-load ceiling: ceil(bound × (total+1) / n).
-func loadLimit(cands []Candidate, bound float64) float64 {
+// bounds are the bounded-load ceilings of one pick, each ceil(bound ×
+// (total+1) / n) over the candidates:
+//
+//   - recent: the share of the pool's last RecentWindow picks, the load that
+//     keeps traffic and cache growth spread (see RecentWindow);
+//   - inflight: proxy-side requests in flight, a guard against bursts that
+//     the window has not seen yet. In-flight counts below the pool's queue
+//     threshold never count as overload: a server with a free batch slot
+//     gains nothing from losing a request, and the cached prefill would be
+//     thrown away.
+//
+// A share needs a sample: until the window holds minRecentShare picks per
+// endpoint (a pool's first picks, or one that has just grown), every
+// endpoint may take bound × minRecentShare of them, so that the first turns
+// of the first conversations are not moved for having been the only traffic.
+type bounds struct {
+	recent, inflight, floor float64
+}
+
+// minRecentShare is the per-endpoint sample below which recent shares are
+// not compared (see bounds).
+const minRecentShare = 4
+
+func newBounds(cands []Candidate, s *pickSettings) bounds {
+	bound := s.bound
 	if bound < 1 {
 		bound = cache.DefaultLoadBound
 	}
-	var total int64
+	var recent, inflight int64
 	for i := range cands {
-		total += max(cands[i].Inflight, 0)
+		recent += max(cands[i].Recent, 0)
+		inflight += max(cands[i].Inflight, 0)
 	}
-	return math.Ceil(bound * float64(total+1) / float64(len(cands)))
+	n := float64(len(cands))
+	return bounds{
+		recent:   math.Ceil(bound * max(float64(recent+1)/n, minRecentShare)),
+		inflight: math.Ceil(bound * float64(inflight+1) / n),
+		floor:    float64(s.queueT),
+	}
 }
 
-// bestWithin returns the highest-scored candidate whose load stays within
-// limit, or fallback when none does.
-func bestWithin(cands []Candidate, limit float64, fallback int) int {
+// fits reports whether c stays within both ceilings, multiplied by stretch,
+// once this request is added.
+func (b bounds) fits(c *Candidate, stretch float64) bool {
+	return float64(c.Recent+1) <= b.recent*stretch && b.inflightFits(c, stretch)
+}
+
+func (b bounds) inflightFits(c *Candidate, stretch float64) bool {
+	return float64(c.Inflight+1) <= max(b.inflight*stretch, b.floor)
+}
+
+// bestFitting returns the highest-scored candidate within the unstretched
+// ceilings, or fallback when none is.
+func (b bounds) bestFitting(cands []Candidate, fallback int) int {
 	best := -1
 	for i := range cands {
-		if float64(cands[i].Inflight+1) > limit {
+		if !b.fits(&cands[i], 1) {
 			continue
 		}
 		if best < 0 || cands[i].Score > cands[best].Score {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +44,17 @@ func pick(t testing.TB, p *PickerPool, eps []*Endpoint, r PickRequest) Decision 
 	defer ReleasePickContext(pc)
 	pc.Req = r
 	return p.Pick(pc, eps)
+}
+
+// warm fills p's window of recent picks with RecentWindow requests for
+// distinct prompts, as a pool that has been serving for a while has, so that
+// a test's own picks are weighed against a realistic share.
+func warm(t testing.TB, p *PickerPool, eps []*Endpoint) {
+	t.Helper()
+	for i := range RecentWindow {
+		d := pick(t, p, eps, prompt("m", "", longText(fmt.Sprint("warm-up ", i), 512)))
+		d.Endpoint.End(d.Tokens)
+	}
 }
 
 func longText(tag string, n int) string {
@@ -126,8 +138,9 @@ func TestPickSpillsOverAtLoadBound(t *testing.T) {
 			total += m
 		}
 		// Every endpoint that takes the prompt caches all of it, so its
-		// bound is stretched by the full factor of 2 (affinityStretch).
-		if limit := 2 * math.Ceil(1.25*float64(total)/4); float64(n) > limit+1 {
+		// bound is stretched by the full factor of 2 (affinityStretch); in
+		// flight, counts up to the queue threshold (5) never spill.
+		if limit := max(2*math.Ceil(1.25*float64(total)/4), 5); float64(n) > limit {
 			t.Fatalf("pick %d put %s at %d in flight, over the stretched bound %g", i, d.Endpoint.Addr, n, limit)
 		}
 	}
@@ -323,6 +336,7 @@ func TestReplicasAgreePastSharedSystemPrompt(t *testing.T) {
 		pool *PickerPool
 		eps  []*Endpoint
 	}{{a, ea}, {b, eb}} {
+		warm(t, p.pool, p.eps)
 		for _, e := range p.eps { // every endpoint of both replicas holds the system prompt
 			p.pool.Index().Record(e.Addr, prompt("m", "", system).Blocks)
 		}
@@ -346,5 +360,118 @@ func TestReplicasAgreePastSharedSystemPrompt(t *testing.T) {
 		} else {
 			d.Endpoint.End(d.Tokens)
 		}
+	}
+}
+
+// A holder with a request or two in flight while the others are idle keeps
+// the next turn: at model-server loads in-flight counts are small integers,
+// and moving the turn would throw its cached prefill away for nothing.
+func TestHolderKeepsTurnAtLowLoad(t *testing.T) {
+	p, eps := testPool(t, 8, nil)
+	warm(t, p, eps)
+	turn := longText("a long conversation", 8192)
+	first := pick(t, p, eps, prompt("m", "", turn))
+	var open []Decision
+	for i := range 4 { // the holder's in flight: 1, 2, 3, 4 (below the queue threshold 5)
+		// Fresh scrapes: nobody queues; the holder's KV use grows.
+		for _, e := range eps {
+			kv := 0.05
+			if e == first.Endpoint {
+				kv = 0.1 * float64(i+1)
+			}
+			p.StoreScrape(e, &ServerMetrics{Running: float64(i + 1), KV: kv, HasKV: true}, time.Now().UnixNano())
+		}
+		turn += longText(fmt.Sprint(" turn ", i), 1024)
+		d := pick(t, p, eps, prompt("m", "", turn))
+		if d.Endpoint != first.Endpoint || d.Reason != ReasonAffinity {
+			t.Fatalf("turn %d with %d in flight on the holder: %s (%v), want affinity to %s", i, i+1, d.Endpoint.Addr, d.Reason, first.Endpoint.Addr)
+		}
+		open = append(open, d)
+	}
+	for _, d := range append(open, first) {
+		d.Endpoint.End(d.Tokens)
+	}
+}
+
+// A holder with more of the pool's recent traffic than the stretched bound
+// allows loses the next request to the best endpoint within the bound, even
+// with nothing in flight.
+func TestHolderSpillsOnRecentShare(t *testing.T) {
+	p, eps := testPool(t, 4, nil)
+	text := longText("one hot prompt", 4096)
+	var holder *Endpoint
+	spilled := false
+	for i := range RecentWindow {
+		d := pick(t, p, eps, prompt("m", "", text))
+		d.Endpoint.End(d.Tokens)
+		if i == 0 {
+			holder = d.Endpoint
+		}
+		spilled = spilled || d.Reason == ReasonSpillover
+	}
+	if !spilled {
+		t.Fatal("one prompt sent 256 times never spilled over")
+	}
+	// A fully cached prompt stretches the bound 2×: at most 2 × 1.25 of the
+	// mean share, plus rounding.
+	if got, limit := holder.Recent(), int64(2*math.Ceil(1.25*RecentWindow/4)); got > limit {
+		t.Errorf("holder has %d of the last %d picks, over the stretched bound %d", got, RecentWindow, limit)
+	}
+}
+
+// Every pick is counted in the window exactly once and leaves it exactly
+// once, under concurrent picks.
+func TestRecentWindowCountsExactlyOnce(t *testing.T) {
+	p, eps := testPool(t, 8, nil)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 500 {
+				d := pick(t, p, eps, prompt("m", "", longText(fmt.Sprint(g, " prompt ", i), 256)))
+				d.Endpoint.End(d.Tokens)
+			}
+		})
+	}
+	wg.Wait()
+	var sum int64
+	for _, e := range eps {
+		sum += e.Recent()
+	}
+	if sum != RecentWindow {
+		t.Fatalf("recent counts sum to %d after 4,000 picks, want the window %d", sum, RecentWindow)
+	}
+}
+
+// A long system prompt (past the placement depth) held by several endpoints
+// does not attract new conversations: they are placed by their own first
+// block and spread, and their next turns follow them.
+func TestSharedLongSystemPromptSpreads(t *testing.T) {
+	p, eps := testPool(t, 8, nil)
+	warm(t, p, eps)
+	system := longText("a long system prompt with tools", 8192) // 128 blocks, past the depth of 64
+	p.Index().Record(eps[0].Addr, prompt("m", "", system).Blocks)
+	alone := pick(t, p, eps, prompt("m", "", system+longText("question 0", 1024)))
+	if alone.Endpoint != eps[0] || alone.Reason != ReasonAffinity {
+		t.Fatalf("system prompt held by one endpoint: %s (%v), want affinity to its holder %s", alone.Endpoint.Addr, alone.Reason, eps[0].Addr)
+	}
+	alone.Endpoint.End(alone.Tokens)
+	p.Index().Record(eps[1].Addr, prompt("m", "", system).Blocks)
+	used := map[*Endpoint]bool{}
+	for c := range 40 {
+		turn1 := system + longText(fmt.Sprint("conversation ", c, " question"), 2048)
+		d := pick(t, p, eps, prompt("m", "", turn1))
+		d.Endpoint.End(d.Tokens)
+		if d.Reason != ReasonPlacement {
+			t.Fatalf("conversation %d: %v, want placement past a prefix two endpoints hold", c, d.Reason)
+		}
+		used[d.Endpoint] = true
+		next := pick(t, p, eps, prompt("m", "", turn1+longText(" answer and follow-up", 2048)))
+		next.Endpoint.End(next.Tokens)
+		if next.Endpoint != d.Endpoint || next.Reason != ReasonAffinity {
+			t.Fatalf("conversation %d turn 2: %s (%v), want affinity to %s", c, next.Endpoint.Addr, next.Reason, d.Endpoint.Addr)
+		}
+	}
+	if len(used) < 6 {
+		t.Errorf("40 new conversations went to %d of 8 endpoints, want them spread", len(used))
 	}
 }
