@@ -105,7 +105,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(scenarios) == 0 {
 		return fmt.Errorf("--scenarios %q matches none of the scenario names", f.only)
 	}
-	env := environment(args, f, reqs)
+	best := loadgen.IdealOf(reqs, cfg.PrefillBase, cfg.PrefillPerToken)
+	env := environment(args, f, reqs) + idealLine(best)
 	fmt.Fprint(stdout, env)
 	var reports []loadgen.Report
 	for _, sc := range scenarios {
@@ -134,7 +135,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if f.out == "" {
 		return nil
 	}
-	return writeResults(f.out, env, table.String(), reports, scenarios, ideal(reqs))
+	return writeResults(f.out, env, table.String(), reports, scenarios)
 }
 
 func selectScenarios(all []loadgen.Scenario, only string) []loadgen.Scenario {
@@ -160,26 +161,6 @@ func progress(w io.Writer, name string) func(done, total int) {
 	}
 }
 
-// ideal is the share of trace blocks seen earlier in the replayed slice: the
-// hit rate of one server with an unbounded cache, counted in trace blocks.
-func ideal(reqs []loadgen.Request) float64 {
-	seen := map[uint64]bool{}
-	hit, all := 0, 0
-	for _, r := range reqs {
-		for _, id := range r.HashIDs {
-			if seen[id] {
-				hit++
-			}
-			seen[id] = true
-			all++
-		}
-	}
-	if all == 0 {
-		return 0
-	}
-	return float64(hit) / float64(all)
-}
-
 func environment(args []string, f flags, reqs []loadgen.Request) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "command:   go run ./benchmarks/replay %s\n", strings.Join(args, " "))
@@ -194,6 +175,13 @@ func environment(args []string, f flags, reqs []loadgen.Request) string {
 	fmt.Fprintf(&b, "simulators: %d × (num-gpu-blocks %d = %d tokens, max-batch %d, prefill %v/token, decode %v/token, time scale %g); max-output %d\n",
 		f.simulators, f.blocks, f.blocks*sim.BlockTokens, f.maxBatch, f.prefill, f.decode, f.simTimeScale, f.maxOutput)
 	return b.String()
+}
+
+// idealLine reports what no picker can beat on this slice, so that the
+// table's figures can be read against it.
+func idealLine(id loadgen.Ideal) string {
+	return fmt.Sprintf("ideal:     one server, unbounded cache, no queue: hit rate %.1f%% (512-token trace blocks), TTFT p50 %.0f ms, p99 %.0f ms (prefill of the uncached tokens alone)\n",
+		100*id.HitRate, float64(id.TTFTP50)/1e6, float64(id.TTFTP99)/1e6)
 }
 
 func revision() string {
@@ -215,15 +203,14 @@ func revision() string {
 	return rev + dirty
 }
 
-func writeResults(dir, env, table string, reports []loadgen.Report, scenarios []loadgen.Scenario, idealRate float64) error {
+func writeResults(dir, env, table string, reports []loadgen.Report, scenarios []loadgen.Scenario) error {
 	var b strings.Builder
 	b.WriteString("# Trace replay results\n\n")
 	b.WriteString("Written by `go run ./benchmarks/replay`; see README.md for what the columns mean.\n\n```\n")
 	b.WriteString(env)
 	b.WriteString("```\n\n")
 	b.WriteString(table)
-	fmt.Fprintf(&b, "\nIdeal hit rate of this slice (one server, unbounded cache, counted in 512-token trace blocks): %.1f%%.\n", 100*idealRate)
-	b.WriteString("TTFT and output tokens/s are in model time (wall time divided by the simulator time scale).\n\n")
+	b.WriteString("\nTTFT and output tokens/s are in model time (wall time divided by the simulator time scale).\n\n")
 	b.WriteString("| scenario | what it is |\n|---|---|\n")
 	for _, sc := range scenarios {
 		fmt.Fprintf(&b, "| %s | %s |\n", sc.Name, sc.Note)
