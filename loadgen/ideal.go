@@ -9,8 +9,8 @@ import (
 // unbounded cache and no queue, so every prompt reuses the longest prefix any
 // earlier request sent and waits for nothing but its own prefill.
 type Ideal struct {
-	// HitRate is the share of trace blocks whose leading prefix was seen
-	// before, counted in TraceBlockTokens-token blocks.
+	// HitRate is the share of prompt tokens in leading blocks seen before,
+	// counted in tokens as the simulators count prefix-cache hits.
 	HitRate float64
 	// TTFTP50 and TTFTP99 are the floors of time to first token: base +
 	// perToken × the uncached tokens of each request, at the same
@@ -26,7 +26,7 @@ type Ideal struct {
 // input length past the cached blocks.
 func IdealOf(reqs []Request, base, perToken time.Duration) Ideal {
 	seen := map[uint64]bool{}
-	hit, all := 0, 0
+	var hit, all int64
 	ttft := make([]time.Duration, 0, len(reqs))
 	for _, r := range reqs {
 		lead := 0
@@ -36,9 +36,10 @@ func IdealOf(reqs []Request, base, perToken time.Duration) Ideal {
 		for _, id := range r.HashIDs {
 			seen[id] = true
 		}
-		hit += lead
-		all += len(r.HashIDs)
-		uncached := max(r.InputLength-lead*TraceBlockTokens, 0)
+		cached := min(lead*TraceBlockTokens, r.InputLength)
+		hit += int64(cached)
+		all += int64(r.InputLength)
+		uncached := r.InputLength - cached
 		ttft = append(ttft, base+time.Duration(uncached)*perToken)
 	}
 	slices.Sort(ttft)

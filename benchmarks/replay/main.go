@@ -180,7 +180,7 @@ func environment(args []string, f flags, reqs []loadgen.Request) string {
 // idealLine reports what no picker can beat on this slice, so that the
 // table's figures can be read against it.
 func idealLine(id loadgen.Ideal) string {
-	return fmt.Sprintf("ideal:     one server, unbounded cache, no queue: hit rate %.1f%% (512-token trace blocks), TTFT p50 %.0f ms, p99 %.0f ms (prefill of the uncached tokens alone)\n",
+	return fmt.Sprintf("ideal:     one server, unbounded cache, no queue: hit rate %.1f%%, TTFT p50 %.0f ms, p99 %.0f ms (prefill of the uncached tokens alone)\n",
 		100*id.HitRate, float64(id.TTFTP50)/1e6, float64(id.TTFTP99)/1e6)
 }
 
