@@ -333,6 +333,21 @@ func tailHash(last uint64, i int) uint64 {
 	return xxhash.Sum64(b[:])
 }
 
+// Sizes reports, for every slot, how many entries that endpoint holds (its
+// share of the index, SGLang's "tree size"). out is reused as in Match.
+func (x *Index) Sizes(out []int) []int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if cap(out) < len(x.eps) {
+		out = make([]int, len(x.eps))
+	}
+	out = out[:len(x.eps)]
+	for i := range x.eps {
+		out[i] = x.eps[i].n
+	}
+	return out
+}
+
 // Stats reports the number of (endpoint, block) entries and the approximate
 // bytes the index uses: 24 bytes per allocated entry, about 32 per distinct
 // hash in the reverse map, and a little per endpoint (see nodeBytes).

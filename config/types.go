@@ -275,7 +275,9 @@ type UpstreamTLS struct {
 type Inference struct {
 	// ModelServer selects metric names: vllm (default) | sglang | tgi | llamacpp | triton.
 	ModelServer string `yaml:"modelServer,omitempty"`
-	// Picker preset: prefix-affinity (default) | least-request | round-robin | random | session.
+	// Picker preset: prefix-affinity (default) | least-request | round-robin | random | session |
+	// gie | sglang (the last two reproduce the Gateway API Inference Extension's default profile and
+	// SGLang's cache_aware rule, without kvgate's placement and load bound, for comparisons).
 	Picker string `yaml:"picker,omitempty"`
 	// Scorers override the preset's weighted scorers.
 	Scorers []ScorerWeight `yaml:"scorers,omitempty"`

@@ -25,7 +25,7 @@ var (
 	poolProtocols     = []string{"http1", "h2c", "h2"}
 	balancers         = []string{"least-request", "round-robin"}
 	modelServers      = []string{"vllm", "sglang", "tgi", "llamacpp", "triton"}
-	pickers           = []string{"prefix-affinity", "least-request", "round-robin", "random", "session"}
+	pickers           = []string{"prefix-affinity", "least-request", "round-robin", "random", "session", "gie", "sglang"}
 	scorers           = []string{"prefix", "queue", "kv-utilization", "inflight-requests", "inflight-tokens", "lora"}
 	authzActions      = []string{"ALLOW", "DENY"}
 )

@@ -9,7 +9,7 @@ const (
 	Random         = "random"
 	SessionHash    = "session-hash"
 	GIEDefault     = "gie-default"
-	SGLangApprox   = "sglang-cache-aware~"
+	SGLang         = "sglang-cache-aware"
 	PrefixAffinity = "kvgate prefix-affinity"
 	PrefixReplicas = "kvgate prefix-affinity, replicas"
 )
@@ -27,14 +27,10 @@ func StandardScenarios(replicas int) []Scenario {
 			Inference: config.Inference{Picker: "random"}},
 		{Name: SessionHash, Note: "picker session on x-session-id = conversation key (first hash ids up to the first non-shared one)",
 			Inference: config.Inference{Picker: "session", SessionHeader: "x-session-id"}, Session: true},
-		{Name: GIEDefault, Note: "Gateway API Inference Extension defaults: scorers prefix 3, queue 2, kv-utilization 2, blockSize 64, no load bound (loadBound 100)",
-			Inference: config.Inference{Picker: "prefix-affinity", BlockSize: 64, LoadBound: 100, Scorers: []config.ScorerWeight{
-				{Name: "prefix", Weight: 3}, {Name: "queue", Weight: 2}, {Name: "kv-utilization", Weight: 2}}}},
-		{Name: SGLangApprox, Note: "approximation of SGLang's cache_aware policy through config: longest prefix match first (prefix 1), " +
-			"in-flight requests as tie-breaker (0.1), imbalance relative threshold 1.5 as loadBound; SGLang's cache_threshold and " +
-			"absolute threshold have no config equivalent",
-			Inference: config.Inference{Picker: "prefix-affinity", LoadBound: 1.5, Scorers: []config.ScorerWeight{
-				{Name: "prefix", Weight: 1}, {Name: "inflight-requests", Weight: 0.1}}}},
+		{Name: GIEDefault, Note: "picker gie: the Gateway API Inference Extension's default profile (prefix 3, queue 2, kv-utilization 2, max score, 64-byte blocks, LRU per endpoint); no placement, no load bound",
+			Inference: config.Inference{Picker: "gie", BlockSize: 64}},
+		{Name: SGLang, Note: "picker sglang: SGLang's cache_aware rule (balance thresholds 64 absolute and 1.5x relative on in-flight requests, cache threshold 0.5, else the smallest cache); no placement",
+			Inference: config.Inference{Picker: "sglang"}},
 		{Name: PrefixAffinity, Note: "kvgate default: picker prefix-affinity with its default scorers and loadBound 1.25",
 			Inference: config.Inference{Picker: "prefix-affinity"}},
 	}

@@ -82,6 +82,9 @@ type Candidate struct {
 	Inflight, Tokens int64
 	// Recent is how many of the pool's last RecentWindow picks chose E.
 	Recent int64
+	// Cached is how many blocks the index holds for E (read only for
+	// pickers that need it: SGLangPicker).
+	Cached int
 	// Score is the weighted score in [0,1] the picker reads.
 	Score float64
 }
@@ -104,6 +107,7 @@ type PickContext struct {
 	addrs  []string
 	loads  []int
 	idx    []int
+	sizes  []int
 }
 
 var pickContexts = sync.Pool{New: func() any { return new(PickContext) }}
@@ -158,6 +162,8 @@ type Decision struct {
 type pickSettings struct {
 	pipe       Pipeline
 	affinity   bool // prefix scoring with placement and spill-over
+	index      bool // picks read prefix matches (affinity, or a plain preset that scores prefixes)
+	sizes      bool // the picker reads Candidate.Cached
 	queueT     int
 	kvT        float64
 	bound      float64
@@ -214,6 +220,8 @@ func (p *PickerPool) Configure(in *config.Inference) error {
 	s := &pickSettings{
 		pipe:       pipe,
 		affinity:   pipe.affinity(),
+		index:      pipe.usesIndex(),
+		sizes:      isSGLang(pipe.Picker),
 		queueT:     max(in.QueueThreshold, 1),
 		kvT:        in.KVThreshold,
 		bound:      in.LoadBound,
@@ -308,7 +316,7 @@ func (p *PickerPool) Pick(pc *PickContext, eps []*Endpoint) Decision {
 		pc.Now = time.Now().UnixNano()
 	}
 	d := Decision{Index: -1, Total: len(pc.Req.Blocks)}
-	useIndex := s.affinity && pc.Req.HasPrompt
+	useIndex := s.index && pc.Req.HasPrompt
 	if useIndex && len(pc.Req.Blocks) > 0 {
 		pc.match = p.index.Match(pc.Req.Blocks, pc.match)
 	} else {
@@ -363,6 +371,9 @@ func (p *PickerPool) observeRatio(matched, total int) {
 
 // candidates loads every endpoint's signals once.
 func (p *PickerPool) candidates(pc *PickContext, eps []*Endpoint) []Candidate {
+	if pc.set.sizes {
+		pc.sizes = p.index.Sizes(pc.sizes)
+	}
 	cands := pc.cands[:0]
 	for _, e := range eps {
 		c := Candidate{E: e, KV: math.NaN()}
@@ -371,6 +382,9 @@ func (p *PickerPool) candidates(pc *PickContext, eps []*Endpoint) []Candidate {
 		}
 		c.Inflight, c.Tokens = e.inflight.Load(), e.inflightToks.Load()
 		c.Recent = e.recent.Load()
+		if s := e.slot; pc.set.sizes && s >= 0 && s < len(pc.sizes) {
+			c.Cached = pc.sizes[s]
+		}
 		if at := e.scrapedAt.Load(); at > 0 && pc.Now-at <= pc.set.staleAfter {
 			c.Fresh = true
 			c.Queue = float64(e.waiting.Load())
@@ -388,6 +402,10 @@ func (p *PickerPool) candidates(pc *PickContext, eps []*Endpoint) []Candidate {
 // affinity mode. It returns an index into cands.
 func (p *PickerPool) choose(pc *PickContext, s *pickSettings, cands []Candidate, useIndex bool) (int, Reason) {
 	s.pipe.score(pc, cands)
+	if !s.affinity {
+		i := s.pipe.Picker.Pick(pc, cands)
+		return i, plainReason(cands, i, useIndex)
+	}
 	if !useIndex {
 		return s.pipe.Picker.Pick(pc, cands), ReasonFallback
 	}
@@ -412,6 +430,31 @@ func (p *PickerPool) choose(pc *PickContext, s *pickSettings, cands []Candidate,
 		return i, ReasonAffinity
 	}
 	return i, ReasonSpillover
+}
+
+// plainReason labels a pick of a plain pipeline (no placement, no bound):
+// affinity when it went to the longest match, spill-over when a longer match
+// was passed over, fallback when nothing matched or prefixes are not read.
+func plainReason(cands []Candidate, i int, useIndex bool) Reason {
+	if !useIndex {
+		return ReasonFallback
+	}
+	best := 0
+	for j := range cands {
+		best = max(best, cands[j].Matched)
+	}
+	switch {
+	case best == 0:
+		return ReasonFallback
+	case cands[i].Matched < best:
+		return ReasonSpillover
+	}
+	return ReasonAffinity
+}
+
+func isSGLang(p Picker) bool {
+	_, ok := p.(SGLangPicker)
+	return ok
 }
 
 // placeable reports whether a prompt of n blocks whose longest match on any

@@ -475,3 +475,74 @@ func TestSharedLongSystemPromptSpreads(t *testing.T) {
 		t.Errorf("40 new conversations went to %d of 8 endpoints, want them spread", len(used))
 	}
 }
+
+func TestSGLangPicker(t *testing.T) {
+	req := func(n int) *PickContext {
+		pc := &PickContext{}
+		pc.Req.Blocks = make([]uint64, n)
+		return pc
+	}
+	for _, c := range []struct {
+		name     string
+		n        int
+		inflight []int64
+		matched  []int
+		cached   []int
+		want     int
+	}{
+		{"imbalanced: least loaded wins over a full match", 10, []int64{200, 10, 5}, []int{10, 0, 0}, []int{0, 0, 0}, 2},
+		{"imbalance under the absolute threshold is ignored", 10, []int64{60, 0, 1}, []int{10, 0, 0}, []int{9, 1, 5}, 0},
+		{"imbalance under the relative threshold is ignored", 10, []int64{180, 130, 150}, []int{0, 8, 0}, []int{9, 1, 5}, 1},
+		{"match over half: longest match", 10, []int64{1, 0, 0}, []int{3, 6, 0}, []int{0, 9, 1}, 1},
+		{"equal matches: least loaded", 10, []int64{3, 1, 0}, []int{6, 6, 0}, []int{0, 9, 1}, 1},
+		{"match at most half: smallest cache", 10, []int64{0, 0, 0}, []int{5, 0, 0}, []int{7, 9, 2}, 2},
+		{"empty prompt: smallest cache", 0, []int64{0, 0, 0}, []int{0, 0, 0}, []int{7, 1, 2}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cands := make([]Candidate, len(c.inflight))
+			for i := range cands {
+				cands[i] = Candidate{Inflight: c.inflight[i], Matched: c.matched[i], Cached: c.cached[i]}
+			}
+			if got := (SGLangPicker{}).Pick(req(c.n), cands); got != c.want {
+				t.Errorf("picked %d, want %d", got, c.want)
+			}
+		})
+	}
+}
+
+// The plain presets read the index but neither place nor bound: the gie
+// preset sends a new prefix to the least loaded endpoint and a known one to
+// its holder however busy; the sglang preset grows the emptiest cache.
+func TestPlainPresets(t *testing.T) {
+	t.Run("gie", func(t *testing.T) {
+		p, eps := testPool(t, 4, func(in *config.Inference) { in.Picker = "gie" })
+		now := time.Now().UnixNano()
+		for i, e := range eps {
+			p.StoreScrape(e, &ServerMetrics{Waiting: float64(3 - i), KV: 0.1, HasKV: true}, now)
+		}
+		text := longText("gie conversation", 4096)
+		d := pick(t, p, eps, prompt("m", "", text))
+		if d.Endpoint != eps[3] || d.Reason != ReasonFallback {
+			t.Fatalf("new prefix: %s (%v), want the idlest %s by fallback", d.Endpoint.Addr, d.Reason, eps[3].Addr)
+		}
+		for range 20 { // far past any load bound: the holder keeps it
+			e := pick(t, p, eps, prompt("m", "", text))
+			if e.Endpoint != eps[3] || e.Reason != ReasonAffinity {
+				t.Fatalf("known prefix: %s (%v), want affinity to %s", e.Endpoint.Addr, e.Reason, eps[3].Addr)
+			}
+		}
+	})
+	t.Run("sglang", func(t *testing.T) {
+		p, eps := testPool(t, 3, func(in *config.Inference) { in.Picker = "sglang" })
+		p.Index().Record(eps[0].Addr, prompt("m", "", longText("filler a", 8192)).Blocks)
+		p.Index().Record(eps[1].Addr, prompt("m", "", longText("filler b", 4096)).Blocks)
+		d := pick(t, p, eps, prompt("m", "", longText("new", 2048)))
+		if d.Endpoint != eps[2] {
+			t.Fatalf("new prefix went to %s, want the emptiest cache %s", d.Endpoint.Addr, eps[2].Addr)
+		}
+		d = pick(t, p, eps, prompt("m", "", longText("filler a", 8192)+" more"))
+		if d.Endpoint != eps[0] || d.Reason != ReasonAffinity {
+			t.Fatalf("known prefix: %s (%v), want affinity to %s", d.Endpoint.Addr, d.Reason, eps[0].Addr)
+		}
+	})
+}

@@ -57,13 +57,35 @@ type Pipeline struct {
 	Filters []Filter
 	Scorers []WeightedScorer
 	Picker  Picker
+	// Plain makes the picker's choice final: no consistent placement of new
+	// prefixes and no load bound, as other routers do (the gie and sglang
+	// presets, kept for comparisons and migrations).
+	Plain bool
 }
 
-// affinity reports whether the pipeline scores prefixes (and so places new
-// prefixes consistently and spills over on the load bound).
+// affinity reports whether the pipeline scores prefixes and is not plain
+// (and so places new prefixes consistently and spills over on the load
+// bound).
 func (p Pipeline) affinity() bool {
+	if p.Plain {
+		return false
+	}
 	if _, ok := p.Picker.(MaxScorePicker); !ok {
 		return false
+	}
+	for _, ws := range p.Scorers {
+		if _, ok := ws.Scorer.(PrefixScorer); ok && ws.Weight > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// usesIndex reports whether picks need prefix matches: a prefix scorer with
+// weight, or a picker that reads Candidate.Matched.
+func (p Pipeline) usesIndex() bool {
+	if _, ok := p.Picker.(SGLangPicker); ok {
+		return true
 	}
 	for _, ws := range p.Scorers {
 		if _, ok := ws.Scorer.(PrefixScorer); ok && ws.Weight > 0 {
@@ -118,6 +140,7 @@ var (
 	_ Picker = (*RoundRobinPicker)(nil)
 	_ Picker = RandomPicker{}
 	_ Picker = SessionPicker{}
+	_ Picker = SGLangPicker{}
 )
 
 // HealthyFilter drops endpoints ejected by passive health checks, and
@@ -447,6 +470,61 @@ func (SessionPicker) Pick(pc *PickContext, cands []Candidate) int {
 	return max(cache.Place(xxhash.Sum64String(pc.Req.Session), addrs, nil, 0), 0)
 }
 
+// SGLangPicker is SGLang's cache_aware router rule (sgl-router), for
+// comparisons and migrations; in-flight requests stand for its per-worker
+// load:
+//
+//  1. when the load is imbalanced (busiest − idlest > 64 and busiest >
+//     1.5 × idlest), the least loaded endpoint;
+//  2. else, when the longest prefix match covers more than half of the
+//     prompt's blocks, the endpoint holding it (least loaded among equals);
+//  3. else the endpoint whose cache holds the fewest blocks (its "smallest
+//     tree", Candidate.Cached), to grow the emptiest cache.
+type SGLangPicker struct{}
+
+// SGLang's defaults: balance_abs_threshold, balance_rel_threshold,
+// cache_threshold.
+const (
+	sglangAbs   = 64
+	sglangRel   = 1.5
+	sglangMatch = 0.5
+)
+
+func (SGLangPicker) Name() string { return "sglang-cache-aware" }
+
+func (SGLangPicker) Pick(pc *PickContext, cands []Candidate) int {
+	lo, hi := 0, 0
+	for i := range cands {
+		if cands[i].Inflight < cands[lo].Inflight {
+			lo = i
+		}
+		if cands[i].Inflight > cands[hi].Inflight {
+			hi = i
+		}
+	}
+	minL, maxL := float64(cands[lo].Inflight), float64(cands[hi].Inflight)
+	if maxL-minL > sglangAbs && maxL > sglangRel*minL {
+		return lo
+	}
+	best := 0
+	for i := range cands {
+		c, b := &cands[i], &cands[best]
+		if c.Matched > b.Matched || c.Matched == b.Matched && c.Inflight < b.Inflight {
+			best = i
+		}
+	}
+	if n := len(pc.Req.Blocks); n > 0 && float64(cands[best].Matched) > sglangMatch*float64(n) {
+		return best
+	}
+	small := 0
+	for i := range cands {
+		if cands[i].Cached < cands[small].Cached {
+			small = i
+		}
+	}
+	return small
+}
+
 // ScorerByName returns a built-in scorer: prefix, queue, kv-utilization,
 // inflight-requests, inflight-tokens, lora.
 func ScorerByName(name string) (Scorer, bool) {
@@ -468,7 +546,7 @@ func ScorerByName(name string) (Scorer, bool) {
 }
 
 // Presets are the picker presets inference.picker may name.
-var Presets = []string{"prefix-affinity", "least-request", "round-robin", "random", "session"}
+var Presets = []string{"prefix-affinity", "least-request", "round-robin", "random", "session", "gie", "sglang"}
 
 // BuildPipeline returns the pipeline of in.Picker (default prefix-affinity)
 // with in.Scorers, when set, replacing the preset's scorers:
@@ -481,6 +559,10 @@ var Presets = []string{"prefix-affinity", "least-request", "round-robin", "rando
 //   - round-robin, random: healthy, not-saturated; no scorer; their picker.
 //   - session: healthy, not-saturated; inflight-requests 1; session picker
 //     on inference.sessionHeader.
+//   - gie: the Gateway API Inference Extension's default profile, plain:
+//     healthy, not-saturated filters; prefix 3, queue 2, kv-utilization 2;
+//     max-score picker; no placement, no load bound.
+//   - sglang: SGLang's cache_aware rule, plain (SGLangPicker); healthy filter.
 func BuildPipeline(in *config.Inference) (Pipeline, error) {
 	filters := []Filter{HealthyFilter{}, NotSaturatedFilter{}}
 	var p Pipeline
@@ -502,8 +584,13 @@ func BuildPipeline(in *config.Inference) (Pipeline, error) {
 		p = Pipeline{Filters: filters, Picker: RandomPicker{}}
 	case "session":
 		p = Pipeline{Filters: filters, Scorers: []WeightedScorer{{InflightScorer{}, 1}}, Picker: SessionPicker{}}
+	case "gie":
+		p = Pipeline{Filters: filters, Scorers: []WeightedScorer{{PrefixScorer{}, 3}, {QueueScorer{}, 2}, {KVScorer{}, 2}},
+			Picker: MaxScorePicker{}, Plain: true}
+	case "sglang":
+		p = Pipeline{Filters: []Filter{HealthyFilter{}}, Picker: SGLangPicker{}, Plain: true}
 	default:
-		return Pipeline{}, fmt.Errorf("router: unknown picker preset %q; use one of prefix-affinity, least-request, round-robin, random, session", in.Picker)
+		return Pipeline{}, fmt.Errorf("router: unknown picker preset %q; use one of prefix-affinity, least-request, round-robin, random, session, gie, sglang", in.Picker)
 	}
 	if len(in.Scorers) > 0 {
 		p.Scorers = p.Scorers[:0:0]
