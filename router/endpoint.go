@@ -32,6 +32,7 @@ type Endpoint struct {
 
 	picks  [numReasons]atomic.Uint64
 	recent atomic.Int64 // picks among its pool's last RecentWindow picks (recentWindow)
+	since  atomic.Int64 // picks since the last good scrape (not yet in its counts)
 }
 
 // LoRAInfo is what a vLLM server reports in lora_requests_info. It is
@@ -52,6 +53,7 @@ func newEndpoint(addr string) *Endpoint {
 // Every Begin must be matched by exactly one End with the same tokens.
 func (e *Endpoint) Begin(tokens int) {
 	e.inflight.Add(1)
+	e.since.Add(1)
 	e.inflightToks.Add(int64(tokens))
 }
 
@@ -103,6 +105,7 @@ func (e *Endpoint) Store(m *ServerMetrics, unixNanos int64) {
 			e.lora.Store(l)
 		}
 	}
+	e.since.Store(0)
 	e.scrapedAt.Store(unixNanos)
 	e.MarkSuspect(false)
 }

@@ -82,6 +82,9 @@ type Candidate struct {
 	Inflight, Tokens int64
 	// Recent is how many of the pool's last RecentWindow picks chose E.
 	Recent int64
+	// Since is how many picks chose E after its last fresh scrape (0 when
+	// stale): requests its scraped queue does not count yet.
+	Since int64
 	// Cached is how many blocks the index holds for E (read only for
 	// pickers that need it: SGLangPicker).
 	Cached int
@@ -387,6 +390,7 @@ func (p *PickerPool) candidates(pc *PickContext, eps []*Endpoint) []Candidate {
 		}
 		if at := e.scrapedAt.Load(); at > 0 && pc.Now-at <= pc.set.staleAfter {
 			c.Fresh = true
+			c.Since = e.since.Load()
 			c.Queue = float64(e.waiting.Load())
 			c.KV = math.Float64frombits(e.kv.Load())
 		} else {
@@ -536,11 +540,12 @@ func affinityStretch(matched, n int) float64 {
 //
 //   - recent: the share of the pool's last RecentWindow picks, the load that
 //     keeps traffic and cache growth spread (see RecentWindow);
-//   - inflight: proxy-side requests in flight, a guard against bursts that
-//     the window has not seen yet. In-flight counts below the pool's queue
-//     threshold never count as overload: a server with a free batch slot
-//     gains nothing from losing a request, and the cached prefill would be
-//     thrown away.
+//   - inflight: a guard against bursts that the window has not seen yet
+//     (inflightFits): the scraped queue plus picks since the scrape when
+//     fresh, else proxy-side requests in flight. Counts below the pool's
+//     queue threshold never count as overload: a server with a free batch
+//     slot gains nothing from losing a request, and the cached prefill
+//     would be thrown away.
 //
 // A share needs a sample: until the window holds minRecentShare picks per
 // endpoint (a pool's first picks, or one that has just grown), every
@@ -578,7 +583,15 @@ func (b bounds) fits(c *Candidate, stretch float64) bool {
 	return float64(c.Recent+1) <= b.recent*stretch && b.inflightFits(c, stretch)
 }
 
+// inflightFits is the burst guard. With a fresh scrape it reads the
+// server's own queue plus the picks sent since the scrape (which the queue
+// does not count yet): the endpoint fits while that, with this request,
+// stays within the queue threshold, however many requests it runs at once.
+// Without one it reads proxy-side in-flight requests against the bound.
 func (b bounds) inflightFits(c *Candidate, stretch float64) bool {
+	if c.Fresh {
+		return c.Queue+float64(c.Since)+1 <= b.floor
+	}
 	return float64(c.Inflight+1) <= max(b.inflight*stretch, b.floor)
 }
 

@@ -546,3 +546,45 @@ func TestPlainPresets(t *testing.T) {
 		}
 	})
 }
+
+// With fresh metrics the burst guard reads the server's queue plus the picks
+// sent since the scrape: a holder that runs many requests with nobody
+// waiting keeps the next turn past the in-flight bound, and one whose queue
+// would reach the threshold with the picks since the scrape loses it.
+func TestBurstGuardReadsFreshQueue(t *testing.T) {
+	p, eps := testPool(t, 4, nil)
+	warm(t, p, eps)
+	turn := longText("a busy conversation", 8192)
+	first := pick(t, p, eps, prompt("m", "", turn))
+	open := []Decision{first}
+	for range 7 { // 8 in flight on the holder, far over 1.25 × the mean
+		first.Endpoint.Begin(0)
+		open = append(open, Decision{Endpoint: first.Endpoint})
+	}
+	scrape := func(waiting int) {
+		for _, e := range eps {
+			w := 0
+			if e == first.Endpoint {
+				w = waiting
+			}
+			p.StoreScrape(e, &ServerMetrics{Waiting: float64(w), Running: 8, KV: 0.1, HasKV: true}, time.Now().UnixNano())
+		}
+	}
+	scrape(0)
+	d := pick(t, p, eps, prompt("m", "", turn+" next"))
+	if d.Endpoint != first.Endpoint || d.Reason != ReasonAffinity {
+		t.Fatalf("holder with 8 running and none waiting: %s (%v), want affinity to %s", d.Endpoint.Addr, d.Reason, first.Endpoint.Addr)
+	}
+	open = append(open, d)
+	scrape(3) // 3 waiting; one more pick since the scrape makes 4, this one 5: still within 5
+	for i, want := range []Reason{ReasonAffinity, ReasonAffinity, ReasonSpillover} {
+		d := pick(t, p, eps, prompt("m", "", turn+" next"))
+		if d.Reason != want {
+			t.Fatalf("pick %d after a scrape with 3 waiting: %v on %s, want %v", i, d.Reason, d.Endpoint.Addr, want)
+		}
+		open = append(open, d)
+	}
+	for _, d := range open {
+		d.Endpoint.End(d.Tokens)
+	}
+}
