@@ -56,6 +56,7 @@ func (p *Proxy) writePickerMetrics(w io.Writer) {
 		_, t := r.e.Inflight()
 		return float64(t)
 	})
+	gauge("kvgate_picker_recent_picks", "Picks among the pool's last 256 (the load the bound weighs).", func(r row) float64 { return float64(r.e.Recent()) })
 	gauge("kvgate_endpoint_queue_depth", "Scraped queue depth (waiting requests).", func(r row) float64 { return float64(r.e.Scraped().Waiting) })
 	gauge("kvgate_endpoint_running_requests", "Scraped running requests.", func(r row) float64 { return float64(r.e.Scraped().Running) })
 	gauge("kvgate_endpoint_kv_utilization", "Scraped KV-cache utilisation, 0..1 (NaN when not reported).", func(r row) float64 { return r.e.Scraped().KV })

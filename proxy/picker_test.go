@@ -136,7 +136,8 @@ func TestInferenceAffinityAndCacheReuse(t *testing.T) {
 	}
 	m := scrapeAdmin(t, p)
 	for _, want := range []string{`kvgate_picks_total{pool="llm",endpoint="` + first.endpoint + `",reason="affinity"} 5`,
-		`kvgate_prefix_match_ratio_count{pool="llm"} 6`, `kvgate_prefix_index_entries{pool="llm"}`, `kvgate_endpoint_kv_utilization{pool="llm"`} {
+		`kvgate_prefix_match_ratio_count{pool="llm"} 6`, `kvgate_prefix_index_entries{pool="llm"}`,
+		`kvgate_picker_recent_picks{pool="llm",endpoint="` + first.endpoint + `"} 6`, `kvgate_endpoint_kv_utilization{pool="llm"`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
