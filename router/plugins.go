@@ -280,12 +280,23 @@ func (PrefixScorer) Score(pc *PickContext, cands []Candidate, out []float64) {
 	}
 }
 
-// relative scores a load figure against the busiest candidate:
-// 1 - v/(max+smooth). The smoothing keeps one extra request from outweighing
-// a cache hit while staying monotone (less load, higher score).
-func relative(v, hi, smooth float64) float64 {
-	return 1 - v/(hi+smooth)
+// relativeLoad scores a load figure of every candidate against the busiest
+// one: out[i] = 1 - load/(max load + smooth). The smoothing keeps one extra
+// request from outweighing a cache hit while staying monotone (less load,
+// higher score). load must not retain its argument.
+func relativeLoad(cands []Candidate, out []float64, smooth float64, load func(*Candidate) float64) {
+	hi := 0.0
+	for i := range cands {
+		hi = max(hi, load(&cands[i]))
+	}
+	for i := range cands {
+		out[i] = 1 - load(&cands[i])/(hi+smooth)
+	}
 }
+
+func queueOf(c *Candidate) float64    { return c.Queue }
+func inflightOf(c *Candidate) float64 { return float64(c.Inflight) }
+func tokensOf(c *Candidate) float64   { return float64(c.Tokens) }
 
 // QueueScorer scores queue depth: scraped waiting requests when fresh, else
 // proxy in-flight requests; 1 - q/(max q + queueThreshold).
@@ -294,13 +305,7 @@ type QueueScorer struct{}
 func (QueueScorer) Name() string { return "queue" }
 
 func (QueueScorer) Score(pc *PickContext, cands []Candidate, out []float64) {
-	hi := 0.0
-	for i := range cands {
-		hi = max(hi, cands[i].Queue)
-	}
-	for i := range cands {
-		out[i] = relative(cands[i].Queue, hi, pc.QueueThreshold())
-	}
+	relativeLoad(cands, out, pc.QueueThreshold(), queueOf)
 }
 
 // tokenSmoothing is the in-flight token figure below which token counts
@@ -314,15 +319,10 @@ type KVScorer struct{}
 func (KVScorer) Name() string { return "kv-utilization" }
 
 func (KVScorer) Score(pc *PickContext, cands []Candidate, out []float64) {
-	var hi float64
-	for i := range cands {
-		hi = max(hi, float64(cands[i].Tokens))
-	}
+	relativeLoad(cands, out, tokenSmoothing, tokensOf)
 	for i := range cands {
 		if kv := cands[i].KV; !math.IsNaN(kv) {
 			out[i] = 1 - kv
-		} else {
-			out[i] = relative(float64(cands[i].Tokens), hi, tokenSmoothing)
 		}
 	}
 }
@@ -333,13 +333,7 @@ type InflightScorer struct{}
 func (InflightScorer) Name() string { return "inflight-requests" }
 
 func (InflightScorer) Score(pc *PickContext, cands []Candidate, out []float64) {
-	var hi float64
-	for i := range cands {
-		hi = max(hi, float64(cands[i].Inflight))
-	}
-	for i := range cands {
-		out[i] = relative(float64(cands[i].Inflight), hi, pc.QueueThreshold())
-	}
+	relativeLoad(cands, out, pc.QueueThreshold(), inflightOf)
 }
 
 // TokensScorer scores proxy-side in-flight prompt tokens.
@@ -348,13 +342,7 @@ type TokensScorer struct{}
 func (TokensScorer) Name() string { return "inflight-tokens" }
 
 func (TokensScorer) Score(pc *PickContext, cands []Candidate, out []float64) {
-	var hi float64
-	for i := range cands {
-		hi = max(hi, float64(cands[i].Tokens))
-	}
-	for i := range cands {
-		out[i] = relative(float64(cands[i].Tokens), hi, tokenSmoothing)
-	}
+	relativeLoad(cands, out, tokenSmoothing, tokensOf)
 }
 
 // LoRAScorer prefers endpoints already running the requested adapter (1),
