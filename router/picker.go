@@ -85,8 +85,8 @@ type Candidate struct {
 	// Since is how many picks chose E after its last fresh scrape (0 when
 	// stale): requests its scraped queue does not count yet.
 	Since int64
-	// Cached is how many blocks the index holds for E (read only for
-	// pickers that need it: SGLangPicker).
+	// Cached is how many blocks the index holds for E; filled only for a
+	// picker that is a CacheReader (SGLangPicker).
 	Cached int
 	// Score is the weighted score in [0,1] the picker reads.
 	Score float64
@@ -224,7 +224,7 @@ func (p *PickerPool) Configure(in *config.Inference) error {
 		pipe:       pipe,
 		affinity:   pipe.affinity(),
 		index:      pipe.usesIndex(),
-		sizes:      isSGLang(pipe.Picker),
+		sizes:      readsCache(pipe.Picker),
 		queueT:     max(in.QueueThreshold, 1),
 		kvT:        in.KVThreshold,
 		bound:      in.LoadBound,
@@ -456,9 +456,9 @@ func plainReason(cands []Candidate, i int, useIndex bool) Reason {
 	return ReasonAffinity
 }
 
-func isSGLang(p Picker) bool {
-	_, ok := p.(SGLangPicker)
-	return ok
+func readsCache(p Picker) bool {
+	r, ok := p.(CacheReader)
+	return ok && r.ReadsCache()
 }
 
 // placeable reports whether a prompt of n blocks whose longest match on any

@@ -45,6 +45,13 @@ type Picker interface {
 	Pick(pc *PickContext, cands []Candidate) int
 }
 
+// CacheReader is implemented by a Picker that reads the prefix index itself:
+// when ReadsCache reports true, every pick fills Candidate.Matched and
+// Candidate.Cached for it even without a prefix scorer (SGLangPicker).
+type CacheReader interface {
+	ReadsCache() bool
+}
+
 // WeightedScorer is one scorer with its weight (≥ 0).
 type WeightedScorer struct {
 	Scorer Scorer
@@ -84,7 +91,7 @@ func (p Pipeline) affinity() bool {
 // usesIndex reports whether picks need prefix matches: a prefix scorer with
 // weight, or a picker that reads Candidate.Matched.
 func (p Pipeline) usesIndex() bool {
-	if _, ok := p.Picker.(SGLangPicker); ok {
+	if readsCache(p.Picker) {
 		return true
 	}
 	for _, ws := range p.Scorers {
@@ -141,6 +148,8 @@ var (
 	_ Picker = RandomPicker{}
 	_ Picker = SessionPicker{}
 	_ Picker = SGLangPicker{}
+
+	_ CacheReader = SGLangPicker{}
 )
 
 // HealthyFilter drops endpoints ejected by passive health checks, and
@@ -479,6 +488,9 @@ const (
 )
 
 func (SGLangPicker) Name() string { return "sglang-cache-aware" }
+
+// ReadsCache implements CacheReader: the rule reads matches and cache sizes.
+func (SGLangPicker) ReadsCache() bool { return true }
 
 func (SGLangPicker) Pick(pc *PickContext, cands []Candidate) int {
 	lo, hi := 0, 0
