@@ -23,7 +23,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -78,13 +77,6 @@ func parse(args []string) (config, error) {
 	return c, nil
 }
 
-// tally is one request loop's counts; loops never share one.
-type tally struct {
-	ok, errs int
-	firstErr string
-	lat      []time.Duration
-}
-
 // Report is what h3load prints.
 type Report struct {
 	Requests    int     `json:"requests"` // good responses
@@ -102,24 +94,18 @@ type Report struct {
 	ClientCPUms float64 `json:"clientCpuMs"`
 }
 
-func summarize(ts []tally, elapsed time.Duration, c config) Report {
-	r := Report{Seconds: elapsed.Seconds(), Streams: c.streams, Connections: c.conns}
-	var lat []time.Duration
+func summarize(ts []loadstat.Tally, elapsed time.Duration, c config) Report {
+	var all loadstat.Tally
 	for _, t := range ts {
-		r.Requests += t.ok
-		r.Errors += t.errs
-		if r.FirstError == "" {
-			r.FirstError = t.firstErr
-		}
-		lat = append(lat, t.lat...)
+		all.Add(t)
 	}
+	r := Report{Requests: all.OK, Errors: all.Errs, FirstError: all.FirstErr,
+		Seconds: elapsed.Seconds(), Streams: c.streams, Connections: c.conns}
 	if elapsed > 0 {
 		r.PerSecond = float64(r.Requests) / elapsed.Seconds()
 	}
-	slices.Sort(lat)
-	r.P50Ms = loadstat.Ms(loadstat.Percentile(lat, 0.50))
-	r.P90Ms = loadstat.Ms(loadstat.Percentile(lat, 0.90))
-	r.P99Ms = loadstat.Ms(loadstat.Percentile(lat, 0.99))
+	p := all.PercentilesMs(0.50, 0.90, 0.99)
+	r.P50Ms, r.P90Ms, r.P99Ms = p[0], p[1], p[2]
 	return r
 }
 
@@ -139,7 +125,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.duration)
 	defer cancel()
-	ts := make([]tally, c.streams)
+	ts := make([]loadstat.Tally, c.streams)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range ts {
@@ -154,22 +140,18 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 }
 
 // loop sends requests one after another over tr until ctx ends.
-func loop(ctx context.Context, c config, tr *http3.Transport, t *tally) {
+func loop(ctx context.Context, c config, tr *http3.Transport, t *loadstat.Tally) {
 	end, _ := ctx.Deadline()
 	for ctx.Err() == nil && time.Now().Before(end) {
 		t0 := time.Now()
 		err := get(ctx, c, tr)
 		switch {
 		case err == nil:
-			t.ok++
-			t.lat = append(t.lat, time.Since(t0))
+			t.Success(time.Since(t0))
 		case ctx.Err() != nil || !time.Now().Before(end):
 			return // cut off by the end of the run: not the server's fault
 		default:
-			t.errs++
-			if t.firstErr == "" {
-				t.firstErr = err.Error()
-			}
+			t.Fail(err)
 		}
 	}
 }

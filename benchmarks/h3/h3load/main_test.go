@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvgate/kvgate/benchmarks/internal/loadstat"
 	"github.com/quic-go/quic-go/http3"
 )
 
@@ -64,7 +65,7 @@ func TestSummarize(t *testing.T) {
 	for i := 10; i >= 1; i-- {
 		lat = append(lat, time.Duration(i)*ms)
 	}
-	ts := []tally{{ok: 10, lat: lat}, {errs: 1, firstErr: "timeout"}}
+	ts := []loadstat.Tally{{OK: 10, Lat: lat}, {Errs: 1, FirstErr: "timeout"}}
 	r := summarize(ts, 4*time.Second, config{streams: 2, conns: 1})
 	want := Report{Requests: 10, Errors: 1, FirstError: "timeout", Seconds: 4, PerSecond: 2.5, P50Ms: 5, P90Ms: 9, P99Ms: 10, Streams: 2, Connections: 1}
 	if r != want {

@@ -26,7 +26,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -106,9 +105,8 @@ func parse(args []string) (config, error) {
 
 // tally is one client's counts; clients never share one.
 type tally struct {
-	ok, resumed, errs int
-	firstErr          string
-	lat               []time.Duration
+	loadstat.Tally
+	resumed int
 }
 
 // Report is what hsload prints.
@@ -130,23 +128,19 @@ type Report struct {
 
 // summarize merges the clients' tallies over elapsed wall time.
 func summarize(ts []tally, elapsed time.Duration, c config) Report {
-	r := Report{Seconds: elapsed.Seconds(), Connections: c.conns, ResumeEnabled: c.resume}
-	var lat []time.Duration
+	var all loadstat.Tally
+	resumed := 0
 	for _, t := range ts {
-		r.Handshakes += t.ok
-		r.Resumed += t.resumed
-		r.Errors += t.errs
-		if r.FirstError == "" {
-			r.FirstError = t.firstErr
-		}
-		lat = append(lat, t.lat...)
+		all.Add(t.Tally)
+		resumed += t.resumed
 	}
+	r := Report{Handshakes: all.OK, Resumed: resumed, Errors: all.Errs, FirstError: all.FirstErr,
+		Seconds: elapsed.Seconds(), Connections: c.conns, ResumeEnabled: c.resume}
 	if elapsed > 0 {
 		r.PerSecond = float64(r.Handshakes) / elapsed.Seconds()
 	}
-	slices.Sort(lat)
-	r.P50Ms = loadstat.Ms(loadstat.Percentile(lat, 0.50))
-	r.P99Ms = loadstat.Ms(loadstat.Percentile(lat, 0.99))
+	p := all.PercentilesMs(0.50, 0.99)
+	r.P50Ms, r.P99Ms = p[0], p[1]
 	return r
 }
 
@@ -193,18 +187,14 @@ func client(ctx context.Context, c config, tc *tls.Config, req string, t *tally)
 		resumed, err := once(ctx, c, tc, req)
 		switch {
 		case err == nil:
-			t.ok++
+			t.Success(time.Since(t0))
 			if resumed {
 				t.resumed++
 			}
-			t.lat = append(t.lat, time.Since(t0))
 		case ctx.Err() != nil || !time.Now().Before(end):
 			return // cut off by the end of the run: not the server's fault
 		default:
-			t.errs++
-			if t.firstErr == "" {
-				t.firstErr = err.Error()
-			}
+			t.Fail(err)
 		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kvgate/kvgate/benchmarks/internal/loadstat"
 )
 
 func TestParse(t *testing.T) {
@@ -60,8 +62,8 @@ func TestParse(t *testing.T) {
 func TestSummarize(t *testing.T) {
 	ms := time.Millisecond
 	ts := []tally{
-		{ok: 3, resumed: 2, lat: []time.Duration{3 * ms, 1 * ms, 2 * ms}},
-		{ok: 1, errs: 2, firstErr: "boom", lat: []time.Duration{10 * ms}},
+		{Tally: loadstat.Tally{OK: 3, Lat: []time.Duration{3 * ms, 1 * ms, 2 * ms}}, resumed: 2},
+		{Tally: loadstat.Tally{OK: 1, Errs: 2, FirstErr: "boom", Lat: []time.Duration{10 * ms}}},
 		{},
 	}
 	r := summarize(ts, 2*time.Second, config{conns: 3, resume: true})
