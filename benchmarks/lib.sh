@@ -1,8 +1,9 @@
 # Shell functions shared by the benchmark scripts (benchmarks/tls/run.sh,
 # benchmarks/h3/run.sh, benchmarks/overhead/run.sh). Source it after defining
 # log, and the globals the functions read: WORK (temp dir), PIDS (started
-# processes), AUTOGROUP_SET (1 when the run raised its autogroup priority).
-# It starts nothing and changes nothing by being sourced.
+# processes). Sourcing it sets the helpers' own state (USED_PORTS,
+# EPHEMERAL_LOW, CLK_TCK, STARTED_PID) and starts nothing; set_priority and
+# install_missing are for the script to call.
 
 die() { log "error: $*"; exit 1; }
 
@@ -147,3 +148,46 @@ paired() { # "a1 a2 .." "b1 b2 ..": median over rounds of a_i / b_i (rounds are 
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "-" || v == "") print "-"; else printf f, v }'; }
 
 busy() { awk -v c="$1" -v r="$2" 'BEGIN { if (c == "-" || r == "-") print "-"; else printf "%.0f%%", c * r / 10 }'; }
+
+# ---------------------------------------------------------------- state and setup
+
+USED_PORTS=" " # ports free_port handed out in this run
+EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+((EPHEMERAL_LOW > 12000)) || EPHEMERAL_LOW=32768
+CLK_TCK=$(getconf CLK_TCK)
+STARTED_PID="" # set by start_bg
+AUTOGROUP_SET=0 # set by set_priority; read by cleanup
+
+# set_priority applies NICE (0 = none) to the run, raising its autogroup when the kernel allows it
+# (AUTOGROUP_SET=1) and otherwise prefixing each process with nice; it sets NICE_PFX, and
+# PROXY_PFX and LOAD_PFX that pin servers to PROXY_CPU and load generators to LOAD_CPU. The
+# prefixes exec, so $! of a background server is the server's own PID.
+set_priority() {
+	AUTOGROUP_SET=0
+	NICE_PFX=()
+	if [[ $NICE != 0 ]]; then
+		if [[ -w /proc/$$/autogroup ]] && echo "$NICE" >"/proc/$$/autogroup" 2>/dev/null; then
+			AUTOGROUP_SET=1
+		else
+			NICE_PFX=(nice -n "$NICE")
+		fi
+	fi
+	PROXY_PFX=("${NICE_PFX[@]}" taskset -c "$PROXY_CPU")
+	LOAD_PFX=("${NICE_PFX[@]}" taskset -c "$LOAD_CPU")
+}
+
+# install_missing TOOL...: installs with apt-get the tools not on PATH (taskset and ss from their
+# Debian packages); with SKIP_INSTALL=1 or without apt-get it stops the run naming them.
+install_missing() {
+	local missing=() t pkgs=()
+	for t in "$@"; do
+		command -v "$t" >/dev/null || missing+=("$t")
+	done
+	((${#missing[@]})) || return 0
+	[[ $SKIP_INSTALL != 1 ]] && command -v apt-get >/dev/null || die "missing ${missing[*]}"
+	for t in "${missing[@]}"; do
+		case $t in taskset) pkgs+=(util-linux) ;; ss) pkgs+=(iproute2) ;; *) pkgs+=("$t") ;; esac
+	done
+	timeout 600 apt-get update -q >&2
+	DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -q "${pkgs[@]}" >&2 || die "could not install ${pkgs[*]}"
+}

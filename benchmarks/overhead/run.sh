@@ -51,7 +51,7 @@ GOBIN_DIR=$(go env GOBIN 2>/dev/null || true)
 export PATH="$GOBIN_DIR:$PATH"
 
 log() { printf '[overhead] %s\n' "$*" >&2; }
-# Shared helpers from benchmarks/lib.sh: die, stop_pid, cleanup, tree_pids, hwm_kib, fmt, busy.
+# Shared helpers from benchmarks/lib.sh: die, stop_pid, cleanup, tree_pids, hwm_kib, fmt, busy, set_priority, and the state USED_PORTS, EPHEMERAL_LOW, CLK_TCK, STARTED_PID.
 # This script defines its own alive, free_port, cpu_ticks, start_bg, median, write_backend below; they replace lib.sh's.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
@@ -69,7 +69,6 @@ LOAD_TIMEOUT=$((DUR_S + 30))
 
 # ---------------------------------------------------------------- cleanup
 
-AUTOGROUP_SET=0
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kvgate-overhead.XXXXXX")
 chmod 755 "$WORK" # nginx workers run as an unprivileged user and must read the backend file
 PIDS=()
@@ -78,17 +77,7 @@ PIDS=()
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM HUP
 
-# Command prefixes for background servers: they exec, so $! is the server's own PID.
-NICE_PFX=()
-if [[ $NICE != 0 ]]; then
-	if [[ -w /proc/$$/autogroup ]] && echo "$NICE" >"/proc/$$/autogroup" 2>/dev/null; then
-		AUTOGROUP_SET=1
-	else
-		NICE_PFX=(nice -n "$NICE")
-	fi
-fi
-PROXY_PFX=("${NICE_PFX[@]}" taskset -c "$PROXY_CPU")
-LOAD_PFX=("${NICE_PFX[@]}" taskset -c "$LOAD_CPU")
+set_priority # NICE_PFX, PROXY_PFX, LOAD_PFX (lib.sh)
 # pin CPU CMD...: run CMD in the foreground on core CPU, at the requested niceness.
 pin() {
 	local cpu=$1
@@ -144,9 +133,6 @@ ensure_tools() {
 
 # free_port prints a TCP port on 127.0.0.1 that nothing listens on now, below the kernel's
 # ephemeral range, so no client socket of the load generators can take it between runs.
-USED_PORTS=" "
-EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-((EPHEMERAL_LOW > 12000)) || EPHEMERAL_LOW=32768
 free_port() {
 	local p i
 	for i in $(seq 200); do
@@ -173,9 +159,6 @@ cpu_ticks() {
 	done
 	echo "$total"
 }
-
-
-CLK_TCK=$(getconf CLK_TCK)
 
 # alive PID: the process exists and is not a zombie (a dead child stays a zombie until waited for).
 alive() {
@@ -205,7 +188,6 @@ wait_http() {
 }
 
 # start_bg LOG CMD... starts CMD in the background, records its PID in STARTED_PID.
-STARTED_PID=""
 start_bg() {
 	local logf=$1
 	shift

@@ -47,7 +47,7 @@ RESULTS=${RESULTS:-$HERE/results.md}
 INVOCATION="DURATION=$DURATION RUNS=$RUNS CONNS=$CONNS CURVE=$CURVE MODES=\"$MODES\"$([[ $NICE == 0 ]] || echo " NICE=$NICE") PROXIES=\"$PROXIES\" benchmarks/tls/run.sh"
 
 log() { printf '[tls] %s\n' "$*" >&2; }
-# Shared helpers from benchmarks/lib.sh: die, alive, stop_pid, cleanup, free_port, tree_pids, cpu_ticks, hwm_kib, start_bg, wait_url, median, loadavg, write_backend, med, fmt, busy.
+# Shared helpers from benchmarks/lib.sh: die, alive, stop_pid, cleanup, free_port, tree_pids, cpu_ticks, hwm_kib, start_bg, wait_url, median, loadavg, write_backend, med, fmt, busy, set_priority, install_missing.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
@@ -58,58 +58,18 @@ LOAD_TIMEOUT=$((${DURATION%s} + 30))
 
 # ---------------------------------------------------------------- cleanup
 
-AUTOGROUP_SET=0
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kvgate-tls.XXXXXX")
 chmod 755 "$WORK" # nginx workers run unprivileged and must read the backend file
 PIDS=()
 
-
-
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM HUP
 
-NICE_PFX=()
-if [[ $NICE != 0 ]]; then
-	if [[ -w /proc/$$/autogroup ]] && echo "$NICE" >"/proc/$$/autogroup" 2>/dev/null; then
-		AUTOGROUP_SET=1
-	else
-		NICE_PFX=(nice -n "$NICE")
-	fi
-fi
-PROXY_PFX=("${NICE_PFX[@]}" taskset -c "$PROXY_CPU")
-LOAD_PFX=("${NICE_PFX[@]}" taskset -c "$LOAD_CPU")
+set_priority
 
 # ---------------------------------------------------------------- install
 
-ensure_tools() {
-	local missing=() t pkgs=()
-	for t in haproxy nginx openssl curl jq taskset ss; do
-		command -v "$t" >/dev/null || missing+=("$t")
-	done
-	((${#missing[@]})) || return 0
-	[[ $SKIP_INSTALL != 1 ]] && command -v apt-get >/dev/null || die "missing ${missing[*]}"
-	for t in "${missing[@]}"; do
-		case $t in taskset) pkgs+=(util-linux) ;; ss) pkgs+=(iproute2) ;; *) pkgs+=("$t") ;; esac
-	done
-	timeout 600 apt-get update -q >&2
-	DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -q "${pkgs[@]}" >&2 || die "could not install ${pkgs[*]}"
-}
-
-# ---------------------------------------------------------------- helpers
-
-USED_PORTS=" "
-EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-((EPHEMERAL_LOW > 12000)) || EPHEMERAL_LOW=32768
-
-
-
-
-CLK_TCK=$(getconf CLK_TCK)
-
-STARTED_PID=""
-
-
-
+ensure_tools() { install_missing haproxy nginx openssl curl jq taskset ss; }
 
 # ---------------------------------------------------------------- configs
 
@@ -120,7 +80,6 @@ make_cert() { # dir: ECDSA P-256 self-signed certificate for 127.0.0.1 / localho
 	cat "$1/cert.pem" "$1/key.pem" >"$1/haproxy.pem"
 	chmod 644 "$1"/*.pem
 }
-
 
 write_haproxy() { # dir port backendport plainport
 	mkdir -p "$1"
