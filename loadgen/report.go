@@ -1,9 +1,11 @@
 package loadgen
 
 import (
+	"cmp"
 	"fmt"
 	"html"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -18,12 +20,58 @@ func WriteMarkdown(w io.Writer, reports []Report) error {
 		for i, s := range r.Share {
 			shares[i] = fmt.Sprintf("%.0f%%", 100*s)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %.1f%% | %s | %s | %.0f | %.2f | %s |\n",
-			r.Scenario, r.Replicas, r.Requests, r.Failed, 100*r.HitRate, ms(r.TTFTP50), ms(r.TTFTP99),
+		hit := fmt.Sprintf("%.1f%%", 100*r.HitRate)
+		if r.Runs > 1 {
+			hit += fmt.Sprintf(" (%.1f-%.1f)", 100*r.HitRateMin, 100*r.HitRateMax)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %s | %s | %s | %.0f | %.2f | %s |\n",
+			r.Scenario, r.Replicas, r.Requests, r.Failed, hit, ms(r.TTFTP50), ms(r.TTFTP99),
 			r.OutputTokensPerSec, r.MaxMeanShare, strings.Join(shares, " / "))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// MedianReport summarises several replays of one scenario: each figure is
+// the median of the runs' figures, taken separately (the lower middle one
+// for an even count), failures are summed, and the per-endpoint shares are
+// those of the run whose hit rate is the median. A single run comes back
+// as it is.
+func MedianReport(runs []Report) Report {
+	if len(runs) == 0 {
+		return Report{}
+	}
+	r := runs[0]
+	if len(runs) == 1 {
+		return r
+	}
+	byHit := slices.Clone(runs)
+	slices.SortStableFunc(byHit, func(a, b Report) int { return cmp.Compare(a.HitRate, b.HitRate) })
+	mid := (len(runs) - 1) / 2
+	r = byHit[mid]
+	r.Runs = len(runs)
+	r.HitRateMin, r.HitRateMax = byHit[0].HitRate, byHit[len(byHit)-1].HitRate
+	r.TTFTP50 = middle(runs, func(x Report) time.Duration { return x.TTFTP50 })
+	r.TTFTP99 = middle(runs, func(x Report) time.Duration { return x.TTFTP99 })
+	r.OutputTokensPerSec = middle(runs, func(x Report) float64 { return x.OutputTokensPerSec })
+	r.MaxMeanShare = middle(runs, func(x Report) float64 { return x.MaxMeanShare })
+	r.Failed, r.FirstError = 0, ""
+	for _, x := range runs {
+		r.Failed += x.Failed
+		if r.FirstError == "" {
+			r.FirstError = x.FirstError
+		}
+	}
+	return r
+}
+
+func middle[T cmp.Ordered](runs []Report, field func(Report) T) T {
+	v := make([]T, len(runs))
+	for i, r := range runs {
+		v[i] = field(r)
+	}
+	slices.Sort(v)
+	return v[(len(v)-1)/2]
 }
 
 func ms(d time.Duration) string {

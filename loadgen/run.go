@@ -56,7 +56,7 @@ type Options struct {
 	// MaxInFlight bounds the requests in flight at once; a request whose
 	// arrival time has come waits for a slot. 0 means no bound (open loop).
 	MaxInFlight int
-	// HotShare is passed to SessionKeys; 0 means 0.05.
+	// HotShare is passed to SessionKeys; 0 means DefaultHotShare.
 	HotShare float64
 	// Progress, when set, is called after each request ends with the number
 	// done and the total, from one goroutine at a time.
@@ -93,7 +93,15 @@ type Report struct {
 	Duration time.Duration
 	// Wall is the wall-clock length of the replay.
 	Wall time.Duration
+	// Runs is how many replays a MedianReport summarises (0 or 1: one), and
+	// HitRateMin and HitRateMax the extremes of their hit rates.
+	Runs                   int
+	HitRateMin, HitRateMax float64
 }
+
+// DefaultHotShare is the SessionKeys share above which a leading block is
+// shared (a system prompt) rather than part of a conversation's key.
+const DefaultHotShare = 0.05
 
 func (o *Options) defaults() {
 	if o.TimeScale == 0 {
@@ -106,7 +114,7 @@ func (o *Options) defaults() {
 		o.Sim.TimeScale = 1
 	}
 	if o.HotShare == 0 {
-		o.HotShare = 0.05
+		o.HotShare = DefaultHotShare
 	}
 }
 

@@ -97,7 +97,7 @@ func TestRunSetupErrors(t *testing.T) {
 
 func TestStandardScenariosValidate(t *testing.T) {
 	scs := StandardScenarios(4)
-	if len(scs) != 8 || scs[len(scs)-1].Replicas != 4 {
+	if len(scs) != 9 || scs[len(scs)-1].Replicas != 4 || scs[len(scs)-2].Replicas != 4 {
 		t.Fatalf("got %d scenarios", len(scs))
 	}
 	for _, sc := range scs {
@@ -140,5 +140,42 @@ func TestWriteReports(t *testing.T) {
 	}
 	if rects != 1+2*len(rs) {
 		t.Fatalf("svg has %d rects, want %d (or is not well-formed XML)", rects, 1+2*len(rs))
+	}
+}
+
+func TestMedianReport(t *testing.T) {
+	run := func(hit float64, p99 time.Duration, failed int, share float64) Report {
+		return Report{Scenario: "s", Requests: 10, HitRate: hit, TTFTP50: p99 / 10, TTFTP99: p99, Failed: failed,
+			Share: []float64{share, 1 - share}, MaxMeanShare: 2 * max(share, 1-share)}
+	}
+	tests := []struct {
+		name             string
+		runs             []Report
+		hit, lo, hi      float64
+		p99              time.Duration
+		failed, wantRuns int
+		share            float64
+	}{
+		{"one run as it is", []Report{run(0.3, 9*time.Second, 1, 0.6)}, 0.3, 0, 0, 9 * time.Second, 1, 0, 0.6},
+		{"three runs: each figure its own median", []Report{run(0.28, 7*time.Second, 0, 0.5), run(0.30, 9*time.Second, 1, 0.7), run(0.29, 11*time.Second, 2, 0.6)},
+			0.29, 0.28, 0.30, 9 * time.Second, 3, 3, 0.6},
+		{"even count takes the lower middle", []Report{run(0.4, 4*time.Second, 0, 0.5), run(0.1, 1*time.Second, 0, 0.5), run(0.3, 3*time.Second, 0, 0.5), run(0.2, 2*time.Second, 0, 0.5)},
+			0.2, 0.1, 0.4, 2 * time.Second, 0, 4, 0.5},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := MedianReport(tc.runs)
+			if r.HitRate != tc.hit || r.HitRateMin != tc.lo || r.HitRateMax != tc.hi || r.TTFTP99 != tc.p99 ||
+				r.TTFTP50 != tc.p99/10 || r.Failed != tc.failed || r.Runs != tc.wantRuns || r.Share[0] != tc.share {
+				t.Fatalf("MedianReport = %+v", r)
+			}
+		})
+	}
+	var md bytes.Buffer
+	if err := WriteMarkdown(&md, []Report{MedianReport(tests[1].runs)}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "| 29.0% (28.0-30.0) |") {
+		t.Fatalf("markdown does not show the range of hit rates:\n%s", md.String())
 	}
 }

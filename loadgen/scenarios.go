@@ -1,6 +1,10 @@
 package loadgen
 
-import "github.com/kvgate/kvgate/config"
+import (
+	"strconv"
+
+	"github.com/kvgate/kvgate/config"
+)
 
 // Scenario names used by StandardScenarios.
 const (
@@ -12,6 +16,7 @@ const (
 	SGLang         = "sglang-cache-aware"
 	PrefixAffinity = "kvgate prefix-affinity"
 	PrefixReplicas = "kvgate prefix-affinity, replicas"
+	GIEReplicas    = "gie-default, replicas"
 )
 
 // StandardScenarios returns the baselines and kvgate's own picker, in the
@@ -35,9 +40,14 @@ func StandardScenarios(replicas int) []Scenario {
 			Inference: config.Inference{Picker: "prefix-affinity"}},
 	}
 	if replicas > 1 {
-		sc = append(sc, Scenario{Name: PrefixReplicas, Replicas: replicas,
-			Note:      "four kvgate instances with no shared state over the same simulators; the client spreads requests round-robin",
-			Inference: config.Inference{Picker: "prefix-affinity"}})
+		n := strconv.Itoa(replicas)
+		sc = append(sc,
+			Scenario{Name: GIEReplicas, Replicas: replicas,
+				Note:      n + " instances of the gie picker, each with its own prefix index (as replicated endpoint pickers are); the client spreads requests round-robin",
+				Inference: config.Inference{Picker: "gie", BlockSize: 64}},
+			Scenario{Name: PrefixReplicas, Replicas: replicas,
+				Note:      n + " kvgate instances with no shared state over the same simulators; the client spreads requests round-robin",
+				Inference: config.Inference{Picker: "prefix-affinity"}})
 	}
 	return sc
 }

@@ -49,6 +49,7 @@ type flags struct {
 	decode       time.Duration
 	maxOutput    int
 	replicas     int
+	runs         int
 	only         string
 	out          string
 }
@@ -68,6 +69,7 @@ func parse(args []string) (flags, error) {
 	fs.DurationVar(&f.decode, "decode-per-token", def.DecodePerToken, "simulator cost of each output token after the first (model time)")
 	fs.IntVar(&f.maxOutput, "max-output", 16, "cap on max_tokens (the trace's output_length); 0 = no cap")
 	fs.IntVar(&f.replicas, "replicas", 4, "kvgate instances in the multi-replica scenario (0 or 1 = skip it)")
+	fs.IntVar(&f.runs, "runs", 1, "replay every scenario this many times, interleaved, and report medians with the range of hit rates (3 gives figures that noise moves less)")
 	fs.StringVar(&f.only, "scenarios", "", "comma-separated scenario names to run, or ';'-separated when a name has a comma (default: all)")
 	fs.StringVar(&f.out, "out", filepath.Join("benchmarks", "replay"), "folder for results.md and results.svg ('' = do not write)")
 	if err := fs.Parse(args); err != nil {
@@ -75,6 +77,9 @@ func parse(args []string) (flags, error) {
 	}
 	if f.simTimeScale == 0 {
 		f.simTimeScale = f.timeScale
+	}
+	if f.runs < 1 {
+		return f, fmt.Errorf("--runs %d: give 1 or more", f.runs)
 	}
 	return f, nil
 }
@@ -106,25 +111,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--scenarios %q matches none of the scenario names", f.only)
 	}
 	best := loadgen.IdealOf(reqs, cfg.PrefillBase, cfg.PrefillPerToken)
-	env := environment(args, f, reqs) + idealLine(best)
+	sticky := loadgen.StickyHitRate(reqs, f.simulators, f.blocks*sim.BlockTokens/loadgen.TraceBlockTokens, loadgen.DefaultHotShare)
+	env := environment(args, f, reqs) + idealLine(best) + stickyLine(sticky)
 	fmt.Fprint(stdout, env)
-	var reports []loadgen.Report
-	for _, sc := range scenarios {
-		fmt.Fprintf(stderr, "replay: %s ...", sc.Name)
-		opts.Progress = progress(stderr, sc.Name)
-		r, err := loadgen.Run(ctx, opts, sc)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "\rreplay: %-32s hit %5.1f%%  TTFT p50 %6.0f ms  p99 %6.0f ms  failed %d  (%.1fs)\n",
-			sc.Name, 100*r.HitRate, float64(r.TTFTP50)/1e6, float64(r.TTFTP99)/1e6, r.Failed, r.Wall.Seconds())
-		if r.FirstError != "" {
-			fmt.Fprintf(stderr, "replay:   first error: %s\n", r.FirstError)
-		}
-		reports = append(reports, r)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+	reports, err := replayAll(ctx, opts, scenarios, f.runs, stderr)
+	if err != nil {
+		return err
 	}
 	var table bytes.Buffer
 	if err := loadgen.WriteMarkdown(&table, reports); err != nil {
@@ -136,6 +128,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return writeResults(f.out, env, table.String(), reports, scenarios)
+}
+
+// replayAll replays every scenario runs times, all scenarios once before
+// any twice, so that a drift of the machine touches every scenario alike,
+// and returns one MedianReport per scenario.
+func replayAll(ctx context.Context, opts loadgen.Options, scenarios []loadgen.Scenario, runs int, stderr io.Writer) ([]loadgen.Report, error) {
+	all := make([][]loadgen.Report, len(scenarios))
+	for run := 1; run <= runs; run++ {
+		for i, sc := range scenarios {
+			name := sc.Name
+			if runs > 1 {
+				name = fmt.Sprintf("%s #%d", sc.Name, run)
+			}
+			fmt.Fprintf(stderr, "replay: %s ...", name)
+			opts.Progress = progress(stderr, name)
+			r, err := loadgen.Run(ctx, opts, sc)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(stderr, "\rreplay: %-36s hit %5.1f%%  TTFT p50 %6.0f ms  p99 %6.0f ms  failed %d  (%.1fs)\n",
+				name, 100*r.HitRate, float64(r.TTFTP50)/1e6, float64(r.TTFTP99)/1e6, r.Failed, r.Wall.Seconds())
+			if r.FirstError != "" {
+				fmt.Fprintf(stderr, "replay:   first error: %s\n", r.FirstError)
+			}
+			all[i] = append(all[i], r)
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+		}
+	}
+	reports := make([]loadgen.Report, len(all))
+	for i, rs := range all {
+		reports[i] = loadgen.MedianReport(rs)
+	}
+	return reports, nil
 }
 
 func selectScenarios(all []loadgen.Scenario, only string) []loadgen.Scenario {
@@ -182,6 +209,12 @@ func environment(args []string, f flags, reqs []loadgen.Request) string {
 func idealLine(id loadgen.Ideal) string {
 	return fmt.Sprintf("ideal:     one server, unbounded cache, no queue: hit rate %.1f%%, TTFT p50 %.0f ms, p99 %.0f ms (prefill of the uncached tokens alone)\n",
 		100*id.HitRate, float64(id.TTFTP50)/1e6, float64(id.TTFTP99)/1e6)
+}
+
+// stickyLine reports what caches of this size allow a router that keeps
+// every conversation on one server (loadgen.StickyHitRate).
+func stickyLine(hit float64) string {
+	return fmt.Sprintf("sticky:    conversations never move, new ones to the least-written cache, no queue: hit rate %.1f%% (what these cache sizes keep of the ideal)\n", 100*hit)
 }
 
 func revision() string {
