@@ -382,7 +382,7 @@ type Limits struct {
 	IdleTimeout          Duration `yaml:"idleTimeout,omitempty"`          // 120s keep-alive
 	StreamIdleTimeout    Duration `yaml:"streamIdleTimeout,omitempty"`    // 300s between stream bytes
 	MaxConcurrentStreams int      `yaml:"maxConcurrentStreams,omitempty"` // 100 per HTTP/2 connection
-	MaxConnections       int      `yaml:"maxConnections,omitempty"`       // 10000 across listeners
+	MaxConnections       int      `yaml:"maxConnections,omitempty"`       // 10000 across listeners, TCP and QUIC
 }
 
 // AccessLog: path is stdout (default) | stderr | off | a file path.

@@ -30,6 +30,7 @@ const udpBufferWant = 7500000
 type http3Engine struct {
 	srv    *http3.Server
 	conn   net.PacketConn
+	ln     *quic.EarlyListener
 	altSvc string // Alt-Svc value for HTTP/1.1 and HTTP/2 responses
 	done   chan struct{}
 }
@@ -57,7 +58,13 @@ func (l *Listener) startHTTP3(tcpAddr net.Addr) error {
 		MaxIncomingStreams: int64(lim.MaxConcurrentStreams),
 		MaxIdleTimeout:     lim.IdleTimeout.D(),
 	}
+	ln, err := quic.ListenEarly(uc, http3.ConfigureTLSConfig(tc), qc)
+	if err != nil {
+		_ = uc.Close()
+		return fmt.Errorf("proxy: http3 on udp port %d: %w", ta.Port, err)
+	}
 	e := &http3Engine{
+		ln: ln,
 		srv: &http3.Server{
 			TLSConfig:      tc,
 			QUICConfig:     qc,
@@ -73,7 +80,7 @@ func (l *Listener) startHTTP3(tcpAddr net.Addr) error {
 	l.h3 = e
 	go func() {
 		defer close(e.done)
-		_ = e.srv.Serve(uc)
+		_ = e.srv.ServeListener(&quicCap{EarlyListener: ln, l: l})
 	}()
 	l.proxy.log.Info("http3 listening", "listener", l.name, "address", uc.LocalAddr().String(), "earlyData", qc.Allow0RTT)
 	return nil
@@ -97,8 +104,38 @@ func (l *Listener) closeHTTP3() {
 		return
 	}
 	_ = e.srv.Close()
+	_ = e.ln.Close()
 	_ = e.conn.Close()
 	<-e.done
+}
+
+// quicCap holds QUIC connections to the proxy's connection cap
+// (limits.maxConnections, shared with TCP). Like the TCP accept loop, a
+// connection accepted over the cap waits, unserved, for a slot; meanwhile
+// quic-go's bounded accept queue refuses further handshakes.
+type quicCap struct {
+	*quic.EarlyListener
+	l *Listener
+}
+
+// Accept returns the next connection once it holds a slot of the cap. The
+// slot is given back when the connection ends.
+func (q *quicCap) Accept(ctx context.Context) (*quic.Conn, error) {
+	c, err := q.EarlyListener.Accept(ctx)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case q.l.proxy.connSem <- struct{}{}:
+	case <-ctx.Done():
+		_ = c.CloseWithError(quic.ApplicationErrorCode(http3.ErrCodeExcessiveLoad), "server shutting down")
+		return nil, ctx.Err()
+	}
+	go func() {
+		<-c.Context().Done()
+		<-q.l.proxy.connSem
+	}()
+	return c, nil
 }
 
 // addAltSvc advertises HTTP/3 on HTTP/1.1 and HTTP/2 responses of a listener

@@ -215,3 +215,41 @@ listeners:
 		t.Fatalf("http3 serves serial %s; want %s", got, want)
 	}
 }
+
+// TestHTTP3ConnectionCap: QUIC connections hold slots of the global
+// maxConnections cap like TCP ones; one over the cap waits, unserved, until
+// a slot frees.
+func TestHTTP3ConnectionCap(t *testing.T) {
+	env := newIDEnv(t)
+	yaml := env.identityYAML() + "listeners:\n" + mtlsListener("m", "require", ", http3") +
+		simple(echoXFCC(t), "limits: {maxConnections: 1}")
+	p := runProxy(t, yaml, nil)
+	url := "https://" + p.Listener("m").Addr().String() + "/v1/models"
+	gateway := spiffeTLS(t, env.ca.SVID(allowedID), env.ca.Bundle())
+
+	first := &http3.Transport{TLSClientConfig: gateway.Clone()}
+	if code, _, _, err := get(&http.Client{Timeout: 10 * time.Second, Transport: first}, url); err != nil || code != 200 {
+		t.Fatalf("first connection: %d %v", code, err)
+	}
+	if n := len(p.connSem); n != 1 {
+		t.Fatalf("an open HTTP/3 connection holds %d slots of the cap, want 1", n)
+	}
+	second := make(chan error, 1)
+	go func() {
+		code, _, _, err := get(h3Client(t, gateway), url)
+		if err == nil && code != 200 {
+			err = fmt.Errorf("status %d", code)
+		}
+		second <- err
+	}()
+	select {
+	case err := <-second:
+		t.Fatalf("a second HTTP/3 connection was served over maxConnections: 1 (err %v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	_ = first.Close()
+	if err := <-second; err != nil {
+		t.Fatalf("after the first connection closed: %v", err)
+	}
+
+}
