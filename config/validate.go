@@ -26,7 +26,7 @@ var (
 	balancers         = []string{"least-request", "round-robin"}
 	modelServers      = []string{"vllm", "sglang", "tgi", "llamacpp", "triton"}
 	pickers           = []string{"prefix-affinity", "least-request", "round-robin", "random", "session", "gie", "sglang"}
-	scorers           = []string{"prefix", "queue", "kv-utilization", "inflight-requests", "inflight-tokens", "lora"}
+	scorers           = []string{"prefix", "queue", "queue-minmax", "kv-utilization", "inflight-requests", "inflight-tokens", "lora"}
 	authzActions      = []string{"ALLOW", "DENY"}
 )
 

@@ -32,7 +32,7 @@ func StandardScenarios(replicas int) []Scenario {
 			Inference: config.Inference{Picker: "random"}},
 		{Name: SessionHash, Note: "picker session on x-session-id = conversation key (first hash ids up to the first non-shared one)",
 			Inference: config.Inference{Picker: "session", SessionHeader: "x-session-id"}, Session: true},
-		{Name: GIEDefault, Note: "picker gie: the Gateway API Inference Extension's default profile (prefix 3, queue 2, kv-utilization 2, max score, 64-byte blocks, LRU per endpoint); no placement, no load bound",
+		{Name: GIEDefault, Note: "picker gie: the Gateway API Inference Extension's default profile (prefix 3, queue 2 (min-max normalised), kv-utilization 2, max score, 64-byte blocks, LRU per endpoint); no placement, no load bound",
 			Inference: config.Inference{Picker: "gie", BlockSize: 64}},
 		{Name: SGLang, Note: "picker sglang: SGLang's cache_aware rule (balance thresholds 64 absolute and 1.5x relative on in-flight requests, cache threshold 0.5, else the smallest cache); no placement",
 			Inference: config.Inference{Picker: "sglang"}},

@@ -137,6 +137,7 @@ var (
 	_ Filter = LoRAFilter{}
 	_ Scorer = PrefixScorer{}
 	_ Scorer = QueueScorer{}
+	_ Scorer = MinMaxQueueScorer{}
 	_ Scorer = KVScorer{}
 	_ Scorer = InflightScorer{}
 	_ Scorer = TokensScorer{}
@@ -315,6 +316,28 @@ func (QueueScorer) Name() string { return "queue" }
 
 func (QueueScorer) Score(pc *PickContext, cands []Candidate, out []float64) {
 	relativeLoad(cands, out, pc.QueueThreshold(), queueOf)
+}
+
+// MinMaxQueueScorer scores queue depth (as QueueScorer reads it) min-max
+// normalised across the candidates, as the Inference Extension's queue scorer
+// does: the shortest queue scores 1, the longest 0, and equal queues all
+// score 1. One request of difference weighs as much as a hundred; the gie
+// preset uses it.
+type MinMaxQueueScorer struct{}
+
+func (MinMaxQueueScorer) Name() string { return "queue-minmax" }
+
+func (MinMaxQueueScorer) Score(pc *PickContext, cands []Candidate, out []float64) {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for i := range cands {
+		lo, hi = min(lo, cands[i].Queue), max(hi, cands[i].Queue)
+	}
+	for i := range cands {
+		out[i] = 1
+		if hi > lo {
+			out[i] = (hi - cands[i].Queue) / (hi - lo)
+		}
+	}
 }
 
 // tokenSmoothing is the in-flight token figure below which token counts
@@ -525,14 +548,16 @@ func (SGLangPicker) Pick(pc *PickContext, cands []Candidate) int {
 	return small
 }
 
-// ScorerByName returns a built-in scorer: prefix, queue, kv-utilization,
-// inflight-requests, inflight-tokens, lora.
+// ScorerByName returns a built-in scorer: prefix, queue, queue-minmax,
+// kv-utilization, inflight-requests, inflight-tokens, lora.
 func ScorerByName(name string) (Scorer, bool) {
 	switch name {
 	case "prefix":
 		return PrefixScorer{}, true
 	case "queue":
 		return QueueScorer{}, true
+	case "queue-minmax":
+		return MinMaxQueueScorer{}, true
 	case "kv-utilization":
 		return KVScorer{}, true
 	case "inflight-requests":
@@ -560,8 +585,8 @@ var Presets = []string{"prefix-affinity", "least-request", "round-robin", "rando
 //   - session: healthy, not-saturated; inflight-requests 1; session picker
 //     on inference.sessionHeader.
 //   - gie: the Gateway API Inference Extension's default profile, plain:
-//     healthy, not-saturated filters; prefix 3, queue 2, kv-utilization 2;
-//     max-score picker; no placement, no load bound.
+//     healthy, not-saturated filters; prefix 3, queue-minmax 2,
+//     kv-utilization 2; max-score picker; no placement, no load bound.
 //   - sglang: SGLang's cache_aware rule, plain (SGLangPicker); healthy filter.
 func BuildPipeline(in *config.Inference) (Pipeline, error) {
 	filters := []Filter{HealthyFilter{}, NotSaturatedFilter{}}
@@ -585,7 +610,7 @@ func BuildPipeline(in *config.Inference) (Pipeline, error) {
 	case "session":
 		p = Pipeline{Filters: filters, Scorers: []WeightedScorer{{InflightScorer{}, 1}}, Picker: SessionPicker{}}
 	case "gie":
-		p = Pipeline{Filters: filters, Scorers: []WeightedScorer{{PrefixScorer{}, 3}, {QueueScorer{}, 2}, {KVScorer{}, 2}},
+		p = Pipeline{Filters: filters, Scorers: []WeightedScorer{{PrefixScorer{}, 3}, {MinMaxQueueScorer{}, 2}, {KVScorer{}, 2}},
 			Picker: MaxScorePicker{}, Plain: true}
 	case "sglang":
 		p = Pipeline{Filters: []Filter{HealthyFilter{}}, Picker: SGLangPicker{}, Plain: true}
@@ -597,7 +622,7 @@ func BuildPipeline(in *config.Inference) (Pipeline, error) {
 		for _, sw := range in.Scorers {
 			s, ok := ScorerByName(sw.Name)
 			if !ok {
-				return Pipeline{}, fmt.Errorf("router: unknown scorer %q; use prefix, queue, kv-utilization, inflight-requests, inflight-tokens or lora", sw.Name)
+				return Pipeline{}, fmt.Errorf("router: unknown scorer %q; use prefix, queue, queue-minmax, kv-utilization, inflight-requests, inflight-tokens or lora", sw.Name)
 			}
 			p.Scorers = append(p.Scorers, WeightedScorer{s, sw.Weight})
 		}

@@ -19,6 +19,13 @@ func TestScorers(t *testing.T) {
 	pc := &PickContext{set: &pickSettings{queueT: 5}}
 	pc.Req.Blocks = make([]uint64, 8)
 	pc.Req.Model = "adapter"
+	// Equal queues all score 1 under min-max normalisation.
+	same := []Candidate{{Queue: 3}, {Queue: 3}}
+	out := make([]float64, 2)
+	MinMaxQueueScorer{}.Score(pc, same, out)
+	if out[0] != 1 || out[1] != 1 {
+		t.Errorf("equal queues scored %v, want 1 each", out)
+	}
 	for _, c := range []struct {
 		scorer Scorer
 		want   [3]float64
@@ -26,6 +33,8 @@ func TestScorers(t *testing.T) {
 		{PrefixScorer{}, [3]float64{1, 0.25, 0}},
 		// 1 - q/(max q + queueThreshold) = 1 - q/15
 		{QueueScorer{}, [3]float64{1, 1 - 5.0/15, 1 - 10.0/15}},
+		// (max q - q)/(max q - min q)
+		{MinMaxQueueScorer{}, [3]float64{1, 0.5, 0}},
 		// fresh KV: 1 - kv; stale: in-flight tokens, 1 - t/(4096+2048)
 		{KVScorer{}, [3]float64{0.75, 1 - 2048.0/6144, 1 - 4096.0/6144}},
 		{InflightScorer{}, [3]float64{1, 1 - 3.0/11, 1 - 6.0/11}},
