@@ -217,7 +217,10 @@ type Timeouts struct {
 	Request Duration `yaml:"request,omitempty"`
 	// BackendRequest bounds one try until response headers arrive.
 	BackendRequest Duration `yaml:"backendRequest,omitempty"`
-	// Idle bounds the time between two stream bytes.
+	// Idle bounds the silence between two bytes of the response stream,
+	// from the response headers on; past it the stream is cut. It can only
+	// shorten limits.streamIdleTimeout, which bounds every upstream
+	// connection.
 	Idle Duration `yaml:"idle,omitempty"`
 }
 

@@ -68,6 +68,7 @@ type Exchange struct {
 	rt      routeState // routing.go
 	inf     inferState // inference picking (picker.go)
 	peek    bodyPeek   // body bytes read ahead of forwarding (body.go)
+	idle    *idleWatch // the route's timeouts.idle on the response stream (idle.go); nil when unset
 
 	usage     *usageReader // reads the reply's usage (usage.go); nil when not watched
 	tokens    cache.Usage  // what the usage object said, set in finish

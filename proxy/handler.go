@@ -82,7 +82,9 @@ func (p *Proxy) forward(x *Exchange) *Reply {
 			return r
 		}
 	}
-	return x.inf.annotate(p.tryAll(x, pl, route, first))
+	r := p.tryAll(x, pl, route, first)
+	x.watchIdle(r, route.Timeouts.Idle.D())
+	return x.inf.annotate(r)
 }
 
 // try sends the request to ep and turns the outcome into a Reply.
@@ -154,6 +156,7 @@ func (x *Exchange) finish(err error, n int64) {
 	if x.ep != nil {
 		x.ep.inflight.Add(-1)
 	}
+	idled := x.idle.stop()
 	if x.up != nil {
 		x.up.done(err)
 	}
@@ -163,6 +166,8 @@ func (x *Exchange) finish(err error, n int64) {
 		if x.ctx != nil && x.ctx.Err() != nil || isClientGone(err) {
 			status = 499
 			x.errKind = "client_closed"
+		} else if idled {
+			x.errKind = "upstream_idle_timeout"
 		} else if x.errKind == "" {
 			x.errKind = "stream_aborted"
 		}

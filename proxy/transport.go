@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +29,22 @@ type upstreamResponse struct {
 	trailers     func() []Field
 	release      func(err error) // set by transports that need a closure (h2)
 	h1           *fasthttp.Response
+	dial         *dialer // the dialer of h1's connection while its body streams; else nil
+}
+
+// abort cuts the response stream from another goroutine, so that a read
+// blocked on it returns an error: it closes the HTTP/1.1 connection of a
+// streamed body, or the body of an HTTP/2 response. It must not run
+// concurrently with done or after it (idleWatch.stop orders them).
+func (u *upstreamResponse) abort() {
+	switch {
+	case u.dial != nil && u.h1 != nil:
+		u.dial.abortLocal(u.h1.LocalAddr())
+	case u.h1 == nil:
+		if c, ok := u.body.(io.Closer); ok {
+			_ = c.Close()
+		}
+	}
 }
 
 // done releases the upstream response exactly once; a non-nil err discards
@@ -80,6 +97,7 @@ func (e *dialError) Unwrap() error { return e.err }
 type dialer struct {
 	timeout time.Duration
 	idle    time.Duration
+	live    sync.Map // local netip.AddrPort → *idleConn, for abortLocal
 }
 
 func (d *dialer) dial(addr string) (net.Conn, error) {
@@ -90,7 +108,24 @@ func (d *dialer) dial(addr string) (net.Conn, error) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	return &idleConn{Conn: c, idle: d.idle}, nil
+	ic := &idleConn{Conn: c, idle: d.idle}
+	if la, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		ic.d, ic.key = d, la.AddrPort()
+		d.live.Store(ic.key, ic)
+	}
+	return ic, nil
+}
+
+// abortLocal closes the open connection whose local address is a (what
+// fasthttp.Response.LocalAddr reports), unblocking a read on it.
+func (d *dialer) abortLocal(a net.Addr) {
+	la, ok := a.(*net.TCPAddr)
+	if !ok {
+		return
+	}
+	if c, ok := d.live.Load(la.AddrPort()); ok {
+		_ = c.(*idleConn).Conn.Close()
+	}
 }
 
 // idleConn pushes its deadline forward on every read and write (when idle
@@ -104,6 +139,8 @@ func (d *dialer) dial(addr string) (net.Conn, error) {
 // the idle bound.
 type idleConn struct {
 	net.Conn
+	d     *dialer // registered in d.live under key; nil when not
+	key   netip.AddrPort
 	idle  time.Duration
 	mu    sync.Mutex
 	set   time.Time
@@ -156,6 +193,14 @@ func (c *idleConn) SetDeadline(t time.Time) error      { return c.setExt(t) }
 func (c *idleConn) SetReadDeadline(t time.Time) error  { return c.setExt(t) }
 func (c *idleConn) SetWriteDeadline(t time.Time) error { return c.setExt(t) }
 func (c *idleConn) Write(p []byte) (int, error)        { c.touch(); return c.Conn.Write(p) }
+
+// Close closes the connection and forgets it in its dialer.
+func (c *idleConn) Close() error {
+	if c.d != nil {
+		c.d.live.CompareAndDelete(c.key, c)
+	}
+	return c.Conn.Close()
+}
 
 // b2s views bytes as a string without copying. The bytes must stay unchanged
 // for as long as the string is used.

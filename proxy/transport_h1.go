@@ -38,10 +38,13 @@ func (f *h1Factory) forEndpoint(addr string) roundTripper {
 		ReadBufferSize:                upstreamHeaderBytes,
 		RetryIfErr:                    func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 	}
-	return &h1Transport{hc: hc}
+	return &h1Transport{hc: hc, dial: f.dial}
 }
 
-type h1Transport struct{ hc *fasthttp.HostClient }
+type h1Transport struct {
+	hc   *fasthttp.HostClient
+	dial *dialer
+}
 
 func (t *h1Transport) close() { t.hc.CloseIdleConnections() }
 
@@ -87,7 +90,11 @@ func (t *h1Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
 		fasthttp.ReleaseResponse(resp)
 		return nil, err
 	}
-	return h1Response(resp, &x.upBuf), nil
+	ur := h1Response(resp, &x.upBuf)
+	if resp.BodyStream() != nil {
+		ur.dial = t.dial // the connection stays ours until the stream is released
+	}
+	return ur, nil
 }
 
 func h1Response(resp *fasthttp.Response, ur *upstreamResponse) *upstreamResponse {

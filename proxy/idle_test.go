@@ -1,0 +1,87 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// h2cBackend starts a loopback server that speaks HTTP/1.1 and h2c.
+func h2cBackend(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &http.Server{Handler: h, ErrorLog: discardLog, Protocols: new(http.Protocols)}
+	s.Protocols.SetHTTP1(true)
+	s.Protocols.SetUnencryptedHTTP2(true)
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+		s.Close()
+	})
+	return ln.Addr().String()
+}
+
+// A route's timeouts.idle cuts a response stream that falls silent for
+// longer than it, on HTTP/1.1 and h2c upstreams alike, and leaves alone a
+// stream whose gaps stay below it however long the whole stream takes.
+func TestRouteIdleTimeout(t *testing.T) {
+	events := func(w http.ResponseWriter, r *http.Request, gap time.Duration) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 8 {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(gap):
+			}
+		}
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/silent" {
+			events(w, r, 5*time.Second)
+			return
+		}
+		events(w, r, 60*time.Millisecond) // 8 events over about 0.5 s
+	})
+	for _, proto := range []string{"http1", "h2c"} {
+		t.Run(proto, func(t *testing.T) {
+			addr := h2cBackend(t, h)
+			p := startProxy(t, `routes:
+  - {name: r, backends: [{pool: b}], timeouts: {idle: 250ms}}
+pools:
+  - {name: b, protocol: `+proto+`, endpoints: ["`+addr+`"]}`)
+			e := engines()[0]
+			c := e.client()
+			start := time.Now()
+			resp, err := c.Get(e.url(p, "/silent"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if n, took := strings.Count(string(b), "data:"), time.Since(start); n != 1 || took > 3*time.Second {
+				t.Fatalf("silent stream: %d events in %v; want the first event, then a cut after about 250ms", n, took)
+			}
+			resp, err = c.Get(e.url(p, "/steady"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if n := strings.Count(string(b), "data:"); n != 8 || err != nil {
+				t.Fatalf("steady stream: %d events, err %v; a stream with 60ms gaps should pass timeouts.idle 250ms whole", n, err)
+			}
+		})
+	}
+}
