@@ -44,11 +44,17 @@ func TestMain(m *testing.M) {
 // backend starts a plain HTTP/1.1 server on loopback.
 func backend(t *testing.T, h http.Handler) string {
 	t.Helper()
+	return serveLoopback(t, &http.Server{Handler: h, ErrorLog: discardLog})
+}
+
+// serveLoopback serves s on a loopback port until the test ends and
+// returns its address.
+func serveLoopback(t *testing.T, s *http.Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &http.Server{Handler: h, ErrorLog: discardLog}
 	go func() { _ = s.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -1,10 +1,8 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,21 +12,10 @@ import (
 // h2cBackend starts a loopback server that speaks HTTP/1.1 and h2c.
 func h2cBackend(t *testing.T, h http.Handler) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := &http.Server{Handler: h, ErrorLog: discardLog, Protocols: new(http.Protocols)}
 	s.Protocols.SetHTTP1(true)
 	s.Protocols.SetUnencryptedHTTP2(true)
-	go func() { _ = s.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx)
-		s.Close()
-	})
-	return ln.Addr().String()
+	return serveLoopback(t, s)
 }
 
 // A route's timeouts.idle cuts a response stream that falls silent for
