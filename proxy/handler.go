@@ -158,7 +158,11 @@ func (x *Exchange) finish(err error, n int64) {
 	}
 	idled := x.idle.stop()
 	if x.up != nil {
-		x.up.done(err)
+		upErr := err
+		if idled && upErr == nil {
+			upErr = errStreamIdle // the watch closed the connection: never pool it
+		}
+		x.up.done(upErr)
 	}
 	x.inf.end()
 	status := x.status

@@ -45,11 +45,16 @@ func (x *Exchange) watchIdle(r *Reply, d time.Duration) {
 
 func (w *idleWatch) Read(p []byte) (int, error) {
 	n, err := w.r.Read(p)
-	if n > 0 {
+	if n > 0 && err == nil {
 		w.t.Reset(w.d)
 	}
-	if err != nil && err != io.EOF && w.hasFired() {
-		err = errStreamIdle
+	if err != nil {
+		// The upstream stream has ended: nothing is left to bound, and the
+		// connection must not be closed under a response about to be
+		// released whole (a slow client may delay finish).
+		if w.stop() && err != io.EOF {
+			err = errStreamIdle
+		}
 	}
 	return n, err
 }
@@ -63,14 +68,9 @@ func (w *idleWatch) fire() {
 	}
 }
 
-func (w *idleWatch) hasFired() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.fired
-}
-
 // stop disarms the watch and reports whether it cut the stream. A nil
-// watch (the route sets no idle) reports false.
+// watch (the route sets no idle) reports false. It may be called more than
+// once.
 func (w *idleWatch) stop() bool {
 	if w == nil {
 		return false

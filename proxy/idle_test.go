@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -72,3 +73,48 @@ pools:
 		})
 	}
 }
+
+// closeCounter is an upstream body that counts Close calls.
+type closeCounter struct {
+	io.Reader
+	closed atomic.Int32
+}
+
+func (c *closeCounter) Close() error { c.closed.Add(1); return nil }
+
+// Once the upstream body has ended, the watch no longer aborts it, however
+// long the exchange takes to finish (a slow client): the connection of a
+// response read whole must stay fit for the pool.
+func TestIdleWatchDisarmsAtEOF(t *testing.T) {
+	body := &closeCounter{Reader: strings.NewReader("data: done\n\n")}
+	x := &Exchange{}
+	x.up = &upstreamResponse{body: body}
+	r := &x.reply
+	r.Body = body
+	x.watchIdle(r, 20*time.Millisecond)
+	if _, err := io.ReadAll(r.Body); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := body.closed.Load(); n != 0 || x.idle.stop() {
+		t.Fatalf("the watch closed an upstream body that had ended (%d closes)", n)
+	}
+
+	silent := &closeCounter{Reader: blockingReader{}}
+	x = &Exchange{}
+	x.up = &upstreamResponse{body: silent}
+	x.reply.Body = silent
+	x.watchIdle(&x.reply, 20*time.Millisecond)
+	deadline := time.Now().Add(2 * time.Second)
+	for silent.closed.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !x.idle.stop() || silent.closed.Load() != 1 {
+		t.Fatalf("a silent upstream body was closed %d times, want once", silent.closed.Load())
+	}
+}
+
+// blockingReader never returns (the test only watches the timer).
+type blockingReader struct{}
+
+func (blockingReader) Read([]byte) (int, error) { select {} }
