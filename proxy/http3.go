@@ -131,10 +131,7 @@ func (q *quicCap) Accept(ctx context.Context) (*quic.Conn, error) {
 		_ = c.CloseWithError(quic.ApplicationErrorCode(http3.ErrCodeExcessiveLoad), "server shutting down")
 		return nil, ctx.Err()
 	}
-	go func() {
-		<-c.Context().Done()
-		<-q.l.proxy.connSem
-	}()
+	context.AfterFunc(c.Context(), func() { <-q.l.proxy.connSem })
 	return c, nil
 }
 

@@ -228,6 +228,7 @@ func TestHTTP3ConnectionCap(t *testing.T) {
 	gateway := spiffeTLS(t, env.ca.SVID(allowedID), env.ca.Bundle())
 
 	first := &http3.Transport{TLSClientConfig: gateway.Clone()}
+	t.Cleanup(func() { _ = first.Close() })
 	if code, _, _, err := get(&http.Client{Timeout: 10 * time.Second, Transport: first}, url); err != nil || code != 200 {
 		t.Fatalf("first connection: %d %v", code, err)
 	}
@@ -251,5 +252,4 @@ func TestHTTP3ConnectionCap(t *testing.T) {
 	if err := <-second; err != nil {
 		t.Fatalf("after the first connection closed: %v", err)
 	}
-
 }

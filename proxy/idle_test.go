@@ -61,6 +61,13 @@ pools:
 			if n, took := strings.Count(string(b), "data:"), time.Since(start); n != 1 || took > 3*time.Second {
 				t.Fatalf("silent stream: %d events in %v; want the first event, then a cut after about 250ms", n, took)
 			}
+			cuts := p.metrics.errors.WithLabel("upstream_idle_timeout")
+			for deadline := time.Now().Add(2 * time.Second); cuts.Load() == 0 && time.Now().Before(deadline); {
+				time.Sleep(5 * time.Millisecond) // finish runs just after the client sees the cut
+			}
+			if n := cuts.Load(); n != 1 {
+				t.Fatalf("kvgate_errors_total{kind=upstream_idle_timeout} = %d after one cut stream, want 1", n)
+			}
 			resp, err = c.Get(e.url(p, "/steady"))
 			if err != nil {
 				t.Fatal(err)
@@ -69,6 +76,9 @@ pools:
 			resp.Body.Close()
 			if n := strings.Count(string(b), "data:"); n != 8 || err != nil {
 				t.Fatalf("steady stream: %d events, err %v; a stream with 60ms gaps should pass timeouts.idle 250ms whole", n, err)
+			}
+			if n := cuts.Load(); n != 1 {
+				t.Fatalf("upstream_idle_timeout counted %d times; the steady stream must not count", n)
 			}
 		})
 	}
@@ -100,7 +110,7 @@ func TestIdleWatchDisarmsAtEOF(t *testing.T) {
 		t.Fatalf("the watch closed an upstream body that had ended (%d closes)", n)
 	}
 
-	silent := &closeCounter{Reader: blockingReader{}}
+	silent := &closeCounter{Reader: strings.NewReader("")} // never read: silent
 	x = &Exchange{}
 	x.up = &upstreamResponse{body: silent}
 	x.reply.Body = silent
@@ -113,8 +123,3 @@ func TestIdleWatchDisarmsAtEOF(t *testing.T) {
 		t.Fatalf("a silent upstream body was closed %d times, want once", silent.closed.Load())
 	}
 }
-
-// blockingReader never returns (the test only watches the timer).
-type blockingReader struct{}
-
-func (blockingReader) Read([]byte) (int, error) { select {} }

@@ -90,14 +90,12 @@ func (t *h1Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
 		fasthttp.ReleaseResponse(resp)
 		return nil, err
 	}
-	ur := h1Response(resp, &x.upBuf)
-	if resp.BodyStream() != nil {
-		ur.dial = t.dial // the connection stays ours until the stream is released
-	}
-	return ur, nil
+	return h1Response(resp, &x.upBuf, t.dial), nil
 }
 
-func h1Response(resp *fasthttp.Response, ur *upstreamResponse) *upstreamResponse {
+// h1Response fills ur from resp. A streamed body keeps its connection until
+// the response is released, so ur remembers dial to abort it.
+func h1Response(resp *fasthttp.Response, ur *upstreamResponse, dial *dialer) *upstreamResponse {
 	*ur = upstreamResponse{status: resp.StatusCode(), length: int64(resp.Header.ContentLength()), header: ur.header[:0], h1: resp}
 	conn := b2s(resp.Header.Peek("Connection"))
 	for k, v := range resp.Header.All() {
@@ -123,7 +121,7 @@ func h1Response(resp *fasthttp.Response, ur *upstreamResponse) *upstreamResponse
 		ur.length = -1
 	}
 	if s := resp.BodyStream(); s != nil {
-		ur.body = s
+		ur.body, ur.dial = s, dial
 	} else if b := resp.Body(); len(b) > 0 {
 		ur.body = bytesBody(b)
 		ur.length = int64(len(b))
