@@ -89,10 +89,12 @@ func (t *tracing) start(x *Exchange) {
 	_, s := t.tracer.Start(ctx, x.method, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(x.start))
 	x.span.s = s
 	if s.IsRecording() {
+		// Spans outlive the request (exporters batch them), and x's strings
+		// may alias buffers the next request reuses: a span keeps copies.
 		s.SetAttributes(
-			attribute.String("http.request.method", x.method),
-			attribute.String("url.path", x.path),
-			attribute.String("server.address", x.Host()),
+			attribute.String("http.request.method", strings.Clone(x.method)),
+			attribute.String("url.path", strings.Clone(x.path)),
+			attribute.String("server.address", strings.Clone(x.Host())),
 			attribute.String("network.protocol.version", strings.TrimPrefix(x.proto, "HTTP/")),
 			attribute.String("client.address", x.remote.Addr().String()),
 			attribute.String("kvgate.listener", x.listener.name),
@@ -115,7 +117,7 @@ func (st *spanState) end(x *Exchange, status int, err error) {
 		attrs := make([]attribute.KeyValue, 0, 12)
 		attrs = append(attrs, attribute.Int("http.response.status_code", status),
 			attribute.String("kvgate.route", x.route), attribute.String("kvgate.pool", x.pool),
-			attribute.String("kvgate.request_id", x.requestID))
+			attribute.String("kvgate.request_id", strings.Clone(x.requestID)))
 		if x.ep != nil {
 			attrs = append(attrs, attribute.String("kvgate.endpoint", x.ep.addr))
 		}
@@ -153,10 +155,12 @@ func injectTrace(x *Exchange, dst headerSink) {
 	propagation.TraceContext{}.Inject(ctx, sinkCarrier{dst})
 }
 
-// requestCarrier reads trace context from the request headers.
+// requestCarrier reads trace context from the request headers. Values are
+// copied: the parsed tracestate keeps substrings of them in the span
+// context, which outlives the request.
 type requestCarrier struct{ h HeaderReader }
 
-func (c requestCarrier) Get(key string) string { return c.h.Get(key) }
+func (c requestCarrier) Get(key string) string { return strings.Clone(c.h.Get(key)) }
 func (c requestCarrier) Set(string, string)    {}
 func (c requestCarrier) Keys() []string {
 	keys := make([]string, 0, c.h.Len())

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/kvgate/kvgate/config"
 )
@@ -50,17 +51,64 @@ type h2Transport struct {
 
 func (t *h2Transport) close() { t.f.t.CloseIdleConnections() }
 
-type httpHeaderSink http.Header
+// ownedRequest gathers what the HTTP/2 client sends and hands it strings
+// the request owns. net/http's HTTP/2 client keeps header names and values
+// after the request is written — HPACK's dynamic table holds them for the
+// connection's life and later requests are encoded against them — while
+// kvgate's strings alias buffers that the next request reuses (fasthttp's
+// header buffer, the pooled Exchange's request id and scratch). Handing those
+// over leaked one request's header values into another's and corrupted the
+// encoder's table until it panicked. So every field is collected first, then
+// copied into one fresh buffer that nothing ever writes again, and the header
+// map, method, authority, path and query are views of it: one allocation for
+// all the bytes of a request.
+type ownedRequest struct {
+	fields []Field
+	n      int // bytes of every name and value collected
+}
 
-func (h httpHeaderSink) Add(name, value string) { http.Header(h).Add(name, value) }
+// Add collects a field (headerSink); Content-Length is left to the request's
+// ContentLength, which the client writes itself.
+func (o *ownedRequest) Add(name, value string) {
+	if len(name) == 14 && strings.EqualFold(name, "content-length") {
+		return
+	}
+	o.fields = append(o.fields, Field{name, value})
+	o.n += len(name) + len(value)
+}
+
+// own returns copies of ss (in order) and the collected fields as a header
+// map, all backed by one new buffer.
+func (o *ownedRequest) own(ss ...*string) http.Header {
+	n := o.n
+	for _, s := range ss {
+		n += len(*s)
+	}
+	buf := make([]byte, 0, n)
+	take := func(s string) string {
+		start := len(buf)
+		buf = append(buf, s...)
+		return b2s(buf[start:len(buf):len(buf)])
+	}
+	for _, s := range ss {
+		*s = take(*s)
+	}
+	h := make(http.Header, len(o.fields))
+	for _, f := range o.fields {
+		k := http.CanonicalHeaderKey(take(f.Name)) // a new string when not canonical
+		h[k] = append(h[k], take(f.Value))
+	}
+	return h
+}
 
 func (t *h2Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
-	u := &url.URL{Scheme: t.f.scheme, Host: t.addr, Opaque: x.upstreamPath(), RawQuery: x.query}
-	h := make(http.Header, x.hdr.Len()+6)
-	copyRequestHeaders(x, httpHeaderSink(h))
-	h.Del("Content-Length")
+	o := ownedRequest{fields: make([]Field, 0, x.hdr.Len()+8)}
+	copyRequestHeaders(x, &o)
+	method, host, path, query := x.method, x.upstreamHost(), x.upstreamPath(), x.query
+	h := o.own(&method, &host, &path, &query)
+	u := &url.URL{Scheme: t.f.scheme, Host: t.addr, Opaque: path, RawQuery: query}
 	req := &http.Request{
-		Method: x.method, URL: u, Host: x.upstreamHost(), Header: h,
+		Method: method, URL: u, Host: host, Header: h,
 		Proto: "HTTP/2.0", ProtoMajor: 2, ContentLength: x.bodyLen,
 	}
 	if x.body != nil {
