@@ -306,6 +306,10 @@ func testBodyTooLarge(t *testing.T, e engine) {
 	if resp.StatusCode != 413 {
 		t.Fatalf("streamed over-limit body: status %d body %q", resp.StatusCode, b)
 	}
+	// The message names the configured limit (it once said "larger than -3072 bytes").
+	if !strings.Contains(string(b), "larger than 1024 bytes") {
+		t.Fatalf("streamed over-limit body: message %q does not name the 1024-byte limit", b)
+	}
 }
 
 func testTooManyHeaders(t *testing.T, e engine) {

@@ -45,7 +45,7 @@ func (p *Proxy) forward(x *Exchange) *Reply {
 		return x.fail(413, errInvalidRequest, "body_too_large", bodyTooLargeMsg(lim.MaxBodyBytes))
 	}
 	if x.body != nil {
-		x.limit = limitReader{r: x.body, n: lim.MaxBodyBytes}
+		x.limit = limitReader{r: x.body, max: lim.MaxBodyBytes}
 		x.body = &x.limit
 	}
 	m := s.table.MatchFull(x.listener.name, x)
@@ -123,7 +123,7 @@ func upstreamError(x *Exchange, err error) *Reply {
 	case errors.As(err, &ie):
 		return identityFailure(x, ie)
 	case errors.Is(err, errBodyTooLarge):
-		return x.fail(413, errInvalidRequest, "body_too_large", bodyTooLargeMsg(x.limit.n))
+		return x.fail(413, errInvalidRequest, "body_too_large", bodyTooLargeMsg(x.limit.max))
 	case x.ctx != nil && x.ctx.Err() != nil:
 		return x.fail(499, errInvalidRequest, "client_closed", "client closed the request")
 	case errors.As(err, &de):

@@ -262,7 +262,7 @@ func readPrompt(x *Exchange, in *config.Inference, sc *inferScratch, req *router
 	// only the rest, once, and replays all of it upstream.
 	buf, err := x.peekBody(n, sc.buf)
 	if errors.Is(err, errBodyTooLarge) {
-		return x.fail(413, errInvalidRequest, "body_too_large", bodyTooLargeMsg(x.limit.n))
+		return x.fail(413, errInvalidRequest, "body_too_large", bodyTooLargeMsg(x.limit.max))
 	}
 	if err != nil || cache.Extract(x.path, buf, &sc.prompt) != nil {
 		return nil

@@ -220,16 +220,17 @@ func splitList(v string) []string {
 // errBodyTooLarge is returned by limitReader past the body limit.
 var errBodyTooLarge = errors.New("proxy: request body exceeds limits.maxBodyBytes")
 
-// limitReader fails once more than n bytes have been read.
+// limitReader fails once more than max bytes have been read.
 type limitReader struct {
-	r io.Reader
-	n int64
+	r    io.Reader
+	max  int64 // the limit, for messages
+	read int64
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
-	l.n -= int64(n)
-	if l.n < 0 {
+	l.read += int64(n)
+	if l.read > l.max {
 		return n, errBodyTooLarge
 	}
 	return n, err
