@@ -217,7 +217,7 @@ func (c *tlsPrefixConn) Read(p []byte) (int, error) {
 }
 
 func (l *Listener) serveH2(c net.Conn) {
-	l.h2.ServeConn(c, &http2.ServeConnOpts{BaseConfig: l.hs, Handler: l})
+	l.h2.ServeConn(guardH2(c), &http2.ServeConnOpts{BaseConfig: l.hs, Handler: l})
 	_ = c.Close()
 }
 
