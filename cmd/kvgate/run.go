@@ -145,7 +145,8 @@ Kubernetes manifests; without one, kvgate serves its embedded quickstart config
 (127.0.0.1:8080 -> 127.0.0.1:8000, admin on 127.0.0.1:9901, as examples/quickstart.yaml).
 
 The file is watched and read again when it changes, on SIGHUP and on POST /reload to the
-admin listener; a file with an error is refused and the running config keeps serving.`,
+admin listener, the same way as at start (manifests with the flags below); a file with an
+error is refused and the running config keeps serving.`,
 	args:    "config FILE",
 	maxArgs: 1,
 	groups: []flagGroup{
@@ -186,21 +187,7 @@ func runServe(ctx context.Context, args []string, stdout, logOut io.Writer) erro
 	if err != nil {
 		return err
 	}
-	reload := func() {
-		if o.src.path != "" {
-			_ = p.ReloadFile(o.src.path) // logs and counts the outcome
-			return
-		}
-		cfg, err := load()
-		if err == nil {
-			err = p.Reload(cfg)
-		}
-		if err != nil {
-			log.Error("reload refused; keeping the running config", "err", err.Error())
-			return
-		}
-		log.Info("config reloaded", "config", cfg.Source)
-	}
+	p.SetLoader(load)
 	if err := p.Start(); err != nil {
 		return err
 	}
@@ -209,7 +196,7 @@ func runServe(ctx context.Context, args []string, stdout, logOut io.Writer) erro
 		wctx, stopWatch := context.WithCancel(ctx)
 		defer stopWatch()
 		go func() {
-			if err := config.Watch(wctx, o.src.path, 300*time.Millisecond, reload); err != nil {
+			if err := config.Watch(wctx, o.src.path, 300*time.Millisecond, func() { _ = p.ReloadSource() }); err != nil {
 				log.Warn("config file watch is off; reload with SIGHUP or POST /reload", "err", err.Error())
 			}
 		}()
@@ -220,7 +207,7 @@ func runServe(ctx context.Context, args []string, stdout, logOut io.Writer) erro
 	for {
 		select {
 		case <-hup:
-			reload()
+			_ = p.ReloadSource() // logs and counts the outcome
 			continue
 		case <-ctx.Done():
 		}
