@@ -61,6 +61,11 @@ func suggest(got string, candidates []string) string {
 	return best
 }
 
+// Suggest returns the candidate that got most likely misspells, or "" when
+// none is close: the rule config keys and values use for "did you mean",
+// shared so that the command line suggests flags and commands the same way.
+func Suggest(got string, candidates []string) string { return suggest(got, candidates) }
+
 // oneOfMsg is the message for a value outside an enumeration: it names the
 // closest allowed value when there is one, and all of them otherwise.
 func oneOfMsg(what, got string, allowed []string) string {

@@ -47,6 +47,7 @@ type Proxy struct {
 	selfIDs   atomic.Pointer[selfIDCache]
 	closeID   sync.Once // closeIdentity runs once; Shutdown may be called twice
 	tracing   *tracing  // nil when tracing is off (tracing.go); set before Start, read-only after
+	loader    Loader    // how ReloadSource reads the config (reload.go); set before Start
 }
 
 // New compiles cfg (already defaulted and validated) into a Proxy that is

@@ -6,31 +6,53 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/kvgate/kvgate/config"
 	"github.com/kvgate/kvgate/config/adapt"
 )
 
+// adaptOpts are the flags of `kvgate adapt`.
+type adaptOpts struct {
+	adapt  adapt.Options
+	strict bool
+}
+
+func (o *adaptOpts) flagSet() *flag.FlagSet {
+	fs := newFlagSet("adapt")
+	adapt.RegisterFlags(fs, &o.adapt)
+	fs.BoolVar(&o.strict, "strict", false, "exit with status 3 when there are warnings")
+	return fs
+}
+
+var cmdAdapt = &command{
+	name:     "adapt",
+	synopsis: "FILE... [flags]",
+	summary:  "turn Gateway API / Inference Extension / Istio manifests into a kvgate config",
+	about: `Read Kubernetes manifests (Gateway, HTTPRoute, InferencePool, AuthorizationPolicy, Service,
+EndpointSlice) from the FILEs as one input and print the kvgate config they make on stdout;
+what kvgate cannot honour is printed as warnings on stderr. The flags say what a manifest
+cannot say on a machine without a cluster. kvgate run and validate read manifests directly,
+with the same flags.`,
+	args:    "manifest FILE...",
+	minArgs: 1,
+	maxArgs: -1,
+	groups: []flagGroup{
+		{"Kubernetes manifests", manifestFlags},
+		{"Output", []string{"strict"}},
+	},
+	flags: func() *flag.FlagSet { return new(adaptOpts).flagSet() },
+}
+
 // runAdapt is `kvgate adapt [flags] FILE...`: native YAML on out, warnings on errOut.
 func runAdapt(args []string, out, errOut io.Writer) error {
-	fs := flag.NewFlagSet("adapt", flag.ContinueOnError)
-	fs.SetOutput(errOut)
-	var opts adapt.Options
-	adapt.RegisterFlags(fs, &opts)
-	strict := fs.Bool("strict", false, "exit with status 3 when there are warnings")
-	fs.Usage = func() {
-		fmt.Fprintln(errOut, "Usage: kvgate adapt [flags] FILE...   (Kubernetes manifests → kvgate config on stdout, warnings on stderr)")
-		fs.PrintDefaults()
+	var o adaptOpts
+	files, ok, err := cmdAdapt.parse(o.flagSet(), args, out)
+	if !ok {
+		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		return &exitError{2, err}
-	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return &exitError{2, errors.New("adapt needs at least one manifest FILE")}
-	}
-	r, err := adapt.Load(opts, fs.Args()...)
+	r, err := adapt.Load(o.adapt, files...)
 	if r != nil {
-		printWarnings(errOut, r.Warnings)
+		for _, w := range r.Warnings {
+			fmt.Fprintln(errOut, "warning:", w)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(errOut, err)
@@ -39,30 +61,8 @@ func runAdapt(args []string, out, errOut io.Writer) error {
 	if _, err := out.Write(r.YAML); err != nil {
 		return err
 	}
-	if *strict && len(r.Warnings) > 0 {
+	if o.strict && len(r.Warnings) > 0 {
 		return &exitError{3, fmt.Errorf("%d warnings (--strict)", len(r.Warnings))}
 	}
 	return nil
-}
-
-func printWarnings(w io.Writer, warns []adapt.Warning) {
-	for _, x := range warns {
-		fmt.Fprintln(w, "warning:", x)
-	}
-}
-
-// manifestOpts are the adapt flags of `run` and `validate`, which accept
-// manifests as --config (see addManifestFlags and loadAny).
-var manifestOpts adapt.Options
-
-func addManifestFlags(fs *flag.FlagSet) {
-	manifestOpts = adapt.Options{}
-	adapt.RegisterFlags(fs, &manifestOpts)
-}
-
-// loadAny loads a native config or adapts manifests, printing warnings to warnOut.
-func loadAny(path string, warnOut io.Writer) (*config.Config, error) {
-	c, warns, err := adapt.LoadAny(path, manifestOpts)
-	printWarnings(warnOut, warns)
-	return c, err
 }

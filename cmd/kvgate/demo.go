@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,31 +27,42 @@ type demoFlags struct {
 	wall          time.Duration
 }
 
-func parseDemo(args []string) (demoFlags, error) {
-	var f demoFlags
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.StringVar(&f.trace, "trace", "", "Mooncake trace to take a slice of instead of the built-in conversations (a short slice of a real trace shares little, so the difference is smaller)")
-	fs.IntVar(&f.requests, "requests", 300, "requests taken from the start of the trace")
-	fs.BoolVar(&f.synthetic, "synthetic", false, "use the built-in conversation workload even when the trace is readable")
-	fs.IntVar(&f.conversations, "conversations", 24, "built-in workload: conversations sharing one system prompt")
-	fs.IntVar(&f.turns, "turns", 5, "built-in workload: turns per conversation")
-	fs.IntVar(&f.simulators, "simulators", 4, "simulated model servers")
-	fs.DurationVar(&f.wall, "duration", 10*time.Second, "wall-clock time the arrivals of each run are squeezed into")
-	if err := fs.Parse(args); err != nil {
-		return f, &exitError{2, err}
-	}
-	if f.requests < 1 || f.conversations < 1 || f.turns < 1 || f.simulators < 1 || f.wall <= 0 {
-		return f, &exitError{2, errors.New("demo: --requests, --conversations, --turns, --simulators and --duration must be positive")}
-	}
-	return f, nil
+func (f *demoFlags) flagSet() *flag.FlagSet {
+	fs := newFlagSet("demo")
+	fs.StringVar(&f.trace, "trace", "", "replay the start of the Mooncake trace `FILE` instead of the built-in conversations (a short slice of a real trace shares little, so the difference is smaller)")
+	fs.IntVar(&f.requests, "requests", 300, "`N` requests taken from the start of the trace")
+	fs.BoolVar(&f.synthetic, "synthetic", false, "use the built-in conversations even when --trace is readable")
+	fs.IntVar(&f.conversations, "conversations", 24, "built-in workload: `N` conversations sharing one system prompt")
+	fs.IntVar(&f.turns, "turns", 5, "built-in workload: `N` turns per conversation")
+	fs.IntVar(&f.simulators, "simulators", 4, "`N` simulated model servers")
+	fs.DurationVar(&f.wall, "duration", 10*time.Second, "squeeze the arrivals of each run into `DURATION` of wall-clock time")
+	return fs
+}
+
+var cmdDemo = &command{
+	name:     "demo",
+	synopsis: "[flags]",
+	summary:  "replay a short workload through kvgate and 4 simulators, round-robin vs prefix-affinity",
+	about: `Start simulated vLLM servers and kvgate in process (nothing to set up, no ports to choose),
+replay a workload twice, once with round-robin and once with prefix-affinity picking, and
+print the prefix-cache hit rate and time to first token side by side.`,
+	maxArgs: 0,
+	groups: []flagGroup{
+		{"Workload", []string{"trace", "requests", "synthetic", "conversations", "turns"}},
+		{"Replay", []string{"simulators", "duration"}},
+	},
+	flags: func() *flag.FlagSet { return new(demoFlags).flagSet() },
 }
 
 // runDemo replays a short workload through kvgate and simulators twice,
 // with round-robin and with prefix-affinity, and prints both side by side.
 func runDemo(ctx context.Context, args []string, out, progressOut io.Writer) error {
-	f, err := parseDemo(args)
-	if err != nil {
+	var f demoFlags
+	if _, ok, err := cmdDemo.parse(f.flagSet(), args, out); !ok {
 		return err
+	}
+	if f.requests < 1 || f.conversations < 1 || f.turns < 1 || f.simulators < 1 || f.wall <= 0 {
+		return usageError("demo: --requests, --conversations, --turns, --simulators and --duration must be positive; %s", cmdDemo.seeHelp())
 	}
 	work, source, blocks := demoWorkload(f)
 	span := time.Duration(work[len(work)-1].Timestamp-work[0].Timestamp) * time.Millisecond

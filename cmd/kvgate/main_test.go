@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,7 +57,7 @@ func codeOf(err error) int {
 }
 
 func TestUnknownCommand(t *testing.T) {
-	if code := codeOf(run(t.Context(), []string{"frobnicate"})); code != 2 {
+	if code := codeOf(run(t.Context(), []string{"frobnicate"}, io.Discard, io.Discard)); code != 2 {
 		t.Fatalf("exit %d, want 2", code)
 	}
 }

@@ -2,115 +2,184 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
-	"runtime/debug"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/kvgate/kvgate/config"
+	"github.com/kvgate/kvgate/config/adapt"
 	"github.com/kvgate/kvgate/proxy"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
-// exitError carries a process exit code.
-type exitError struct {
-	code int
-	err  error
+// configSource is where run and validate read their configuration from and
+// what the command line said about it. Its load is the one function that
+// start-up and every reload (file change, SIGHUP, POST /reload) call.
+type configSource struct {
+	path       string        // "" is the embedded quickstart config
+	adapt      adapt.Options // for Kubernetes manifests
+	adaptFlags []string      // the manifest flags given, as --name
+	admin      string        // run --admin; "" keeps the config's admin.address
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
-
-func exitCode(err error) int {
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	return 1
+// register defines --config and the manifest flags on fs.
+func (s *configSource) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.path, "config", "", "read the config from `FILE`, a kvgate config or Kubernetes manifests (the same as the FILE argument)")
+	adapt.RegisterFlags(fs, &s.adapt)
 }
 
-const usage = `kvgate: an inference-aware L7 reverse proxy.
+// manifestFlags are the flags that only apply to Kubernetes manifests,
+// those of `kvgate adapt` (config/adapt.RegisterFlags), in the order help
+// lists them.
+var manifestFlags = func() []string {
+	fs := newFlagSet("")
+	adapt.RegisterFlags(fs, new(adapt.Options))
+	names := []string{"endpoints", "listen", "bind", "cert", "labels"}
+	names = slices.DeleteFunc(names, func(n string) bool { return fs.Lookup(n) == nil })
+	fs.VisitAll(func(f *flag.Flag) {
+		if !slices.Contains(names, f.Name) {
+			names = append(names, f.Name)
+		}
+	})
+	return names
+}()
 
-Usage:
-  kvgate run [--config FILE]       serve in the foreground (default: the embedded quickstart config)
-  kvgate validate --config FILE    check a config; print every error with file:line, key and fix
-  kvgate adapt [flags] FILE...     turn Gateway API / Inference Extension / Istio manifests into a config
-                                   (run and validate also take manifests as --config, with the same flags)
-  kvgate sim [--addr A --count N]  serve simulated vLLM model servers (no GPU) on consecutive ports
-  kvgate demo                      replay a short workload through kvgate and 4 simulators, round-robin vs prefix-affinity
-  kvgate version                   print the version
-`
-
-// run dispatches a subcommand. It returns instead of exiting so tests can call it.
-func run(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, usage)
-		return &exitError{2, errors.New("no command given")}
+// resolve takes the positional FILE of cmd (at most one, the same file as
+// --config when both are given) and notes which manifest flags were given.
+func (s *configSource) resolve(cmd *command, fs *flag.FlagSet, pos []string) error {
+	if len(pos) == 1 {
+		if s.path != "" && filepath.Clean(s.path) != filepath.Clean(pos[0]) {
+			return usageError("%s: two config files, --config %s and %s: give one, as kvgate %s FILE; %s", cmd.name, s.path, pos[0], cmd.name, cmd.seeHelp())
+		}
+		s.path = pos[0]
 	}
-	switch args[0] {
-	case "run":
-		return runServe(ctx, args[1:], os.Stderr)
-	case "validate":
-		return runValidate(args[1:], os.Stdout)
-	case "adapt":
-		return runAdapt(args[1:], os.Stdout, os.Stderr)
-	case "sim":
-		return runSim(ctx, args[1:], os.Stderr)
-	case "demo":
-		return runDemo(ctx, args[1:], os.Stdout, os.Stderr)
-	case "version", "--version", "-v":
-		fmt.Println("kvgate", buildVersion())
-		return nil
-	case "help", "--help", "-h":
-		fmt.Print(usage)
-		return nil
+	fs.Visit(func(f *flag.Flag) {
+		if slices.Contains(manifestFlags, f.Name) {
+			s.adaptFlags = append(s.adaptFlags, "--"+f.Name)
+		}
+	})
+	if len(s.adaptFlags) > 0 && s.path == "" {
+		return usageError("%s: %s %s for Kubernetes manifests, but no FILE was given: write kvgate %s FILE %s ...; %s",
+			cmd.name, strings.Join(s.adaptFlags, ", "), isAre(s.adaptFlags), cmd.name, s.adaptFlags[0], cmd.seeHelp())
 	}
-	fmt.Fprint(os.Stderr, usage)
-	return &exitError{2, fmt.Errorf("unknown command %q", args[0])}
+	return nil
 }
 
-func buildVersion() string {
-	if version != "dev" {
-		return version
+func isAre(s []string) string {
+	if len(s) == 1 {
+		return "is"
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				return "dev-" + s.Value[:12]
+	return "are"
+}
+
+// load reads the configuration: a kvgate config or Kubernetes manifests
+// adapted with the manifest flags, or the embedded quickstart config when
+// there is no file; then --admin, when given, replaces admin.address. The
+// result is defaulted and validated. Manifest warnings go to warn. A
+// manifest flag given for a file that is a kvgate config is refused (exit
+// status 2): the file says the same itself.
+func (s *configSource) load(warn func(adapt.Warning)) (*config.Config, error) {
+	var c *config.Config
+	if s.path == "" {
+		var err error
+		if c, err = config.Parse(config.DefaultYAML, proxy.EmbeddedSource); err != nil {
+			return nil, err
+		}
+	} else {
+		if len(s.adaptFlags) > 0 {
+			if data, err := os.ReadFile(s.path); err == nil && !adapt.IsManifest(data) {
+				return nil, usageError("%s is a kvgate config, not Kubernetes manifests: %s %s for manifests only; write the same in the file (pools[].endpoints, listeners[].address, listeners[].tls) and drop the flag",
+					s.path, strings.Join(s.adaptFlags, ", "), isAre(s.adaptFlags))
 			}
 		}
+		var warns []adapt.Warning
+		var err error
+		c, warns, err = adapt.LoadAny(s.path, s.adapt)
+		for _, w := range warns {
+			warn(w)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	return version
+	if s.admin != "" && s.admin != c.Admin.Address {
+		c.Admin.Address = s.admin
+		if err := config.Validate(c); err != nil {
+			return nil, fmt.Errorf("with --admin %s: %w", s.admin, err)
+		}
+	}
+	return c, nil
 }
 
-func loadConfig(path string) (*config.Config, error) {
-	if path == "" {
-		return config.Parse(config.DefaultYAML, proxy.EmbeddedSource)
-	}
-	return loadAny(path, os.Stderr)
+// serveOpts are the flags of `kvgate run`.
+type serveOpts struct {
+	src      configSource
+	logLevel string
 }
 
-func runServe(ctx context.Context, args []string, logOut io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	path := fs.String("config", "", "config file (default: embedded quickstart)")
-	level := fs.String("log-level", "info", "debug | info | warn | error")
-	addManifestFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return &exitError{2, err}
+func (o *serveOpts) flagSet() *flag.FlagSet {
+	fs := newFlagSet("run")
+	o.src.register(fs)
+	fs.StringVar(&o.src.admin, "admin", "", "serve /livez, /readyz, /metrics and POST /reload on `HOST:PORT` instead of the config's admin.address (\"off\": no admin listener)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "`LEVEL` of the JSON log on stderr: debug, info, warn or error")
+	return fs
+}
+
+const manifestGroupTitle = "Kubernetes manifests (when FILE holds Gateway, HTTPRoute, InferencePool, AuthorizationPolicy, Service objects)"
+
+var cmdRun = &command{
+	name:     "run",
+	synopsis: "[FILE] [flags]",
+	summary:  "serve in the foreground (FILE: a kvgate config or Kubernetes manifests; default: the embedded quickstart)",
+	about: `Serve until SIGINT or SIGTERM, then drain. FILE (or --config FILE) is a kvgate config or
+Kubernetes manifests; without one, kvgate serves its embedded quickstart config
+(127.0.0.1:8080 -> 127.0.0.1:8000, admin on 127.0.0.1:9901, as examples/quickstart.yaml).
+
+The file is watched and read again when it changes, on SIGHUP and on POST /reload to the
+admin listener, the same way as at start (manifests with the flags below); a file with an
+error is refused and the running config keeps serving.`,
+	args:    "config FILE",
+	maxArgs: 1,
+	groups: []flagGroup{
+		{"Config", []string{"config"}},
+		{manifestGroupTitle, manifestFlags},
+		{"Listening", []string{"admin"}},
+		{"Logging", []string{"log-level"}},
+	},
+	flags: func() *flag.FlagSet { return new(serveOpts).flagSet() },
+}
+
+func runServe(ctx context.Context, args []string, stdout, logOut io.Writer) error {
+	var o serveOpts
+	fs := o.flagSet()
+	pos, ok, err := cmdRun.parse(fs, args, stdout)
+	if !ok {
+		return err
+	}
+	if err := o.src.resolve(cmdRun, fs, pos); err != nil {
+		return err
 	}
 	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(*level)); err != nil {
-		return &exitError{2, fmt.Errorf("--log-level: %w", err)}
+	if err := lv.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return usageError("run: --log-level %q: use debug, info, warn or error; %s", o.logLevel, cmdRun.seeHelp())
+	}
+	if a := o.src.admin; a != "" && a != "off" && !isListenAddr(a) {
+		return usageError("run: --admin %q: write HOST:PORT, like 127.0.0.1:9901 (or 127.0.0.1:0 for a free port), or off; %s", a, cmdRun.seeHelp())
 	}
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: lv}))
-	cfg, err := loadConfig(*path)
+	load := func() (*config.Config, error) {
+		return o.src.load(func(w adapt.Warning) { log.Warn("manifest not fully honoured", "warning", w.String()) })
+	}
+	cfg, err := load()
 	if err != nil {
 		return err
 	}
@@ -118,15 +187,16 @@ func runServe(ctx context.Context, args []string, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	p.SetLoader(load)
 	if err := p.Start(); err != nil {
 		return err
 	}
 	log.Info("kvgate started", "version", buildVersion(), "config", cfg.Source)
-	if *path != "" {
+	if o.src.path != "" {
 		wctx, stopWatch := context.WithCancel(ctx)
 		defer stopWatch()
 		go func() {
-			if err := config.Watch(wctx, *path, 300*time.Millisecond, func() { reload(p, *path, log) }); err != nil {
+			if err := config.Watch(wctx, o.src.path, 300*time.Millisecond, func() { _ = p.ReloadSource() }); err != nil {
 				log.Warn("config file watch is off; reload with SIGHUP or POST /reload", "err", err.Error())
 			}
 		}()
@@ -137,7 +207,7 @@ func runServe(ctx context.Context, args []string, logOut io.Writer) error {
 	for {
 		select {
 		case <-hup:
-			reload(p, *path, log)
+			_ = p.ReloadSource() // logs and counts the outcome
 			continue
 		case <-ctx.Done():
 		}
@@ -152,40 +222,58 @@ func runServe(ctx context.Context, args []string, logOut io.Writer) error {
 	return nil
 }
 
-// reload re-reads the config; on any error the running config stays.
-func reload(p *proxy.Proxy, path string, log *slog.Logger) {
-	if path != "" {
-		_ = p.ReloadFile(path) // logs and counts the outcome
-		return
-	}
-	cfg, err := loadConfig(path)
-	if err == nil {
-		err = p.Reload(cfg)
-	}
-	if err != nil {
-		log.Error("reload refused; keeping the running config", "err", err.Error())
-		return
-	}
-	log.Info("config reloaded", "config", cfg.Source)
+// isListenAddr reports whether a is HOST:PORT with a port kvgate can listen
+// on (config validation says more once the address is in a config).
+func isListenAddr(a string) bool {
+	_, port, err := net.SplitHostPort(a)
+	n, perr := strconv.Atoi(port)
+	return err == nil && perr == nil && n >= 0 && n <= 65535
+}
+
+var cmdValidate = &command{
+	name:     "validate",
+	synopsis: "FILE [flags]",
+	summary:  "check a config or manifests; print every error with file:line, key and fix",
+	about: `Read FILE (or --config FILE) as kvgate run would, print every problem with file:line:col,
+the key path and the fix, and exit 1 if there is one. Kubernetes manifests are adapted with
+the flags below first; their warnings are printed too.`,
+	args:    "config FILE",
+	minArgs: 0, // FILE or --config: checked after parsing
+	maxArgs: 1,
+	groups: []flagGroup{
+		{"Config", []string{"config"}},
+		{manifestGroupTitle, manifestFlags},
+	},
+	flags: func() *flag.FlagSet { return new(configSource).flagSet("validate") },
+}
+
+func (s *configSource) flagSet(name string) *flag.FlagSet {
+	fs := newFlagSet(name)
+	s.register(fs)
+	return fs
 }
 
 func runValidate(args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	path := fs.String("config", "", "config file to check")
-	addManifestFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return &exitError{2, err}
+	var src configSource
+	fs := src.flagSet("validate")
+	pos, ok, err := cmdValidate.parse(fs, args, out)
+	if !ok {
+		return err
 	}
-	if *path == "" && fs.NArg() == 1 {
-		*path = fs.Arg(0)
+	if err := src.resolve(cmdValidate, fs, pos); err != nil {
+		return err
 	}
-	if *path == "" {
-		return &exitError{2, errors.New("validate needs --config FILE")}
+	if src.path == "" {
+		return usageError("validate: no config FILE given: write kvgate validate FILE; %s", cmdValidate.seeHelp())
 	}
-	if _, err := loadAny(*path, out); err != nil {
+	_, err = src.load(func(w adapt.Warning) { fmt.Fprintln(out, "warning:", w) })
+	if exitCode(err) == 2 {
+		return err
+	}
+	if err != nil {
 		fmt.Fprintln(out, err)
-		return &exitError{1, fmt.Errorf("%s is not valid", *path)}
+		return &exitError{1, fmt.Errorf("%s is not valid", src.path)}
 	}
-	fmt.Fprintf(out, "%s is valid\n", *path)
+	fmt.Fprintf(out, "%s is valid\n", src.path)
 	return nil
 }

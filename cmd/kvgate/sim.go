@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,29 +13,56 @@ import (
 	"github.com/kvgate/kvgate/sim"
 )
 
+// simOpts are the flags of `kvgate sim`.
+type simOpts struct {
+	addr  string
+	count int
+	sim   sim.Config
+}
+
+func (o *simOpts) flagSet() *flag.FlagSet {
+	o.sim = sim.DefaultConfig()
+	fs := newFlagSet("sim")
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:8000", "listen on `HOST:PORT` with the first simulator (port 0 picks free ports)")
+	fs.IntVar(&o.count, "count", 1, "`N` simulators, on consecutive ports")
+	fs.StringVar(&o.sim.Model, "model", o.sim.Model, "served model `NAME`")
+	fs.IntVar(&o.sim.NumGPUBlocks, "num-gpu-blocks", o.sim.NumGPUBlocks, "KV cache size in `BLOCKS` of 16 tokens, per simulator")
+	fs.IntVar(&o.sim.MaxBatch, "max-batch", o.sim.MaxBatch, "`N` requests running at once, per simulator")
+	fs.Float64Var(&o.sim.TimeScale, "time-scale", 1, "multiply every simulated duration by `X` (0.1 = ten times faster)")
+	return fs
+}
+
+var cmdSim = &command{
+	name:     "sim",
+	synopsis: "[flags]",
+	summary:  "serve simulated vLLM model servers (no GPU) on consecutive ports",
+	about: `Serve vLLM-compatible model servers that need no GPU, with a real paged prefix cache and
+vLLM's metrics, until SIGINT or SIGTERM. Each listens on its own port, counting up from
+--addr; their addresses are logged as JSON on stderr. Run it in its own terminal, or in
+the background, in front of which kvgate run proxies.`,
+	maxArgs: 0,
+	groups: []flagGroup{
+		{"Listening", []string{"addr", "count"}},
+		{"Model server", []string{"model", "num-gpu-blocks", "max-batch", "time-scale"}},
+	},
+	flags: func() *flag.FlagSet { return new(simOpts).flagSet() },
+}
+
 // runSim serves count vLLM-compatible simulators on consecutive ports from
 // --addr until ctx ends, logging JSON lines to logOut.
-func runSim(ctx context.Context, args []string, logOut io.Writer) error {
-	def := sim.DefaultConfig()
-	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
-	addr := fs.String("addr", "127.0.0.1:8000", "listen address of the first simulator (port 0 picks free ports)")
-	count := fs.Int("count", 1, "number of simulators, on consecutive ports")
-	model := fs.String("model", def.Model, "served model name")
-	blocks := fs.Int("num-gpu-blocks", def.NumGPUBlocks, "KV cache size in blocks of 16 tokens, per simulator")
-	batch := fs.Int("max-batch", def.MaxBatch, "requests running at once, per simulator")
-	scale := fs.Float64("time-scale", 1, "multiply every simulated duration (0.1 = ten times faster)")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{2, err}
+func runSim(ctx context.Context, args []string, stdout, logOut io.Writer) error {
+	var o simOpts
+	if _, ok, err := cmdSim.parse(o.flagSet(), args, stdout); !ok {
+		return err
 	}
-	if *count < 1 {
-		return &exitError{2, errors.New("sim: --count must be 1 or more")}
+	if o.count < 1 {
+		return usageError("sim: --count %d: give 1 or more", o.count)
 	}
-	addrs, err := consecutive(*addr, *count)
+	addrs, err := consecutive(o.addr, o.count)
 	if err != nil {
 		return &exitError{2, err}
 	}
-	cfg := def
-	cfg.Model, cfg.NumGPUBlocks, cfg.MaxBatch, cfg.TimeScale = *model, *blocks, *batch, *scale
+	cfg := o.sim
 	if err := cfg.Validate(); err != nil {
 		return &exitError{2, err}
 	}

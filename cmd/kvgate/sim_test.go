@@ -50,7 +50,7 @@ func TestSimCommand(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- runSim(ctx, []string{"--addr", "127.0.0.1:0", "--count", "2", "--model", "m1", "--time-scale", "0.01"}, pw)
+		done <- runSim(ctx, []string{"--addr", "127.0.0.1:0", "--count", "2", "--model", "m1", "--time-scale", "0.01"}, io.Discard, pw)
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
@@ -89,7 +89,7 @@ func TestSimCommand(t *testing.T) {
 
 func TestSimCommandFlags(t *testing.T) {
 	for _, args := range [][]string{{"--count", "0"}, {"--num-gpu-blocks", "-1"}, {"--addr", "nowhere"}, {"--nope"}} {
-		if err := runSim(context.Background(), args, io.Discard); exitCode(err) != 2 {
+		if err := runSim(context.Background(), args, io.Discard, io.Discard); exitCode(err) != 2 {
 			t.Errorf("runSim(%v) = %v, want a usage error (exit 2)", args, err)
 		}
 	}
