@@ -8,11 +8,15 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/kvgate/kvgate/internal/jsonstr"
 )
 
 // accessLog writes one JSON line per finished request. Lines are built in a
 // pooled buffer and written through a buffered writer that is flushed every
-// 100ms, so logging costs no syscall per request.
+// 100ms, so logging costs no syscall and no allocation per request. Every
+// string goes through jsonstr, so a line is JSON whatever bytes the request
+// carried (a path byte that is not UTF-8 is logged as U+FFFD).
 type accessLog struct {
 	mu   sync.Mutex
 	w    *bufio.Writer
@@ -85,9 +89,10 @@ func (a *accessLog) log(x *Exchange, status int, n int64, err error) {
 	b = append(b, `{"time":"`...)
 	b = x.start.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","request_id":`...)
-	b = strconv.AppendQuote(b, x.requestID)
+	b = jsonstr.Append(b, x.requestID)
 	b = appendField(b, "listener", x.listener.name)
-	b = appendField(b, "remote", x.remote.Addr().String())
+	var ip [64]byte // an IPv6 address with a zone fits; AppendTo grows it otherwise
+	b = appendField(b, "remote", b2s(x.remote.Addr().AppendTo(ip[:0])))
 	b = appendField(b, "proto", x.proto)
 	b = appendField(b, "method", x.method)
 	b = appendField(b, "host", x.host)
@@ -123,9 +128,10 @@ func (a *accessLog) log(x *Exchange, status int, n int64, err error) {
 	lineBufs.Put(bp)
 }
 
+// appendField appends ,"k":"v"; k is a constant key that needs no escaping.
 func appendField(b []byte, k, v string) []byte {
 	b = append(b, ',', '"')
 	b = append(b, k...)
 	b = append(b, '"', ':')
-	return strconv.AppendQuote(b, v)
+	return jsonstr.Append(b, v)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,19 @@ func benchPost(b *testing.B, addr, path string) {
 // loopback fasthttp backend and back, one route.
 func BenchmarkProxyH1(b *testing.B) {
 	addr := benchProxy(b, "routes:\n  - {name: r, backends: [{pool: b}]}")
+	benchPost(b, addr, "/v1/chat/completions")
+}
+
+// BenchmarkProxyH1AccessLog is BenchmarkProxyH1 with the JSON access log
+// written to a file: what one logged request costs end to end.
+func BenchmarkProxyH1AccessLog(b *testing.B) {
+	addr := benchProxy(b, "routes:\n  - {name: r, backends: [{pool: b}]}", func(p *Proxy) {
+		acc, err := openAccessLog(filepath.Join(b.TempDir(), "access.log"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.access = acc // closed by Shutdown
+	})
 	benchPost(b, addr, "/v1/chat/completions")
 }
 

@@ -3,7 +3,8 @@ package proxy
 import (
 	"bytes"
 	"io"
-	"strconv"
+
+	"github.com/kvgate/kvgate/internal/jsonstr"
 )
 
 // Reply is what the core hands back to an engine: a status, header fields and
@@ -62,16 +63,17 @@ func errorReply(status int, typ, code, msg string) *Reply {
 	}
 }
 
-// errorJSON is the body of an error reply.
+// errorJSON is the body of an error reply. It is JSON whatever bytes its
+// arguments hold (messages quote request paths and hosts as sent).
 func errorJSON(typ, code, msg string) []byte {
-	b := make([]byte, 0, 64+len(msg))
+	b := make([]byte, 0, 64+len(typ)+len(code)+len(msg)+len(msg)/8)
 	b = append(b, `{"error":{"message":`...)
-	b = strconv.AppendQuote(b, msg)
-	b = append(b, `,"type":"`...)
-	b = append(b, typ...)
-	b = append(b, `","code":"`...)
-	b = append(b, code...)
-	return append(b, "\"}}\n"...)
+	b = jsonstr.Append(b, msg)
+	b = append(b, `,"type":`...)
+	b = jsonstr.Append(b, typ)
+	b = append(b, `,"code":`...)
+	b = jsonstr.Append(b, code)
+	return append(b, "}}\n"...)
 }
 
 // withHeader appends a header field and returns the reply.

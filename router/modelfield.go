@@ -3,7 +3,8 @@ package router
 import (
 	"bytes"
 	"encoding/json"
-	"unicode/utf8"
+
+	"github.com/kvgate/kvgate/internal/jsonstr"
 )
 
 // RewriteModelField returns a copy of an OpenAI-shaped JSON body whose
@@ -19,7 +20,7 @@ func RewriteModelField(body []byte, newModel string) ([]byte, bool) {
 	if !complete || len(spans) == 0 {
 		return body, false
 	}
-	enc := appendJSONString(nil, newModel)
+	enc := jsonstr.Append(nil, newModel)
 	size := len(body)
 	for _, s := range spans {
 		size += len(enc) - (s[1] - s[0])
@@ -198,38 +199,4 @@ func skipValue(b []byte, i int) (int, bool) {
 		i++
 	}
 	return i, false
-}
-
-// appendJSONString appends s as a JSON string literal; invalid UTF-8 becomes U+FFFD.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			r, n := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && n == 1 {
-				dst = append(dst, `\ufffd`...)
-			} else {
-				dst = append(dst, s[i:i+n]...)
-			}
-			i += n - 1
-			continue
-		}
-		switch {
-		case c == '"' || c == '\\':
-			dst = append(dst, '\\', c)
-		case c == '\n':
-			dst = append(dst, '\\', 'n')
-		case c == '\r':
-			dst = append(dst, '\\', 'r')
-		case c == '\t':
-			dst = append(dst, '\\', 't')
-		case c < 0x20:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return append(dst, '"')
 }

@@ -23,8 +23,10 @@ type Options struct {
 	// (--cert SECRET=CERT,KEY).
 	Certs map[string]CertFiles
 	// Labels gives a pool's workload labels (--labels POOL=k=v,k=v), matched
-	// by AuthorizationPolicy selectors. They are merged over the labels taken
-	// from the pool's selector; these win.
+	// by AuthorizationPolicy selectors. The key is any name Endpoints takes
+	// for the pool (also namespace/service, or namespace/name for an
+	// InferencePool). They are merged over the labels taken from the pool's
+	// selector; these win, and a more specific key wins over a Service name.
 	Labels map[string]map[string]string
 	// Listen overrides the address of a kvgate listener by its name
 	// (--listen NAME=HOST:PORT), e.g. inference-gateway-http=127.0.0.1:8080.
@@ -60,6 +62,14 @@ func (r Resource) String() string {
 	return r.Kind + " " + r.Namespace + "/" + r.Name
 }
 
+// at is r located at line instead of the object's line, when line is known.
+func (r Resource) at(line int) Resource {
+	if line > 0 {
+		r.Line = line
+	}
+	return r
+}
+
 func (r Resource) prefix() string {
 	var parts []string
 	if r.File != "" {
@@ -93,22 +103,30 @@ type Warning struct {
 	Resource Resource
 	// Field is the key path inside the object, like spec.rules[0].filters[1].
 	Field string
-	Msg   string
+	// Line is the 1-based line of Field in Resource.File when the decoder
+	// knows it; 0 means the object's line (Resource.Line) stands for it.
+	Line int
+	Msg  string
 }
 
-// String is "file:line: Kind ns/name: field: msg".
-func (w Warning) String() string { return join(w.Resource.prefix(), w.Field, w.Msg) }
+// String is "file:line: Kind ns/name: field: msg", with the field's own
+// line when known.
+func (w Warning) String() string { return join(w.Resource.at(w.Line).prefix(), w.Field, w.Msg) }
 
 // Error is a manifest that cannot be adapted, or a problem the native
 // validator found in the adapted configuration, named by its source object.
 type Error struct {
 	Resource Resource
 	Field    string
-	Msg      string
-	Err      error
+	// Line is Field's own line when known, as for Warning.
+	Line int
+	Msg  string
+	Err  error
 }
 
-func (e *Error) Error() string { return "adapt: " + join(e.Resource.prefix(), e.Field, e.Msg) }
+func (e *Error) Error() string {
+	return "adapt: " + join(e.Resource.at(e.Line).prefix(), e.Field, e.Msg)
+}
 
 // Unwrap returns the underlying cause, if any.
 func (e *Error) Unwrap() error { return e.Err }
@@ -198,13 +216,13 @@ func adaptDocs(docs []doc, warns []Warning, opts Options, source string) (*Resul
 	a := newAdapter(opts)
 	a.warns = warns
 	a.run(docs)
-	// Group warnings by object, in file order; those about no object come first.
+	// Group warnings and errors by object, in file order, and by line within
+	// an object; those about no object come first.
 	sort.SliceStable(a.warns, func(i, j int) bool {
-		x, y := a.warns[i].Resource, a.warns[j].Resource
-		if x.File != y.File {
-			return x.File < y.File
-		}
-		return x.Line < y.Line
+		return before(a.warns[i].Resource, a.warns[i].Line, a.warns[j].Resource, a.warns[j].Line)
+	})
+	sort.SliceStable(a.errs, func(i, j int) bool {
+		return before(a.errs[i].Resource, a.errs[i].Line, a.errs[j].Resource, a.errs[j].Line)
 	})
 	if len(a.errs) > 0 {
 		return &Result{Warnings: a.warns}, a.errs
@@ -220,6 +238,17 @@ func adaptDocs(docs []doc, warns []Warning, opts Options, source string) (*Resul
 		return &Result{Warnings: a.warns}, a.validationErrors(err)
 	}
 	return &Result{Config: c, YAML: out, Warnings: a.warns}, nil
+}
+
+// before orders messages by file, object line, then the field's own line.
+func before(x Resource, xl int, y Resource, yl int) bool {
+	if x.File != y.File {
+		return x.File < y.File
+	}
+	if x.Line != y.Line {
+		return x.Line < y.Line
+	}
+	return xl < yl
 }
 
 // validationErrors names the source object of each validation problem.

@@ -39,13 +39,21 @@ type adapter struct {
 	pools      map[string]*poolInfo       // kvgate pool name
 	baseRoutes map[string]bool            // kvgate routes adapted from HTTPRoutes
 	used       map[string]map[string]bool // list → names taken
+	labelKeys  map[string]bool            // --labels keys that named a pool
 }
 
 // poolInfo is a kvgate pool and what AuthorizationPolicy selectors see of it.
 type poolInfo struct {
 	name      string
 	namespace string
-	labels    map[string]string
+	// labels are the pool's workload labels: selector merged with --labels.
+	labels map[string]string
+	// selector is what the manifests say of the pods (a Service's or an
+	// InferencePool's selector), from names its object ("Service ai/vllm").
+	selector map[string]string
+	from     string
+	// flagKeys are the --labels keys that gave labels to this pool.
+	flagKeys []string
 }
 
 func newAdapter(opts Options) *adapter {
@@ -67,15 +75,26 @@ func newAdapter(opts Options) *adapter {
 		pools:      map[string]*poolInfo{},
 		baseRoutes: map[string]bool{},
 		used:       map[string]map[string]bool{},
+		labelKeys:  map[string]bool{},
 	}
 }
 
 func (a *adapter) warn(res Resource, field, format string, args ...any) {
-	a.warns = append(a.warns, Warning{Resource: res, Field: field, Msg: fmt.Sprintf(format, args...)})
+	a.warnAt(res, 0, field, format, args...)
+}
+
+// warnAt is warn for a field whose own line is known (0: unknown).
+func (a *adapter) warnAt(res Resource, line int, field, format string, args ...any) {
+	a.warns = append(a.warns, Warning{Resource: res, Field: field, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (a *adapter) fail(res Resource, field, format string, args ...any) {
-	a.errs = append(a.errs, &Error{Resource: res, Field: field, Msg: fmt.Sprintf(format, args...)})
+	a.failAt(res, 0, field, format, args...)
+}
+
+// failAt is fail for a field whose own line is known (0: unknown).
+func (a *adapter) failAt(res Resource, line int, field, format string, args ...any) {
+	a.errs = append(a.errs, &Error{Resource: res, Field: field, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
 // unique returns name, or namespace-name (then -2, -3, ...) when list
@@ -108,12 +127,11 @@ func (a *adapter) run(docs []doc) {
 	var (
 		gateways   []typed[gatewayDoc]
 		routes     []typed[routeDoc]
-		poolsV1    []typed[poolDocV1]
-		poolsAlpha []typed[poolDocAlpha]
+		pools      []typed[poolDoc]
 		models     []typed[modelDoc]
 		objectives []typed[objectiveDoc]
 		policies   []typed[policyDoc]
-		unknown    = map[*policyDoc][]string{}
+		unknown    = map[*policyDoc][]fieldAt{}
 	)
 	for _, d := range docs {
 		group, version := splitAPIVersion(d.apiVersion)
@@ -123,10 +141,9 @@ func (a *adapter) run(docs []doc) {
 			gateways = appendTyped(a, gateways, d)
 		case group == groupGateway && (version == "v1" || version == "v1beta1") && kind == "HTTPRoute":
 			routes = appendTyped(a, routes, d)
-		case group == groupInference && version == "v1" && kind == "InferencePool":
-			poolsV1 = appendTyped(a, poolsV1, d)
-		case group == groupInferenceAlpha && (version == "v1alpha2" || version == "v1alpha1") && kind == "InferencePool":
-			poolsAlpha = appendTyped(a, poolsAlpha, d)
+		case (group == groupInference && version == "v1" ||
+			group == groupInferenceAlpha && (version == "v1alpha2" || version == "v1alpha1")) && kind == "InferencePool":
+			pools = appendTyped(a, pools, d)
 		case (group == groupInferenceAlpha || group == groupInference) && kind == "InferenceModel":
 			models = appendTyped(a, models, d)
 		case (group == groupInferenceAlpha || group == groupInference) && kind == "InferenceObjective":
@@ -166,11 +183,8 @@ func (a *adapter) run(docs []doc) {
 	if len(gateways) == 0 {
 		a.defaultListener()
 	}
-	for _, p := range poolsV1 {
-		a.inferencePoolV1(p.d.res, p.obj)
-	}
-	for _, p := range poolsAlpha {
-		a.inferencePoolAlpha(p.d.res, p.obj)
+	for _, p := range pools {
+		a.inferencePoolDoc(p.d, p.obj)
 	}
 	for _, r := range routes {
 		a.httpRoute(r.d.res, r.obj)
@@ -181,8 +195,9 @@ func (a *adapter) run(docs []doc) {
 	for _, o := range objectives {
 		a.inferenceObjective(o.d.res, o.obj)
 	}
+	a.unusedLabels()
 	for _, p := range policies {
-		a.policy(p.d.res, p.obj, unknown[p.obj])
+		a.policy(p.d, p.obj, unknown[p.obj])
 	}
 	a.origin = map[string]Resource{}
 	for list, from := range map[string][]Resource{"listeners": a.listenerFrom, "routes": a.routeFrom, "pools": a.poolFrom, "authorization": a.policyFrom} {
@@ -207,8 +222,8 @@ func decodeTyped[T any](a *adapter, d doc) *T {
 		a.errs = append(a.errs, err.(*Error))
 		return nil
 	}
-	for _, p := range unknown {
-		a.warn(d.res, p, "is not supported; ignored")
+	for _, u := range unknown {
+		a.warnAt(d.res, u.line, u.path, "is not supported; ignored")
 	}
 	return obj
 }

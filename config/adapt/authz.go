@@ -2,6 +2,8 @@ package adapt
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/kvgate/kvgate/config"
@@ -26,7 +28,8 @@ func supportedKey(k string) bool {
 // evaluate is handled the way Istio handles it, failing closed: an ALLOW rule
 // with such a part is dropped whole (it would allow more without it); in a
 // DENY rule only that part is dropped (the rule then denies more).
-func (a *adapter) policy(res Resource, p *policyDoc, unknown []string) {
+func (a *adapter) policy(d doc, p *policyDoc, unknown []fieldAt) {
+	res := d.res
 	action := p.Spec.Action
 	if action == "" {
 		action = "ALLOW"
@@ -38,14 +41,14 @@ func (a *adapter) policy(res Resource, p *policyDoc, unknown []string) {
 	tainted := map[int][]string{}
 	for _, u := range unknown {
 		var i int
-		if _, err := fmt.Sscanf(u, "spec.rules[%d]", &i); err == nil {
-			tainted[i] = append(tainted[i], strings.TrimPrefix(u, fmt.Sprintf("spec.rules[%d].", i)))
+		if _, err := fmt.Sscanf(u.path, "spec.rules[%d]", &i); err == nil {
+			tainted[i] = append(tainted[i], strings.TrimPrefix(u.path, fmt.Sprintf("spec.rules[%d].", i)))
 			continue
 		}
-		a.warn(res, u, "is not supported; ignored, so the policy applies to every pool its selector and namespace allow")
+		a.warnAt(res, u.line, u.path, "is not supported; ignored, so the policy applies to every pool its selector and namespace allow")
 	}
 	pol := config.AuthorizationPolicy{Action: action}
-	pools, ok := a.policyPools(res, p)
+	pools, ok := a.policyPools(res, keyLine(lookup(d.node, "spec"), "selector"), p)
 	if !ok {
 		return
 	}
@@ -94,8 +97,8 @@ func (a *adapter) policy(res Resource, p *policyDoc, unknown []string) {
 // policyPools returns the pools a policy applies to (nil: every pool), or
 // false when it applies to none in the input. A pool's labels are its
 // selector's merged with --labels; a policy outside the root namespace
-// applies only to pools of its namespace.
-func (a *adapter) policyPools(res Resource, p *policyDoc) ([]string, bool) {
+// applies only to pools of its namespace. line is the selector's line.
+func (a *adapter) policyPools(res Resource, line int, p *policyDoc) ([]string, bool) {
 	root := res.Namespace == a.opts.RootNamespace
 	var match map[string]string
 	if s := p.Spec.Selector; s != nil {
@@ -105,24 +108,123 @@ func (a *adapter) policyPools(res Resource, p *policyDoc) ([]string, bool) {
 		return nil, true
 	}
 	var out []string
+	var scope []*poolInfo // the pools the policy's namespace reaches
 	for _, pc := range a.cfg.Pools {
 		info := a.pools[pc.Name]
 		if info == nil || (!root && info.namespace != res.Namespace) {
 			continue
 		}
-		ok := true
-		for k, v := range match {
-			if info.labels[k] != v {
-				ok = false
-			}
-		}
-		if ok {
+		scope = append(scope, info)
+		if hasLabels(info.labels, match) {
 			out = append(out, pc.Name)
 		}
 	}
 	if len(out) == 0 {
-		a.warn(res, "spec.selector", "applies to no pool in the input (pools match by namespace and by labels from their selector or --labels POOL=k=v,...); policy ignored")
+		a.warnAt(res, line, "spec.selector", "%s; policy ignored", a.whyNoPool(res, root, match, scope))
 		return nil, false
 	}
 	return out, true
+}
+
+// hasLabels reports whether labels hold every key of match with its value.
+func hasLabels(labels, match map[string]string) bool {
+	for k, v := range match {
+		if lv, ok := labels[k]; !ok || lv != v {
+			return false
+		}
+	}
+	return true
+}
+
+// whyNoPool explains why a policy selects no pool and says what would make
+// it apply: the --labels flag, with its value, for each pool whose pods
+// might carry the selected labels, or the manifest edit when no flag can.
+func (a *adapter) whyNoPool(res Resource, root bool, match map[string]string, scope []*poolInfo) string {
+	if len(scope) == 0 {
+		var nss []string
+		for _, info := range a.pools {
+			if !slices.Contains(nss, info.namespace) {
+				nss = append(nss, info.namespace)
+			}
+		}
+		if len(nss) == 0 {
+			return "selects no pool: the input has no pool"
+		}
+		slices.Sort(nss)
+		return fmt.Sprintf("selects no pool: no pool of the input is in namespace %s (they are in %s), and a policy outside %s applies only to "+
+			"workloads of its own namespace, as in Istio. No flag changes that: put the policy in the pools' namespace, or give the "+
+			"Service or InferencePool behind the pool metadata.namespace: %s", res.Namespace, strings.Join(nss, ", "), a.opts.RootNamespace, res.Namespace)
+	}
+	where := "in namespace " + res.Namespace
+	if root {
+		where = "in the input"
+	}
+	var have, flags, fits []string
+	for _, info := range scope {
+		have = append(have, "pool "+info.name+" has "+describeLabels(info))
+		missing := map[string]string{}
+		conflict := false
+		for k, v := range match {
+			if lv, ok := info.labels[k]; !ok {
+				missing[k] = v
+			} else if lv != v {
+				conflict = true
+			}
+		}
+		if !conflict {
+			fits = append(fits, info.name)
+			flags = append(flags, "--labels "+info.name+"="+labelList(missing))
+		}
+	}
+	msg := fmt.Sprintf("selects no pool: no pool %s has the workload labels %s (%s)", where, labelList(match), joinSome(have, "; "))
+	switch len(flags) {
+	case 0:
+		return msg + ". Every pool there has other values for these labels, so no flag is right; check the selector"
+	case 1:
+		return msg + ". If the pods behind pool " + fits[0] + " carry them, pass " + flags[0]
+	}
+	return msg + ". If the pods behind a pool carry them, pass its flag: " + joinSome(flags, " or ")
+}
+
+// joinSome joins the first few items and counts the rest, so that a
+// message about a large input stays readable.
+func joinSome(items []string, sep string) string {
+	const some = 6
+	if len(items) <= some {
+		return strings.Join(items, sep)
+	}
+	return strings.Join(items[:some], sep) + fmt.Sprintf("%s%d more", sep, len(items)-some)
+}
+
+// describeLabels says which labels a pool has and where they come from.
+func describeLabels(info *poolInfo) string {
+	if len(info.labels) == 0 {
+		return "no labels"
+	}
+	var from []string
+	if info.from != "" {
+		from = append(from, info.from+"'s selector")
+	}
+	for _, k := range info.flagKeys {
+		from = append(from, "--labels "+k)
+	}
+	return labelList(info.labels) + ", from " + strings.Join(from, " and ")
+}
+
+// unusedLabels warns about --labels keys that named no pool.
+func (a *adapter) unusedLabels() {
+	var pools []string
+	for _, pc := range a.cfg.Pools {
+		pools = append(pools, pc.Name)
+	}
+	for _, k := range slices.Sorted(maps.Keys(a.opts.Labels)) {
+		if a.labelKeys[k] {
+			continue
+		}
+		known := "the input has no pool"
+		if len(pools) > 0 {
+			known = "pools are " + joinSome(pools, ", ")
+		}
+		a.warn(Resource{}, "", "--labels %s names no pool (%s; a Service's pool is also named by the Service, an InferencePool's by its name); ignored", k, known)
+	}
 }

@@ -96,7 +96,11 @@ func (a *adapter) servicePool(res Resource, path, ns, name string, port int) (st
 	if sp != nil && sp.AppProtocol == "kubernetes.io/h2c" {
 		pool.Protocol = "h2c"
 	}
-	info := &poolInfo{name: pool.Name, namespace: ns, labels: a.labels(pool.Name, svcSelector(svc))}
+	info := &poolInfo{name: pool.Name, namespace: ns, selector: svcSelector(svc)}
+	if len(info.selector) > 0 {
+		info.from = "Service " + ns + "/" + name
+	}
+	info.labels = a.labels(info, []string{pool.Name, want, ns + "/" + name, name})
 	a.svcPools[key] = info
 	a.addPool(res, pool, info)
 	return pool.Name, ""
@@ -109,13 +113,23 @@ func svcSelector(svc *serviceDoc) map[string]string {
 	return svc.Spec.Selector
 }
 
-// labels merges --labels for a pool over its selector's labels.
-func (a *adapter) labels(pool string, selector map[string]string) map[string]string {
-	out := maps.Clone(selector)
+// labels merges the --labels given for a pool over its selector. keys are
+// the names --labels may use for the pool, most specific first, as for
+// --endpoints: the kvgate pool name, then (for a Service) <service>-<port>,
+// namespace/service and the Service name, or (for an InferencePool) its name
+// and namespace/name. Where several are given, the more specific wins.
+func (a *adapter) labels(info *poolInfo, keys []string) map[string]string {
+	out := maps.Clone(info.selector)
 	if out == nil {
 		out = map[string]string{}
 	}
-	maps.Copy(out, a.opts.Labels[pool])
+	for i := len(keys) - 1; i >= 0; i-- {
+		if l, ok := a.opts.Labels[keys[i]]; ok && !slices.Contains(info.flagKeys, keys[i]) {
+			maps.Copy(out, l)
+			info.flagKeys = append(info.flagKeys, keys[i])
+			a.labelKeys[keys[i]] = true
+		}
+	}
 	return out
 }
 
@@ -201,42 +215,4 @@ func (a *adapter) selectedEndpoints(ns string, selector map[string]string, ports
 	}
 	slices.Sort(out)
 	return withPorts(out, nil)
-}
-
-// inferencePool adds the kvgate pool for an InferencePool of any version.
-func (a *adapter) inferencePool(res Resource, selector map[string]string, ports []int, picker yaml.Node, pickerPath string) {
-	if !picker.IsZero() {
-		a.warn(res, pickerPath, "kvgate picks endpoints in process (inference picker prefix-affinity); the external endpoint picker is not called")
-	}
-	pool := config.Pool{Name: a.unique("pools", res.Namespace, res.Name), Inference: &config.Inference{}}
-	info := &poolInfo{name: pool.Name, namespace: res.Namespace, labels: a.labels(pool.Name, selector)}
-	a.ipools[res.Namespace+"/"+res.Name] = info
-	if eps, ok := a.flagEndpoints([]string{pool.Name, res.Name, res.Namespace + "/" + res.Name}); ok {
-		pool.Endpoints = withPorts(eps, ports)
-	} else {
-		pool.Endpoints = a.selectedEndpoints(res.Namespace, selector, ports)
-	}
-	if len(pool.Endpoints) == 0 {
-		a.fail(res, "", "no endpoints for pool %s: pass --endpoints %s=ADDR[:PORT],... (or include a Service with the same selector and its EndpointSlices in the input)", pool.Name, pool.Name)
-	}
-	a.addPool(res, pool, info)
-}
-
-func (a *adapter) inferencePoolV1(res Resource, p *poolDocV1) {
-	var ports []int
-	for _, tp := range p.Spec.TargetPorts {
-		ports = append(ports, tp.Number)
-	}
-	a.inferencePool(res, p.Spec.Selector.MatchLabels, ports, p.Spec.EndpointPickerRef, "spec.endpointPickerRef")
-}
-
-func (a *adapter) inferencePoolAlpha(res Resource, p *poolDocAlpha) {
-	var ports []int
-	switch {
-	case p.Spec.TargetPortNumber != 0:
-		ports = []int{p.Spec.TargetPortNumber}
-	case p.Spec.TargetPort != 0:
-		ports = []int{p.Spec.TargetPort}
-	}
-	a.inferencePool(res, p.Spec.Selector, ports, p.Spec.ExtensionRef, "spec.extensionRef")
 }

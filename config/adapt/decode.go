@@ -132,9 +132,15 @@ func scalar(n *yaml.Node, key string) string {
 	return ""
 }
 
+// fieldAt is a key path inside an object and the line of that key.
+type fieldAt struct {
+	path string
+	line int
+}
+
 // decodeInto decodes d into out (a pointer to one of the *Doc types) and
-// returns the paths of keys that out does not understand.
-func decodeInto(d doc, out any) (unknown []string, err error) {
+// returns the keys that out does not understand.
+func decodeInto(d doc, out any) (unknown []fieldAt, err error) {
 	if err := safeNodeDecode(d.node, out); err != nil {
 		return nil, &Error{Resource: d.res, Msg: fmt.Sprintf("cannot decode: %v; check the field types against the %s %s schema", trimYAMLErr(err), d.apiVersion, d.res.Kind), Err: err}
 	}
@@ -155,9 +161,9 @@ const maxWalk = 1 << 16
 
 var nodeType = reflect.TypeOf(yaml.Node{})
 
-// unknownFields appends to out the path of every mapping key under n that
-// type t has no field for. It stops at yaml.Node, maps and scalars.
-func unknownFields(n *yaml.Node, t reflect.Type, path string, out *[]string, budget *int) {
+// unknownFields appends to out the path and line of every mapping key under
+// n that type t has no field for. It stops at yaml.Node, maps and scalars.
+func unknownFields(n *yaml.Node, t reflect.Type, path string, out *[]fieldAt, budget *int) {
 	n = resolve(n)
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -181,7 +187,7 @@ func unknownFields(n *yaml.Node, t reflect.Type, path string, out *[]string, bud
 			ft, ok := fields[key]
 			switch {
 			case !ok:
-				*out = append(*out, p)
+				*out = append(*out, fieldAt{p, n.Content[i].Line})
 			case ft == reflect.TypeOf(meta{}):
 			default:
 				unknownFields(n.Content[i+1], ft, p, out, budget)

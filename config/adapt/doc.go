@@ -55,6 +55,13 @@
 // without a port get every target port), else from the EndpointSlices of
 // Services in the input whose selector equals the pool's; none is an error.
 // The endpoint picker reference is a warning: kvgate picks in process.
+// Published manifests mix the versions' field names, so each is read under
+// every version: v1's selector.matchLabels, targetPorts and
+// endpointPickerRef, the alphas' flat selector, targetPortNumber and
+// extensionRef, and targetPort (in no version). A spelling that is not the
+// declared version's own is a warning naming the field and its line; a
+// selector that is not a mapping of string labels, matchExpressions, and
+// target ports that disagree are errors.
 //
 // InferenceModel: for every route that sends to the model's pool, a copy of
 // the route that also matches the body's `model` is added in front of it,
@@ -70,10 +77,15 @@
 // rule drops just that part. The selector picks pools: a pool's workload
 // labels are its selector's (Service spec.selector or InferencePool selector)
 // merged with --labels POOL=k=v,k=v, which is how labels are given on a bare
-// VM. A policy applies to pools of its own namespace only, except in the root
-// namespace (Options.RootNamespace, istio-system), where a policy without a
-// selector applies to every pool. A policy that selects no pool is skipped
-// with a warning.
+// VM; POOL is any name --endpoints takes for the pool (the kvgate pool name,
+// <service>-<port>, namespace/service or the Service name; an InferencePool's
+// name), and a --labels key that names no pool is a warning. A policy applies
+// to pools of its own namespace only, except in the root namespace
+// (Options.RootNamespace, istio-system), where a policy without a selector
+// applies to every pool. A policy that selects no pool is skipped with a
+// warning that gives the --labels flag, with its value, that would make it
+// apply to each pool whose labels do not contradict the selector, or says
+// that no flag can (the policy is in a namespace without pools).
 //
 // Entry points: Parse and Load adapt manifests; LoadAny reads either a native
 // configuration or manifests, for `kvgate run` and `kvgate validate`.

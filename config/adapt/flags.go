@@ -11,7 +11,7 @@ import (
 func RegisterFlags(fs *flag.FlagSet, opts *Options) {
 	fs.Var(endpointsFlag{opts}, "endpoints", "POOL=ADDR,ADDR: endpoints of an adapted pool (InferencePool name, <service>-<port> or Service name); repeatable")
 	fs.Var(certFlag{opts}, "cert", "SECRET=CERT,KEY: PEM files standing for a TLS Secret (name or namespace/name); repeatable")
-	fs.Var(labelsFlag{opts}, "labels", "POOL=k=v,k=v: workload labels of a pool, matched by AuthorizationPolicy selectors; repeatable")
+	fs.Var(labelsFlag{opts}, "labels", "POOL=k=v,k=v: workload labels of a pool (named as for --endpoints), matched by AuthorizationPolicy selectors; repeatable")
 	fs.Var(listenFlag{opts}, "listen", "LISTENER=HOST:PORT: address of an adapted listener (<gateway>-<listener>, or default); repeatable")
 	fs.StringVar(&opts.Bind, "bind", "0.0.0.0", "host that Gateway listener ports are bound on")
 }

@@ -134,29 +134,28 @@ type backendRef struct {
 	Filters []routeFilter `yaml:"filters"`
 }
 
-// Inference Extension InferencePool, inference.networking.k8s.io/v1.
-type poolDocV1 struct {
+// Inference Extension InferencePool of every version read:
+// inference.networking.k8s.io/v1 and inference.networking.x-k8s.io/v1alpha2
+// and v1alpha1. Published manifests mix the versions' field names, so each
+// spelling is read under every version, and one that is not the declared
+// version's own is a warning (see inferencePoolDoc in inferencepool.go).
+type poolDoc struct {
 	object `yaml:",inline"`
 	Spec   struct {
-		Selector struct {
-			MatchLabels map[string]string `yaml:"matchLabels"`
-		} `yaml:"selector"`
-		TargetPorts []struct {
-			Number int `yaml:"number"`
-		} `yaml:"targetPorts"`
-		EndpointPickerRef yaml.Node `yaml:"endpointPickerRef"`
+		// Selector is {matchLabels: {k: v}} in v1 and {k: v} in the alphas;
+		// poolSelector reads either.
+		Selector          yaml.Node    `yaml:"selector"`
+		TargetPorts       []portNumber `yaml:"targetPorts"`       // v1
+		TargetPortNumber  int          `yaml:"targetPortNumber"`  // v1alpha2, v1alpha1
+		TargetPort        int          `yaml:"targetPort"`        // no version; seen in published v1alpha1 manifests
+		EndpointPickerRef yaml.Node    `yaml:"endpointPickerRef"` // v1
+		ExtensionRef      yaml.Node    `yaml:"extensionRef"`      // v1alpha2, v1alpha1
 	} `yaml:"spec"`
 }
 
-// InferencePool of inference.networking.x-k8s.io/v1alpha2 and v1alpha1.
-type poolDocAlpha struct {
-	object `yaml:",inline"`
-	Spec   struct {
-		Selector         map[string]string `yaml:"selector"`
-		TargetPortNumber int               `yaml:"targetPortNumber"`
-		TargetPort       int               `yaml:"targetPort"` // some v1alpha1 manifests
-		ExtensionRef     yaml.Node         `yaml:"extensionRef"`
-	} `yaml:"spec"`
+// portNumber is an item of an InferencePool's targetPorts.
+type portNumber struct {
+	Number int `yaml:"number"`
 }
 
 // poolRef names an InferencePool from a model or objective.
