@@ -91,7 +91,7 @@ func (t *tracing) start(x *Exchange) {
 	if s.IsRecording() {
 		s.SetAttributes(
 			attribute.String("http.request.method", x.method),
-			attribute.String("url.path", x.path),
+			attribute.String("url.path", x.detachPath(x.path)), // the span outlives the request
 			attribute.String("server.address", x.Host()),
 			attribute.String("network.protocol.version", strings.TrimPrefix(x.proto, "HTTP/")),
 			attribute.String("client.address", x.remote.Addr().String()),

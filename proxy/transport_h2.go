@@ -55,7 +55,8 @@ type httpHeaderSink http.Header
 func (h httpHeaderSink) Add(name, value string) { http.Header(h).Add(name, value) }
 
 func (t *h2Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
-	u := &url.URL{Scheme: t.f.scheme, Host: t.addr, Opaque: x.upstreamPath(), RawQuery: x.query}
+	// The HPACK table keeps :path beyond this request: never a view of pathBuf.
+	u := &url.URL{Scheme: t.f.scheme, Host: t.addr, Opaque: x.detachPath(x.upstreamPath()), RawQuery: x.query}
 	h := make(http.Header, x.hdr.Len()+6)
 	copyRequestHeaders(x, httpHeaderSink(h))
 	h.Del("Content-Length")
