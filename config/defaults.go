@@ -20,6 +20,8 @@ const (
 	DefaultAccessLogPath        = "stdout"
 	DefaultTraceSampleRatio     = 0.01 // tracing.sampleRatio: 1 in 100 new traces
 	DefaultTraceServiceName     = "kvgate"
+	DefaultMergeSlashes         = true     // paths.mergeSlashes
+	DefaultEscapedSlashes       = "reject" // paths.escapedSlashes: %2F and %5C get 400
 
 	DefaultPoolProtocol    = "http1"
 	DefaultBalancer        = "least-request"
@@ -77,6 +79,11 @@ func Default(c *Config) {
 	}
 	dur(&c.DrainTimeout, DefaultDrainTimeout)
 	defaultLimits(&c.Limits)
+	if c.Paths.MergeSlashes == nil {
+		m := DefaultMergeSlashes
+		c.Paths.MergeSlashes = &m
+	}
+	str(&c.Paths.EscapedSlashes, DefaultEscapedSlashes)
 	if c.Identity != nil {
 		dur(&c.Identity.StartupTimeout, DefaultStartupTimeout)
 	}

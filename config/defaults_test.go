@@ -49,6 +49,8 @@ func TestDefaults(t *testing.T) {
 		{"limits.maxConnections", c.Limits.MaxConnections, 10000},
 		{"drainTimeout", c.DrainTimeout.D(), 30 * time.Second},
 		{"accessLog.path", c.AccessLog.Path, "stdout"},
+		{"paths.mergeSlashes", *c.Paths.MergeSlashes, true},
+		{"paths.escapedSlashes", c.Paths.EscapedSlashes, "reject"},
 		{"identity.startupTimeout", c.Identity.StartupTimeout.D(), 30 * time.Second},
 		{"pools[0].protocol", p.Protocol, "http1"},
 		{"pools[0].balancer", p.Balancer, "least-request"},

@@ -65,6 +65,7 @@ func TestGoldenCovers(t *testing.T) {
 		{"duplicate_names.golden", `pools[1].endpoints: key "endpoints" is repeated`},
 		{"http3_without_tls.golden", `listeners[0].protocols[2]: http3 needs tls`},
 		{"syntax_error.golden", `syntax_error.yaml:4: yaml:`},
+		{"bad_paths.golden", `bad_paths.yaml:10:19: paths.escapedSlashes: unknown escapedSlashes "decoded"; did you mean "decode"?`},
 	}
 	for _, c := range cases {
 		b, err := os.ReadFile(filepath.Join("testdata", c.file))

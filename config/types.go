@@ -18,6 +18,8 @@ type Config struct {
 	Authorization []AuthorizationPolicy `yaml:"authorization,omitempty"`
 	// Limits bound what one client may send; defaults in defaults.go.
 	Limits Limits `yaml:"limits"`
+	// Paths says how request paths are normalised before routing and authorization.
+	Paths Paths `yaml:"paths"`
 	// AccessLog says where JSON access log lines go.
 	AccessLog AccessLog `yaml:"accessLog"`
 	// Tracing exports OpenTelemetry traces; off unless tracing.endpoint is set.
@@ -386,6 +388,27 @@ type Limits struct {
 	StreamIdleTimeout    Duration `yaml:"streamIdleTimeout,omitempty"`    // 300s between stream bytes
 	MaxConcurrentStreams int      `yaml:"maxConcurrentStreams,omitempty"` // 100 per HTTP/2 connection
 	MaxConnections       int      `yaml:"maxConnections,omitempty"`       // 10000 across listeners, TCP and QUIC
+}
+
+// Paths controls request path normalisation. kvgate normalises every request
+// path once, before routing, and routing, authorization, redirects, rewrites,
+// the access log, spans and the upstream request all see that one path:
+// percent-encoded unreserved characters (ALPHA DIGIT - . _ ~) are decoded and
+// other escapes get uppercase hex (RFC 3986 §6.2.2), a raw backslash becomes
+// '/' (as in Envoy and Istio), "." and ".." segments are removed, encoded
+// ones too (RFC 3986 §5.2.4), and a target with %00, a malformed escape, a
+// control byte or a fragment (#) is refused with 400. The query is not changed.
+type Paths struct {
+	// MergeSlashes turns each run of '/' into one ("//a///b" is "/a/b").
+	// Default true. Off, "//admin" is a different path from "/admin" and
+	// passes a policy written for /admin.
+	MergeSlashes *bool `yaml:"mergeSlashes,omitempty"`
+	// EscapedSlashes says what happens to %2F and %5C (an encoded '/' or '\'):
+	// reject (default: 400), decode (they become '/' and the path is
+	// normalised again around them) or keep (forwarded unchanged and matched
+	// as ordinary characters of their segment; a backend that decodes %2F then
+	// sees a different path than routing and authorization did).
+	EscapedSlashes string `yaml:"escapedSlashes,omitempty"`
 }
 
 // AccessLog: path is stdout (default) | stderr | off | a file path.

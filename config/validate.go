@@ -28,6 +28,7 @@ var (
 	pickers           = []string{"prefix-affinity", "least-request", "round-robin", "random", "session", "gie", "sglang"}
 	scorers           = []string{"prefix", "queue", "queue-minmax", "kv-utilization", "inflight-requests", "inflight-tokens", "lora"}
 	authzActions      = []string{"ALLOW", "DENY"}
+	escapedSlashModes = []string{"reject", "decode", "keep"}
 )
 
 // Validate checks a defaulted configuration (see Default) and returns a
@@ -75,6 +76,7 @@ func validate(c *Config, bad map[string]bool) Errors {
 		v.policy(indexPath("authorization", i), &c.Authorization[i])
 	}
 	v.limits()
+	v.paths()
 	v.tracing()
 	v.negativeDurations(reflect.ValueOf(c).Elem(), "")
 	return v.errs
@@ -725,6 +727,10 @@ func (v *validator) limits() {
 			v.errf(childPath("limits", f.key), "%s must be positive (0 takes the default), got %d", f.key, f.val)
 		}
 	}
+}
+
+func (v *validator) paths() {
+	v.oneOf("paths.escapedSlashes", "escapedSlashes", v.c.Paths.EscapedSlashes, escapedSlashModes)
 }
 
 func (v *validator) tracing() {

@@ -101,6 +101,13 @@ func BenchmarkProxyH1AccessLog(b *testing.B) {
 	benchPost(b, addr, "/v1/chat/completions")
 }
 
+// BenchmarkProxyH1PathRewrite is BenchmarkProxyH1 with a path that must be
+// normalised (pathnorm.go): the rewrite lands in the pooled Exchange's buffer.
+func BenchmarkProxyH1PathRewrite(b *testing.B) {
+	addr := benchProxy(b, "routes:\n  - {name: r, backends: [{pool: b}]}")
+	benchPost(b, addr, "//v1/./chat/%63ompletions")
+}
+
 // BenchmarkProxyH1Rules20 is the same request with 20 routes in the table
 // (header, method and prefix rules); the request matches the last one by
 // precedence, so matching walks past the others.

@@ -79,6 +79,8 @@ func (l *Listener) handleH1(ctx *fasthttp.RequestCtx) {
 	x.remote = addrPort(ctx.RemoteAddr())
 	x.method = b2s(ctx.Method())
 	x.host = b2s(ctx.Host())
+	// The raw request target (origin-form, absolute-form or *): Serve
+	// normalises it (pathnorm.go). fasthttp's ctx.Path() is its own reading.
 	x.path, x.query = cut(b2s(ctx.RequestURI()), '?')
 	x.hdr = h1Headers{&ctx.Request.Header}
 	if cl := ctx.Request.Header.ContentLength(); cl != 0 {

@@ -54,11 +54,14 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	x.remote = parseAddrPort(req.RemoteAddr)
 	x.method = req.Method
 	x.host = req.Host
-	x.path = req.URL.EscapedPath()
-	if req.URL.Opaque != "" {
-		x.path = req.URL.Opaque
+	// The raw :path, as for HTTP/1.1: Serve normalises it (pathnorm.go).
+	// req.URL is net/url's reading of it, which decodes escapes and is not
+	// what kvgate matches or forwards.
+	target := req.RequestURI
+	if target == "" { // a request not read from the wire (tests)
+		target = req.URL.RequestURI()
 	}
-	x.query = req.URL.RawQuery
+	x.path, x.query = cut(target, '?')
 	x.hdr = h2Headers(req.Header)
 	if req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
 		x.body = req.Body

@@ -37,8 +37,8 @@ type Exchange struct {
 	peerID   string // verified SPIFFE ID of the client, "" when none
 	remote   netip.AddrPort
 	method   string
-	host     string // Host or :authority as sent, port included
-	path     string // raw path, no query
+	host     string // Host or :authority as sent (an absolute-form target's host, pathnorm.go), port included
+	path     string // the engine's raw path, no query; normalised by Serve (pathnorm.go)
 	query    string // raw query, no '?'
 	hdr      HeaderReader
 	body     io.Reader // nil when the request has no body
@@ -63,6 +63,7 @@ type Exchange struct {
 	up      *upstreamResponse
 	upBuf   upstreamResponse // h1 responses live here: no allocation per request
 	scratch []byte           // forwarding header values; strings into it live until release
+	pathBuf []byte           // the normalised path when it differs from the raw one; lives until release
 	status  int
 	errKind string
 	rt      routeState // routing.go
@@ -79,6 +80,9 @@ type Exchange struct {
 var _ router.Request = (*Exchange)(nil)
 
 var exchangePool = sync.Pool{New: func() any { return new(Exchange) }}
+
+// maxPooledPathBuf is the largest pathBuf a released Exchange keeps.
+const maxPooledPathBuf = 4 << 10
 
 func acquireExchange(ctx context.Context, l *Listener) *Exchange {
 	x := exchangePool.Get().(*Exchange)
@@ -99,10 +103,14 @@ func releaseExchange(x *Exchange) {
 	if poisonReleased {
 		poison(x.idBuf[:])
 		poison(x.scratch[:cap(x.scratch)])
+		poison(x.pathBuf[:cap(x.pathBuf)])
 	}
-	hdr, upHdr, scratch := x.reply.Header[:0], x.upBuf.header[:0], x.scratch[:0]
+	hdr, upHdr, scratch, pathBuf := x.reply.Header[:0], x.upBuf.header[:0], x.scratch[:0], x.pathBuf[:0]
+	if cap(pathBuf) > maxPooledPathBuf {
+		pathBuf = nil // one huge path must not pin its buffer in the pool
+	}
 	*x = Exchange{}
-	x.reply.Header, x.upBuf.header, x.scratch = hdr, upHdr, scratch
+	x.reply.Header, x.upBuf.header, x.scratch, x.pathBuf = hdr, upHdr, scratch, pathBuf
 	exchangePool.Put(x)
 }
 
@@ -121,7 +129,8 @@ func (x *Exchange) Host() string { return stripPort(x.host) }
 // Method is the request method (router.Request).
 func (x *Exchange) Method() string { return x.method }
 
-// Path is the raw request path without the query (router.Request).
+// Path is the request path without the query (router.Request): normalised
+// (pathnorm.go) once Serve has started.
 func (x *Exchange) Path() string { return x.path }
 
 // Header returns the first value of a request header (router.Request).

@@ -19,10 +19,17 @@ import (
 func (p *Proxy) Serve(x *Exchange) *Reply {
 	x.proxy = p
 	ensureRequestID(x)
+	s := p.snap.Load()
+	// The one path normalisation (pathnorm.go): before the span starts, so
+	// that routing, authorization, the upstream, logs and spans share it.
+	bad := x.normalizeTarget(s.paths)
 	if p.tracing != nil {
 		p.tracing.start(x) // tracing.go
 	}
-	r := p.forward(x)
+	r := bad
+	if r == nil {
+		r = p.forward(x, s)
+	}
 	watchUsage(x, r) // usage.go
 	r.owner = x
 	r.Header = append(r.Header, Field{"X-Request-Id", x.requestID})
@@ -34,8 +41,7 @@ func (p *Proxy) Serve(x *Exchange) *Reply {
 	return r
 }
 
-func (p *Proxy) forward(x *Exchange) *Reply {
-	s := p.snap.Load()
+func (p *Proxy) forward(x *Exchange, s *snapshot) *Reply {
 	lim := &s.cfg.Limits
 	if x.hdr.Len() > lim.MaxHeaders {
 		return x.fail(431, errInvalidRequest, "too_many_headers",

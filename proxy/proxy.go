@@ -26,6 +26,7 @@ type snapshot struct {
 	table *router.Table
 	pools map[string]*pool
 	authz *mtls.Authorizer // nil: no authorization policy
+	paths pathOptions      // the paths block, compiled (pathnorm.go)
 }
 
 // Proxy is a running kvgate: listeners, the admin endpoint and the current
@@ -112,7 +113,7 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 		p.metrics.reloads.WithLabel("error").Add(1)
 		return err
 	}
-	p.snap.Store(&snapshot{cfg: cfg, table: table, pools: pools, authz: authz})
+	p.snap.Store(&snapshot{cfg: cfg, table: table, pools: pools, authz: authz, paths: compilePaths(cfg.Paths)})
 	p.metrics.reloads.WithLabel("ok").Add(1)
 	return nil
 }
