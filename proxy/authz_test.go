@@ -233,8 +233,8 @@ pools:
 `, right, proto, vllm, wrong, proto, vllm)
 			p := runProxy(t, yaml, logs)
 			base := "http://" + p.Listener("plain").Addr().String()
-			resp, body := mustGet(t, http.DefaultClient, base+"/good/a%2Fb?q=1")
-			if resp.StatusCode != 200 || body != proxyID+" /good/a%2Fb?q=1" {
+			resp, body := mustGet(t, http.DefaultClient, base+"/good/a%2Cb?q=1")
+			if resp.StatusCode != 200 || body != proxyID+" /good/a%2Cb?q=1" {
 				t.Fatalf("right upstream: %d %q; want 200 and the backend seeing %s", resp.StatusCode, body, proxyID)
 			}
 			resp, body = mustGet(t, http.DefaultClient, base+"/bad")
