@@ -101,7 +101,7 @@ func (q *waitQueue) wait(x *Exchange, prio int, deadline time.Time, in *config.I
 	}
 	// Re-check at the scrape interval too: a kick can be missed between our
 	// failed pick and the push above.
-	recheck := ip.pp.ScrapeInterval()
+	recheck := ip.picks().ScrapeInterval()
 	t := time.NewTimer(min(time.Until(deadline), recheck))
 	defer t.Stop()
 	select {
