@@ -7,7 +7,7 @@
 //
 // Plugins and presets. Every filter, scorer and picker is registered once,
 // by name, with its kind, a one-line doc and a constructor (the var blocks
-// of filters.go, scorers.go and pickers.go; see Plugins and Lookup). Presets
+// of filters.go, scorers.go and pickers.go; see Plugins). Presets
 // (presets.go) are named pipelines made of registered plugins; a pool's
 // configuration names one for inference picking (Options.Preset) and one,
 // marked Balancer, for its balancer (Options.Balancer), which picks every

@@ -109,8 +109,9 @@ func (e *Endpoint) MarkSuspect(s bool) {
 // Suspect reports whether the last scrape failed.
 func (e *Endpoint) Suspect() bool { return e.suspect.Load() }
 
-// Store publishes a successful scrape taken at unixNanos and clears suspect.
-func (e *Endpoint) Store(m *ServerMetrics, unixNanos int64) {
+// store publishes a successful scrape taken at unixNanos and clears suspect
+// (Pool.StoreScrape).
+func (e *Endpoint) store(m *ServerMetrics, unixNanos int64) {
 	e.waiting.Store(int64(min(m.Waiting, 1e9)))
 	e.running.Store(int64(min(m.Running, 1e9)))
 	kv := math.NaN()
@@ -148,9 +149,6 @@ func (e *Endpoint) Scraped() Scraped {
 		KV: math.Float64frombits(e.kv.Load()), NumGPUBlocks: e.gpuBlocks.Load(), At: e.scrapedAt.Load(),
 	}
 }
-
-// LoRA returns the last scraped adapter info, nil when none was reported.
-func (e *Endpoint) LoRA() *LoRAInfo { return e.lora.Load() }
 
 // Picks returns how many requests were picked for this endpoint for reason.
 func (e *Endpoint) Picks(r Reason) uint64 {

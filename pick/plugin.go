@@ -111,12 +111,6 @@ func pickerPlugin(name, doc string, make func() Picker) *Plugin {
 	return register(name, KindPicker, doc, func() any { return make() })
 }
 
-// Lookup returns the registered plugin called name.
-func Lookup(name string) (*Plugin, bool) {
-	p, ok := registry[name]
-	return p, ok
-}
-
 // Plugins returns every registered plugin, filters then pickers then
 // scorers, each in registration order. The caller must not modify them.
 func Plugins() []*Plugin { return plugins }

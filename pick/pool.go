@@ -363,7 +363,7 @@ func (p *Pool) Retain(addrs []string) {
 // index LRU from num_gpu_blocks when the server reports it.
 func (p *Pool) StoreScrape(e *Endpoint, m *ServerMetrics, unixNanos int64) {
 	old := e.gpuBlocks.Load()
-	e.Store(m, unixNanos)
+	e.store(m, unixNanos)
 	if m.NumGPUBlocks > 0 && int64(m.NumGPUBlocks) != old {
 		bs := m.BlockSize
 		if bs <= 0 {

@@ -174,7 +174,7 @@ func TestAffinityStretch(t *testing.T) {
 func TestPickFiltersAndStaleness(t *testing.T) {
 	now := time.Now().UnixNano()
 	fresh := func(e *Endpoint, waiting int, kv float64) {
-		e.Store(&ServerMetrics{Waiting: float64(waiting), KV: kv, HasKV: true}, now)
+		e.store(&ServerMetrics{Waiting: float64(waiting), KV: kv, HasKV: true}, now)
 	}
 	t.Run("saturated endpoints are skipped", func(t *testing.T) {
 		p, eps := testPool(t, 3, nil)
@@ -208,8 +208,8 @@ func TestPickFiltersAndStaleness(t *testing.T) {
 	t.Run("stale metrics are ignored", func(t *testing.T) {
 		p, eps := testPool(t, 2, nil)
 		old := now - int64(time.Second) // 20 intervals of 50ms ago
-		eps[0].Store(&ServerMetrics{Waiting: 50, KV: 0.99, HasKV: true}, old)
-		eps[1].Store(&ServerMetrics{Waiting: 50, KV: 0.99, HasKV: true}, old)
+		eps[0].store(&ServerMetrics{Waiting: 50, KV: 0.99, HasKV: true}, old)
+		eps[1].store(&ServerMetrics{Waiting: 50, KV: 0.99, HasKV: true}, old)
 		r := prompt("m", "", "x")
 		r.StopIfSaturated = true
 		d := pick(t, p, eps, r)
@@ -248,9 +248,9 @@ func TestPickFiltersAndStaleness(t *testing.T) {
 	})
 	t.Run("lora adapter present or loadable", func(t *testing.T) {
 		p, eps := testPool(t, 3, nil)
-		eps[0].Store(&ServerMetrics{HasLoRA: true, LoRA: LoRAInfo{Running: []string{"x", "y"}, Max: 2}}, now)
-		eps[1].Store(&ServerMetrics{HasLoRA: true, LoRA: LoRAInfo{Running: []string{"ad"}, Max: 2}}, now)
-		eps[2].Store(&ServerMetrics{HasLoRA: true, LoRA: LoRAInfo{Running: []string{"x"}, Max: 2}}, now)
+		eps[0].store(&ServerMetrics{HasLoRA: true, LoRA: LoRAInfo{Running: []string{"x", "y"}, Max: 2}}, now)
+		eps[1].store(&ServerMetrics{HasLoRA: true, LoRA: LoRAInfo{Running: []string{"ad"}, Max: 2}}, now)
+		eps[2].store(&ServerMetrics{HasLoRA: true, LoRA: LoRAInfo{Running: []string{"x"}, Max: 2}}, now)
 		seen := map[*Endpoint]bool{}
 		for i := range 40 {
 			d := pick(t, p, eps, prompt("ad", "", longText(fmt.Sprint(i), 300)))

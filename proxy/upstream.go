@@ -107,20 +107,16 @@ func newUpstreams(log *slog.Logger) *upstreams {
 }
 
 // sync makes the pool set match cfg and returns the pools by name. A pool
-// whose transports must change is rebuilt, and keeps its pick.Pool (so its
-// endpoints' state). On error the running pools are left as they were.
+// whose transports must change is rebuilt and keeps its pick.Pool, so its
+// endpoints keep their state. A pool that cannot be built leaves the running
+// pools as they were (pools built so far are not started: they hold no
+// connection and no goroutine). Picking options are checked by config
+// validation, so Configure fails only for a configuration that skipped it.
 func (u *upstreams) sync(cfg *config.Config) (map[string]*pool, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	// Build every new pool before changing any running one.
 	next := make(map[string]*pool, len(cfg.Pools))
 	var built []*pool
-	fail := func(err error) (map[string]*pool, error) {
-		for _, p := range built {
-			p.close()
-		}
-		return nil, err
-	}
 	for _, pc := range cfg.Pools {
 		old := u.pools[pc.Name]
 		if old != nil && samePoolShape(old.cfg, pc) && old.limits == cfg.Limits {
@@ -133,12 +129,12 @@ func (u *upstreams) sync(cfg *config.Config) (map[string]*pool, error) {
 		} else {
 			var err error
 			if picks, err = pick.NewPool(pickOptions(&pc)); err != nil {
-				return fail(fmt.Errorf("proxy: pool %s: %w", pc.Name, err))
+				return nil, fmt.Errorf("proxy: pool %s: %w", pc.Name, err)
 			}
 		}
 		p, err := newPool(pc, cfg.Limits, u.ids, picks)
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
 		built = append(built, p)
 		next[pc.Name] = p
@@ -148,11 +144,11 @@ func (u *upstreams) sync(cfg *config.Config) (map[string]*pool, error) {
 		// on a kept pool (samePoolShape), and pick.Pool publishes it
 		// atomically.
 		if err := next[pc.Name].picks.Configure(pickOptions(&pc)); err != nil {
-			return fail(fmt.Errorf("proxy: pool %s: %w", pc.Name, err))
+			return nil, fmt.Errorf("proxy: pool %s: %w", pc.Name, err)
 		}
 	}
-	// A replaced pool's resolver stops before its successor sets endpoints,
-	// so that only one of them keeps the shared pick.Pool's endpoint set.
+	// A replaced pool's resolver stops before its successor sets endpoints:
+	// both would keep the endpoint set of the pick.Pool they share.
 	for name, p := range u.pools {
 		if next[name] != p {
 			p.close()
