@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"container/heap"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -532,4 +533,20 @@ func TestPickOptionsBuildEveryName(t *testing.T) {
 			t.Errorf("pool %s: %v", c.Pools[i].Name, err)
 		}
 	}
+}
+
+// heapPush and popFirst drive the queue's ordering directly.
+func heapPush(q *waitQueue, w *waiter) {
+	q.mu.Lock()
+	heap.Push(&q.h, w)
+	q.n.Store(int64(len(q.h)))
+	q.mu.Unlock()
+}
+
+func popFirst(q *waitQueue) *waiter {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	w := heap.Pop(&q.h).(*waiter)
+	q.n.Store(int64(len(q.h)))
+	return w
 }
