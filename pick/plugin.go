@@ -45,6 +45,7 @@ type CacheReader interface {
 // Kind is the stage of a pipeline a plugin runs in.
 type Kind uint8
 
+// The kinds of plugin, in pipeline order.
 const (
 	KindFilter Kind = iota + 1
 	KindScorer
