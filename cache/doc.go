@@ -17,8 +17,8 @@
 //     passing through with a bounded state, never buffering the body.
 //
 // It must not do I/O, read configuration files, scrape metrics, keep global
-// state, or decide the final pick: the picker framework in router combines
-// the prefix score with load and queue scorers. Everything here is safe for
-// concurrent use as documented per type, and the request path (Extract,
-// Blocks, Match, Place) does not allocate once its buffers are warm.
+// state, or decide the final pick: package pick combines the prefix score
+// with load and queue scorers. Everything here is safe for concurrent use as
+// documented per type, and the request path (Extract, Blocks, Match, Place)
+// does not allocate once its buffers are warm.
 package cache

@@ -138,33 +138,6 @@ func newEndpoint(name string) lru {
 	return lru{name: name, used: true, head: -1, tail: -1}
 }
 
-// Slot returns the slot of a registered endpoint.
-func (x *Index) Slot(endpoint string) (slot int, ok bool) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	s, ok := x.byName[endpoint]
-	return int(s), ok
-}
-
-// Endpoint returns the endpoint registered at slot; ok is false for a free or
-// out-of-range slot.
-func (x *Index) Endpoint(slot int) (endpoint string, ok bool) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	if slot < 0 || slot >= len(x.eps) || !x.eps[slot].used {
-		return "", false
-	}
-	return x.eps[slot].name, true
-}
-
-// Slots returns the length of the slice Match fills: one more than the
-// highest slot ever handed out (free slots included).
-func (x *Index) Slots() int {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return len(x.eps)
-}
-
 // Remove forgets a departed endpoint and every entry it held, freeing its
 // slot for reuse. It reports whether the endpoint was registered.
 func (x *Index) Remove(endpoint string) bool {
@@ -204,6 +177,29 @@ func (x *Index) SetCapacity(endpoint string, blocks int) bool {
 	return true
 }
 
+// SetDefaultCapacity changes the capacity of every endpoint that SetCapacity
+// has not sized, evicting their least recently used entries at once where
+// they hold more. blocks <= 0 means DefaultCacheBlocks.
+func (x *Index) SetDefaultCapacity(blocks int) {
+	if blocks <= 0 {
+		blocks = DefaultCacheBlocks
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if blocks == x.defaultCap {
+		return
+	}
+	x.defaultCap = blocks
+	for s := range x.eps {
+		if !x.eps[s].used {
+			continue
+		}
+		for c := x.capacity(int32(s)); x.eps[s].n > c; {
+			x.evict(int32(s))
+		}
+	}
+}
+
 func (x *Index) capacity(s int32) int {
 	if c := x.eps[s].capacity; c > 0 {
 		return c
@@ -217,10 +213,10 @@ func (x *Index) capacity(s int32) int {
 // an unbroken prefix). The prefix score of an endpoint is out[slot] /
 // len(blocks). Free slots read 0.
 //
-// out is reused: Match resizes it to Slots() entries (allocating only when
-// its capacity is too small), zeroes it and returns it. Match does not change
-// recency; Record does. It takes the read lock and does not allocate when out
-// is large enough.
+// out is reused: Match resizes it to one entry per slot ever handed out, free
+// ones included (allocating only when its capacity is too small), zeroes it
+// and returns it. Match does not change recency; Record does. It takes the
+// read lock and does not allocate when out is large enough.
 func (x *Index) Match(blocks []uint64, out []int) []int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()

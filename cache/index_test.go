@@ -174,6 +174,27 @@ func TestSetCapacity(t *testing.T) {
 	mustCheck(t, x)
 }
 
+// SetDefaultCapacity resizes the endpoints SetCapacity has not sized, and
+// only those.
+func TestSetDefaultCapacity(t *testing.T) {
+	x := NewIndex(10)
+	a, b := x.Add("a"), x.Add("b")
+	x.Record("a", seq(0, 10))
+	x.Record("b", seq(0, 10))
+	x.SetCapacity("b", 8)
+	x.SetDefaultCapacity(4)
+	m := x.Match(seq(0, 10), nil)
+	if m[a] != 4 || m[b] != 8 {
+		t.Errorf("matched a=%d b=%d after a default of 4, want 4 and 8 (b sized on its own)", m[a], m[b])
+	}
+	x.SetDefaultCapacity(0) // DefaultCacheBlocks
+	x.Record("a", seq(0, 10))
+	if got := x.Match(seq(0, 10), nil)[a]; got != 10 {
+		t.Errorf("matched %d after restoring DefaultCacheBlocks, want 10", got)
+	}
+	mustCheck(t, x)
+}
+
 func TestRemoveAndSlotReuse(t *testing.T) {
 	x := NewIndex(100)
 	x.Add("a")
@@ -190,7 +211,7 @@ func TestRemoveAndSlotReuse(t *testing.T) {
 	if x.Record("b", seq(0, 5)) {
 		t.Error("Record for a removed endpoint reported true")
 	}
-	if _, ok := x.Endpoint(sb); ok {
+	if _, ok := endpointAt(x, sb); ok {
 		t.Error("Endpoint of a freed slot reported ok")
 	}
 	// The freed slot is reused, and the newcomer inherits nothing.
@@ -201,7 +222,7 @@ func TestRemoveAndSlotReuse(t *testing.T) {
 	if got := x.Match(seq(0, 5), nil)[sc]; got != 0 {
 		t.Errorf("new endpoint in a reused slot matched %d blocks, want 0", got)
 	}
-	if name, _ := x.Endpoint(sc); name != "c" {
+	if name, _ := endpointAt(x, sc); name != "c" {
 		t.Errorf("Endpoint(%d) = %q, want c", sc, name)
 	}
 	if again := x.Add("c"); again != sc {
@@ -403,4 +424,15 @@ func TestRecordTail(t *testing.T) {
 	if x := NewIndex(10); x.RecordTail("unknown", seq(1, 3), 5) {
 		t.Error("RecordTail on an unknown endpoint reported true")
 	}
+}
+
+// endpointAt returns the endpoint registered at slot; ok is false for a free
+// or out-of-range slot.
+func endpointAt(x *Index, slot int) (endpoint string, ok bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if slot < 0 || slot >= len(x.eps) || !x.eps[slot].used {
+		return "", false
+	}
+	return x.eps[slot].name, true
 }

@@ -180,7 +180,7 @@ func (r *replica) pick(model string, text []byte) (ep string, placed bool) {
 		var tiedLoads []int
 		for s, m := range r.out {
 			if m == best {
-				name, _ := r.x.Endpoint(s)
+				name, _ := endpointAt(r.x, s)
 				tied = append(tied, name)
 				tiedLoads = append(tiedLoads, r.loads[name])
 			}

@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/kvgate/kvgate/pick"
+)
 
 // The defaults, in one place. Default applies them; docs and the proxy may
 // refer to them by name. A zero (or absent) value in a configuration means
@@ -24,7 +28,7 @@ const (
 	DefaultEscapedSlashes       = "reject" // paths.escapedSlashes: %2F and %5C get 400
 
 	DefaultPoolProtocol    = "http1"
-	DefaultBalancer        = "least-request"
+	DefaultBalancer        = pick.DefaultBalancer // least-request
 	DefaultDialTimeout     = 5 * time.Second
 	DefaultIdleConnTimeout = 90 * time.Second
 	DefaultResolveInterval = 5 * time.Second
@@ -37,15 +41,15 @@ const (
 	DefaultMirrorPercent  = 100
 
 	DefaultModelServer    = "vllm"
-	DefaultPicker         = "prefix-affinity"
-	DefaultBlockSize      = 64 // characters, about 16 tokens
+	DefaultPicker         = pick.DefaultPreset // prefix-affinity
+	DefaultBlockSize      = 64                 // characters, about 16 tokens
 	DefaultCacheBlocks    = 16384
 	DefaultMaxPromptBytes = 128 << 10 // 131072
 	DefaultLoadBound      = 1.25
 	DefaultMetricsPath    = "/metrics"
-	DefaultScrapeInterval = 50 * time.Millisecond
+	DefaultScrapeInterval = pick.DefaultScrapeInterval // 50ms
 	DefaultQueueThreshold = 5
-	DefaultKVThreshold    = 0.8
+	DefaultKVThreshold    = pick.DefaultKVThreshold // 0.8
 	DefaultQueueSize      = 1024
 	DefaultQueueTimeout   = 30 * time.Second
 	DefaultSessionHeader  = "x-session-id"

@@ -7,6 +7,9 @@
 // exists is checked by the proxy when it loads it, so that a configuration can
 // be validated on a machine other than the one that will serve it.
 //
+// Names it does not own it checks against their owner: balancer, picker and
+// scorer names against package pick's registry, which it must not copy.
+//
 // The usual entry points are Load (a file) and Parse (bytes). Both decode,
 // apply Default, run Validate and return either a ready *Config or a *Errors
 // listing every problem found:

@@ -6,7 +6,10 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/kvgate/kvgate/pick"
 )
 
 func TestExamplesParse(t *testing.T) {
@@ -116,5 +119,49 @@ func TestSchemaKeysSeesNestedKeys(t *testing.T) {
 	}
 	if slices.Contains(keys, "source") || slices.Contains(keys, "pos") {
 		t.Error("schemaKeys lists a field that is not a key")
+	}
+}
+
+// TestFullListsPickNames keeps the choices examples/full.yaml lists in its
+// comments for balancer, picker and scorers equal to package pick's
+// registry, the one place those names are declared.
+func TestFullListsPickNames(t *testing.T) {
+	b, err := os.ReadFile("../examples/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// choices returns the |-separated names in the comments of the lines
+	// that match key, "(default)" and any "label:" dropped.
+	choices := func(key *regexp.Regexp) []string {
+		var out []string
+		for _, line := range strings.Split(string(b), "\n") {
+			_, comment, ok := strings.Cut(line, "# ")
+			if !ok || !key.MatchString(line) {
+				continue
+			}
+			if _, rest, ok := strings.Cut(comment, ": "); ok {
+				comment = rest
+			}
+			for _, c := range strings.Split(comment, "|") {
+				if c = strings.TrimSpace(strings.ReplaceAll(c, "(default)", "")); c != "" {
+					out = append(out, c)
+				}
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	sorted := func(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
+	for _, c := range []struct {
+		key  string
+		want []string
+	}{
+		{`^\s+balancer: least-request`, pick.BalancerNames()},
+		{`^\s+picker: prefix-affinity`, pick.PresetNames()},
+		{`^\s+- \{name: (prefix|queue), weight`, pick.Names(pick.KindScorer)},
+	} {
+		if got, want := choices(regexp.MustCompile(c.key)), sorted(c.want); !slices.Equal(got, want) {
+			t.Errorf("examples/full.yaml lists %v where %s is; package pick registers %v", got, c.key, want)
+		}
 	}
 }

@@ -247,7 +247,10 @@ type Pool struct {
 	ResolveInterval Duration `yaml:"resolveInterval,omitempty"`
 	// Protocol to the upstream: http1 (default) | h2c | h2.
 	Protocol string `yaml:"protocol,omitempty"`
-	// Balancer for plain pools: least-request (default, power of two choices) | round-robin.
+	// Balancer picks the endpoints of a plain pool, and of retries and
+	// mirrors in any pool: a balancer preset of package pick
+	// (pick.BalancerNames); default DefaultBalancer, least request by power
+	// of two choices.
 	Balancer string       `yaml:"balancer,omitempty"`
 	TLS      *UpstreamTLS `yaml:"tls,omitempty"`
 	// DialTimeout bounds connecting; default 5s.
@@ -280,11 +283,12 @@ type UpstreamTLS struct {
 type Inference struct {
 	// ModelServer selects metric names: vllm (default) | sglang | tgi | llamacpp | triton.
 	ModelServer string `yaml:"modelServer,omitempty"`
-	// Picker preset: prefix-affinity (default) | least-request | round-robin | random | session |
-	// gie | sglang (the last two reproduce the Gateway API Inference Extension's default profile and
-	// SGLang's cache_aware rule, without kvgate's placement and load bound, for comparisons).
+	// Picker names the preset that picks each request's endpoint: a preset of
+	// package pick (pick.PresetNames, each with its one-line doc in
+	// pick.Presets); default DefaultPicker.
 	Picker string `yaml:"picker,omitempty"`
-	// Scorers override the preset's weighted scorers.
+	// Scorers override the preset's weighted scorers; names are the scorers
+	// of package pick's registry (pick.Names(pick.KindScorer)).
 	Scorers []ScorerWeight `yaml:"scorers,omitempty"`
 	// SessionHeader is hashed by the session picker; default x-session-id.
 	SessionHeader string `yaml:"sessionHeader,omitempty"`

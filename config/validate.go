@@ -10,9 +10,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/kvgate/kvgate/pick"
 )
 
-// The values each enumeration allows.
+// The values each enumeration allows. Balancer, picker and scorer names are
+// package pick's registry (pick.BalancerNames, pick.PresetNames,
+// pick.Names(pick.KindScorer)), read there and nowhere else.
 var (
 	listenerProtocols = []string{"http1", "http2", "http3"}
 	clientAuths       = []string{"none", "request", "require"}
@@ -23,10 +27,7 @@ var (
 	pathModifierTypes = []string{"ReplaceFullPath", "ReplacePrefixMatch"}
 	redirectStatuses  = []int{301, 302, 303, 307, 308}
 	poolProtocols     = []string{"http1", "h2c", "h2"}
-	balancers         = []string{"least-request", "round-robin"}
 	modelServers      = []string{"vllm", "sglang", "tgi", "llamacpp", "triton"}
-	pickers           = []string{"prefix-affinity", "least-request", "round-robin", "random", "session", "gie", "sglang"}
-	scorers           = []string{"prefix", "queue", "queue-minmax", "kv-utilization", "inflight-requests", "inflight-tokens", "lora"}
 	authzActions      = []string{"ALLOW", "DENY"}
 	escapedSlashModes = []string{"reject", "decode", "keep"}
 )
@@ -570,7 +571,7 @@ func (v *validator) pool(p string, pl *Pool) {
 	} else {
 		v.oneOf(childPath(p, "protocol"), "protocol", pl.Protocol, poolProtocols)
 	}
-	v.oneOf(childPath(p, "balancer"), "balancer", pl.Balancer, balancers)
+	v.oneOf(childPath(p, "balancer"), "balancer", pl.Balancer, pick.BalancerNames())
 	if pl.MaxConnsPerEndpoint < 0 {
 		v.errf(childPath(p, "maxConnsPerEndpoint"), "maxConnsPerEndpoint must be 0 (no cap) or more")
 	}
@@ -614,8 +615,9 @@ func (v *validator) upstreamTLS(p string, t *UpstreamTLS) {
 
 func (v *validator) inference(p string, in *Inference) {
 	v.oneOf(childPath(p, "modelServer"), "modelServer", in.ModelServer, modelServers)
-	v.oneOf(childPath(p, "picker"), "picker", in.Picker, pickers)
+	v.oneOf(childPath(p, "picker"), "picker", in.Picker, pick.PresetNames())
 	seen := map[string]bool{}
+	scorers := pick.Names(pick.KindScorer)
 	for j, s := range in.Scorers {
 		sp := indexPath(childPath(p, "scorers"), j)
 		if v.oneOf(childPath(sp, "name"), "scorer", s.Name, scorers) && seen[s.Name] {

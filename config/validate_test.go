@@ -2,8 +2,11 @@ package config
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/kvgate/kvgate/pick"
 )
 
 // quick returns the parsed quickstart configuration, positions included.
@@ -287,5 +290,58 @@ func TestValidateReportsEverything(t *testing.T) {
 		if (*es)[i-1].Line > (*es)[i].Line {
 			t.Errorf("problems are not in file order: %v", es)
 		}
+	}
+}
+
+// Balancer, picker and scorer names are package pick's registry: every name
+// validation accepts builds a pick.Pool, and every name pick registers
+// passes validation.
+func TestPickNamesAreTheRegistry(t *testing.T) {
+	valid := func(t *testing.T, mutate func(c *Config)) {
+		t.Helper()
+		c := quick(t)
+		mutate(c)
+		Default(c)
+		if err := Validate(c); err != nil {
+			t.Fatalf("rejected:\n%v", err)
+		}
+	}
+	builds := func(t *testing.T, o pick.Options) {
+		t.Helper()
+		if _, err := pick.NewPool(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range pick.BalancerNames() {
+		t.Run("balancer "+name, func(t *testing.T) {
+			valid(t, func(c *Config) { c.Pools[0].Balancer = name })
+			builds(t, pick.Options{Balancer: name})
+		})
+	}
+	for _, name := range pick.PresetNames() {
+		t.Run("picker "+name, func(t *testing.T) {
+			valid(t, func(c *Config) { c.Pools[0].Inference = &Inference{Picker: name} })
+			builds(t, pick.Options{Preset: name})
+		})
+	}
+	for _, name := range pick.Names(pick.KindScorer) {
+		t.Run("scorer "+name, func(t *testing.T) {
+			valid(t, func(c *Config) { c.Pools[0].Inference = &Inference{Scorers: []ScorerWeight{{Name: name, Weight: 1}}} })
+			builds(t, pick.Options{Preset: DefaultPicker, Scorers: []pick.ScorerWeight{{Name: name, Weight: 1}}})
+		})
+	}
+	// A preset that cannot balance a plain pool is not a balancer.
+	for _, pr := range pick.Presets() {
+		if pr.Balancer {
+			continue
+		}
+		c := quick(t)
+		c.Pools[0].Balancer = pr.Name
+		if err := Validate(c); err == nil || !strings.Contains(err.Error(), "unknown balancer") {
+			t.Errorf("balancer %s: %v, want unknown balancer", pr.Name, err)
+		}
+	}
+	if !slices.Contains(pick.BalancerNames(), DefaultBalancer) || !slices.Contains(pick.PresetNames(), DefaultPicker) {
+		t.Error("a default is not a registered name")
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kvgate/kvgate/pick"
 )
 
 func TestHeaderBytesTooLarge(t *testing.T) {
@@ -93,8 +95,8 @@ pools:
 			fails++
 		}
 	}
-	if fails != ejectAfterFails {
-		t.Fatalf("%d requests failed; the dead endpoint should be ejected after %d", fails, ejectAfterFails)
+	if fails != pick.EjectAfterFails {
+		t.Fatalf("%d requests failed; the dead endpoint should be ejected after %d", fails, pick.EjectAfterFails)
 	}
 }
 

@@ -404,8 +404,9 @@ func waitInflightZero(t *testing.T, p *Proxy) {
 	for {
 		var n int64
 		for _, pl := range p.snap.Load().pools {
-			for _, e := range *pl.eps.Load() {
-				n += e.inflight.Load()
+			for _, e := range pl.list.Load().eps {
+				inflight, _ := e.state.Inflight()
+				n += inflight
 			}
 		}
 		if n == 0 {

@@ -59,7 +59,7 @@ type Exchange struct {
 	out     bodyOut
 	route   string
 	pool    string
-	ep      *endpoint
+	ep      *endpoint // the try's endpoint, counted in flight by its pick until release (retry.go)
 	up      *upstreamResponse
 	upBuf   upstreamResponse // h1 responses live here: no allocation per request
 	scratch []byte           // forwarding header values; strings into it live until release

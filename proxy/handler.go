@@ -93,16 +93,15 @@ func (p *Proxy) forward(x *Exchange, s *snapshot) *Reply {
 	return x.inf.annotate(r)
 }
 
-// try sends the request to ep and turns the outcome into a Reply.
+// try sends the request to ep, which its pick counted in flight as x.ep,
+// and turns the outcome into a Reply.
 func (p *Proxy) try(x *Exchange, ep *endpoint) *Reply {
-	x.ep = ep
-	ep.inflight.Add(1)
 	up, err := ep.rt.roundTrip(x)
 	if err != nil {
-		ep.observe(isDialError(err))
+		ep.state.ObserveConnect(isDialError(err))
 		return upstreamError(x, err)
 	}
-	ep.observe(false)
+	ep.state.ObserveConnect(false)
 	x.up = up
 	r := &x.reply
 	r.Status = up.status
@@ -159,9 +158,7 @@ func (x *Exchange) fail(status int, typ, code, msg string) *Reply {
 // the upstream connection, tokens, metrics, the access log and the span.
 // Reply.Finish calls it once.
 func (x *Exchange) finish(err error, n int64) {
-	if x.ep != nil {
-		x.ep.inflight.Add(-1)
-	}
+	x.release()
 	idled := x.idle.stop()
 	if x.up != nil {
 		upErr := err

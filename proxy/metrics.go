@@ -198,21 +198,22 @@ func (p *Proxy) writePoolGauges(w io.Writer) {
 	fmt.Fprintln(w, "# HELP kvgate_pool_endpoints Endpoints known in a pool.")
 	fmt.Fprintln(w, "# TYPE kvgate_pool_endpoints gauge")
 	for _, n := range names {
-		fmt.Fprintf(w, "kvgate_pool_endpoints{pool=%q} %d\n", n, len(*pools[n].eps.Load()))
+		fmt.Fprintf(w, "kvgate_pool_endpoints{pool=%q} %d\n", n, len(pools[n].list.Load().eps))
 	}
 	fmt.Fprintln(w, "# HELP kvgate_endpoint_inflight_requests Requests in flight to an endpoint.")
 	fmt.Fprintln(w, "# TYPE kvgate_endpoint_inflight_requests gauge")
 	for _, n := range names {
-		for _, e := range *pools[n].eps.Load() {
-			fmt.Fprintf(w, "kvgate_endpoint_inflight_requests{pool=%q,endpoint=%q} %d\n", n, e.addr, e.inflight.Load())
+		for _, e := range pools[n].list.Load().eps {
+			inflight, _ := e.state.Inflight()
+			fmt.Fprintf(w, "kvgate_endpoint_inflight_requests{pool=%q,endpoint=%q} %d\n", n, e.addr, inflight)
 		}
 	}
 	fmt.Fprintln(w, "# HELP kvgate_endpoint_ready Whether an endpoint is taking requests (0 while ejected).")
 	fmt.Fprintln(w, "# TYPE kvgate_endpoint_ready gauge")
 	for _, n := range names {
-		for _, e := range *pools[n].eps.Load() {
+		for _, e := range pools[n].list.Load().eps {
 			r := 0
-			if e.ready(now) {
+			if e.state.Ready(now) {
 				r = 1
 			}
 			fmt.Fprintf(w, "kvgate_endpoint_ready{pool=%q,endpoint=%q} %d\n", n, e.addr, r)

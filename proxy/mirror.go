@@ -120,13 +120,12 @@ func (p *Proxy) sendMirrors(jobs []mirrorJob, body []byte) {
 
 func (p *Proxy) sendMirror(j mirrorJob) {
 	defer func() { <-p.mirrors.sem; p.mirrors.wg.Done() }()
-	ep := j.pool.pick(nil)
+	ep := j.pool.pick(nil, 0)
 	if ep == nil {
 		p.metrics.mirrors.WithLabel("error").Add(1)
 		return
 	}
-	ep.inflight.Add(1)
-	defer ep.inflight.Add(-1)
+	defer ep.state.End(0)
 	x := j.x
 	x.ctx = p.mirrors.ctx
 	x.start = time.Now()

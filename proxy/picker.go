@@ -11,13 +11,15 @@ import (
 
 	"github.com/kvgate/kvgate/cache"
 	"github.com/kvgate/kvgate/config"
+	"github.com/kvgate/kvgate/pick"
 	"github.com/kvgate/kvgate/router"
 )
 
-// This file wires KV-cache-aware picking (package router's PickerPool) into
-// the request path of inference pools: a bounded read of the body prefix,
-// prompt extraction and block hashing, the pick, the saturation queue, and
-// the exactly-once release in Exchange.finish.
+// This file wires KV-cache-aware picking (the preset of the pool's
+// pick.Pool) into the request path of inference pools: a bounded read of the
+// body prefix, prompt extraction and block hashing, the pick, and the
+// saturation queue. The in-flight count the pick takes is the Exchange's
+// (x.ep), given back exactly once by Exchange.release.
 
 // objectiveHeader names an InferenceObjective whose priority applies.
 const objectiveHeader = "x-gateway-inference-objective"
@@ -30,26 +32,24 @@ type inferenceSet struct {
 	log   *slog.Logger
 }
 
-// infPool is one inference pool's long-lived state.
+// infPool is one inference pool's long-lived state beside its pick.Pool
+// (which the proxy pool owns): the configuration, the saturation queue and
+// the scraper.
 type infPool struct {
 	name string
-	pp   *router.PickerPool
 	cfg  atomic.Pointer[config.Inference]
 	pool atomic.Pointer[pool] // the proxy pool currently carrying its endpoints
-	view atomic.Pointer[infView]
 	q    waitQueue
 
 	stop context.CancelFunc
 	done chan struct{} // closed when the scraper has stopped
 }
 
-// infView pairs a pool's endpoint slice with the picker's endpoint states,
-// index for index. It is rebuilt when the pool's slice changes.
-type infView struct {
-	src *[]*endpoint
-	eps []*endpoint
-	rs  []*router.Endpoint
-}
+// picks returns the pool's picking state.
+func (ip *infPool) picks() *pick.Pool { return ip.pool.Load().picks }
+
+// endpoints returns the pool's current endpoints.
+func (ip *infPool) endpoints() *endpointList { return ip.pool.Load().list.Load() }
 
 func (s *inferenceSet) get(name string) *infPool {
 	m := s.pools.Load()
@@ -60,7 +60,8 @@ func (s *inferenceSet) get(name string) *infPool {
 }
 
 // sync makes the inference pools match cfg, reusing state by pool name.
-func (s *inferenceSet) sync(cfg *config.Config, pools map[string]*pool) error {
+// Their picking is configured with the proxy pools (upstreams.sync).
+func (s *inferenceSet) sync(cfg *config.Config, pools map[string]*pool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := map[string]*infPool{}
@@ -74,17 +75,10 @@ func (s *inferenceSet) sync(cfg *config.Config, pools map[string]*pool) error {
 		}
 		ip := old[pc.Name]
 		if ip == nil {
-			pp, err := router.NewPickerPool(pc.Name, pc.Inference)
-			if err != nil {
-				return err
-			}
-			ip = &infPool{name: pc.Name, pp: pp}
-		} else if err := ip.pp.Configure(pc.Inference); err != nil {
-			return err
+			ip = &infPool{name: pc.Name}
 		}
 		ip.cfg.Store(pc.Inference)
 		ip.pool.Store(pools[pc.Name])
-		ip.refresh()
 		next[pc.Name] = ip
 	}
 	s.pools.Store(&next)
@@ -98,7 +92,6 @@ func (s *inferenceSet) sync(cfg *config.Config, pools map[string]*pool) error {
 			ip.startScraper(s.log)
 		}
 	}
-	return nil
 }
 
 // stopAll stops every scraper.
@@ -122,26 +115,6 @@ func (ip *infPool) close() {
 	}
 }
 
-// refresh returns the current view, rebuilding it when the pool's endpoint
-// slice changed (a reload or a DNS answer). Rebuilding takes the picker
-// pool's mutex; the steady path is two atomic loads.
-func (ip *infPool) refresh() *infView {
-	pl := ip.pool.Load()
-	src := pl.eps.Load()
-	if v := ip.view.Load(); v != nil && v.src == src {
-		return v
-	}
-	v := &infView{src: src, eps: *src, rs: make([]*router.Endpoint, len(*src))}
-	addrs := make([]string, len(*src))
-	for i, e := range *src {
-		v.rs[i] = ip.pp.Endpoint(e.addr)
-		addrs[i] = e.addr
-	}
-	ip.pp.Retain(addrs)
-	ip.view.Store(v)
-	return v
-}
-
 // inferScratch is the pooled per-request memory of an inference pick. It is
 // held until Exchange.finish, because the body prefix it holds is still
 // being forwarded.
@@ -156,18 +129,18 @@ var inferScratchPool = sync.Pool{New: func() any { return new(inferScratch) }}
 type inferState struct {
 	ip     *infPool
 	sc     *inferScratch
-	rep    *router.Endpoint // Begin was called on it; End is due in finish
-	tokens int
-	reason string  // why the endpoint was picked (router.Reason), for the span
+	picked bool    // the pool's preset picked x.ep
+	tokens int     // the prompt's estimated tokens, counted in flight with x.ep
+	reason string  // why the endpoint was picked (pick.Reason), for the span
 	addr   string  // for x-kvgate-endpoint; "" when the header is off
 	w      *waiter // the queue place, once queued
 }
 
-// end releases what the pick took. Exchange.finish calls it exactly once.
+// end returns the scratch memory and, after a pick, lets the next queued
+// request try: Exchange.finish calls it exactly once, after release.
 func (s *inferState) end() {
-	if s.rep != nil {
-		s.rep.End(s.tokens)
-		s.rep = nil
+	if s.picked {
+		s.picked = false
 		s.ip.q.kick()
 	}
 	if s.sc != nil {
@@ -184,18 +157,16 @@ func (s *inferState) annotate(r *Reply) *Reply {
 	return r
 }
 
-// prefixReader replays the bytes read for the prompt, then the rest of the
-// body, so the forwarded body is byte-identical. A read error met while
-// reading the prefix is returned after the prefix.
-// pickInference picks an endpoint of an inference pool for x, or returns
-// the error reply (413 body, 429 shed, 503 no endpoint or queue timeout).
+// pickInference picks an endpoint of an inference pool for x with the pool's
+// preset and counts it in flight as x.ep, or returns the error reply (413
+// body, 429 shed, 503 no endpoint or queue timeout).
 func (p *Proxy) pickInference(x *Exchange, ip *infPool, route *router.Route) (*endpoint, *Reply) {
 	in := ip.cfg.Load()
 	st := &x.inf
 	st.ip = ip
 	st.sc = inferScratchPool.Get().(*inferScratch)
-	pc := router.AcquirePickContext()
-	defer router.ReleasePickContext(pc)
+	pc := pick.AcquirePickContext()
+	defer pick.ReleasePickContext(pc)
 	if r := readPrompt(x, in, st.sc, &pc.Req); r != nil {
 		return nil, r
 	}
@@ -206,22 +177,20 @@ func (p *Proxy) pickInference(x *Exchange, ip *infPool, route *router.Route) (*e
 	prio := priorityOf(x, in, route)
 	var deadline time.Time
 	for {
-		v := ip.refresh()
-		for i, e := range v.eps {
-			v.rs[i].SetDownUntil(e.ejected.Load())
-		}
+		l := ip.endpoints()
 		pc.Now = time.Now().UnixNano()
 		pc.Saturated = false
-		d := ip.pp.Pick(pc, v.rs)
+		d := ip.picks().Pick(pc, l.states)
 		if d.Endpoint != nil {
-			st.rep, st.tokens, st.reason = d.Endpoint, d.Tokens, d.Reason.String()
+			st.picked, st.tokens, st.reason = true, d.Tokens, d.Reason.String()
+			x.ep = l.eps[d.Index]
 			if in.EndpointHeader {
 				st.addr = d.Endpoint.Addr
 			}
 			if !deadline.IsZero() {
 				ip.q.kick() // we left the queue: let the next waiter try
 			}
-			return v.eps[d.Index], nil
+			return x.ep, nil
 		}
 		if !d.Saturated {
 			return nil, x.fail(503, errUnavailable, "no_ready_endpoint", "pool "+ip.name+" has no ready endpoint; retry later").
@@ -244,7 +213,7 @@ func (p *Proxy) pickInference(x *Exchange, ip *infPool, route *router.Route) (*e
 // readPrompt reads a bounded prefix of the body, puts it back in front of
 // the rest, and fills req from it. A body that is not a usable OpenAI
 // request leaves req.HasPrompt false (the fallback balancer then picks).
-func readPrompt(x *Exchange, in *config.Inference, sc *inferScratch, req *router.PickRequest) *Reply {
+func readPrompt(x *Exchange, in *config.Inference, sc *inferScratch, req *pick.PickRequest) *Reply {
 	if x.body == nil {
 		return nil
 	}

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/kvgate/kvgate/router"
+	"github.com/kvgate/kvgate/pick"
 )
 
 // writePickerMetrics renders the inference picking series: picks by reason,
@@ -26,11 +26,11 @@ func (p *Proxy) writePickerMetrics(w io.Writer) {
 	slices.Sort(names)
 	type row struct {
 		pool string
-		e    *router.Endpoint
+		e    *pick.Endpoint
 	}
 	var rows []row
 	for _, n := range names {
-		for _, e := range (*m)[n].refresh().rs {
+		for _, e := range (*m)[n].endpoints().states {
 			rows = append(rows, row{n, e})
 		}
 	}
@@ -38,7 +38,7 @@ func (p *Proxy) writePickerMetrics(w io.Writer) {
 	fmt.Fprintln(w, "# HELP kvgate_picks_total Inference picks by pool, endpoint and reason (affinity, spillover, placement, fallback).")
 	fmt.Fprintln(w, "# TYPE kvgate_picks_total counter")
 	for _, r := range rows {
-		for _, reason := range router.Reasons {
+		for _, reason := range pick.Reasons {
 			fmt.Fprintf(w, "kvgate_picks_total{pool=%q,endpoint=%q,reason=%q} %d\n", r.pool, r.e.Addr, reason, r.e.Picks(reason))
 		}
 	}
@@ -76,8 +76,8 @@ func (p *Proxy) writePickerMetrics(w io.Writer) {
 	fmt.Fprintln(w, "# HELP kvgate_prefix_match_ratio Matched leading blocks / prompt blocks on the chosen endpoint.")
 	fmt.Fprintln(w, "# TYPE kvgate_prefix_match_ratio histogram")
 	for _, n := range names {
-		cum, count := (*m)[n].pp.Ratio()
-		for i, b := range router.RatioBuckets {
+		cum, count := (*m)[n].picks().Ratio()
+		for i, b := range pick.RatioBuckets {
 			fmt.Fprintf(w, "kvgate_prefix_match_ratio_bucket{pool=%q,le=\"%g\"} %d\n", n, b, cum[i])
 		}
 		fmt.Fprintf(w, "kvgate_prefix_match_ratio_bucket{pool=%q,le=\"+Inf\"} %d\n", n, count)
@@ -90,11 +90,11 @@ func (p *Proxy) writePickerMetrics(w io.Writer) {
 		}
 	}
 	pool("kvgate_prefix_index_entries", "(endpoint, block) entries in the pool's prefix index.", "gauge", func(ip *infPool) float64 {
-		e, _ := ip.pp.Index().Stats()
+		e, _ := ip.picks().Index().Stats()
 		return float64(e)
 	})
 	pool("kvgate_prefix_index_bytes", "Approximate memory of the pool's prefix index.", "gauge", func(ip *infPool) float64 {
-		_, b := ip.pp.Index().Stats()
+		_, b := ip.picks().Index().Stats()
 		return float64(b)
 	})
 	pool("kvgate_inference_queue_waiting", "Requests waiting because every endpoint is saturated.", "gauge", func(ip *infPool) float64 { return float64(ip.q.waiting()) })

@@ -101,7 +101,7 @@ func (q *waitQueue) wait(x *Exchange, prio int, deadline time.Time, in *config.I
 	}
 	// Re-check at the scrape interval too: a kick can be missed between our
 	// failed pick and the push above.
-	recheck := ip.pp.ScrapeInterval()
+	recheck := ip.picks().ScrapeInterval()
 	t := time.NewTimer(min(time.Until(deadline), recheck))
 	defer t.Stop()
 	select {
@@ -136,19 +136,3 @@ func (q *waitQueue) remove(w *waiter) {
 
 // waiting returns how many requests are queued.
 func (q *waitQueue) waiting() int64 { return q.n.Load() }
-
-// heapPush and popFirst are the queue's ordering, for tests.
-func heapPush(q *waitQueue, w *waiter) {
-	q.mu.Lock()
-	heap.Push(&q.h, w)
-	q.n.Store(int64(len(q.h)))
-	q.mu.Unlock()
-}
-
-func popFirst(q *waitQueue) *waiter {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	w := heap.Pop(&q.h).(*waiter)
-	q.n.Store(int64(len(q.h)))
-	return w
-}

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/kvgate/kvgate/router"
+	"github.com/kvgate/kvgate/pick"
 )
 
 // maxMetricsBytes bounds one scraped metrics page.
@@ -31,7 +31,7 @@ func (ip *infPool) startScraper(log *slog.Logger) {
 
 type scrapeTarget struct {
 	busy atomic.Bool
-	m    router.ServerMetrics
+	m    pick.ServerMetrics
 	buf  []byte
 }
 
@@ -41,15 +41,15 @@ func (ip *infPool) scrapeLoop(ctx context.Context, log *slog.Logger) {
 	defer client.CloseIdleConnections()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	targets := map[*router.Endpoint]*scrapeTarget{}
-	iv := ip.pp.ScrapeInterval()
+	targets := map[*pick.Endpoint]*scrapeTarget{}
+	iv := ip.picks().ScrapeInterval()
 	t := time.NewTicker(iv)
 	defer t.Stop()
 	for {
-		v := ip.refresh()
+		states := ip.endpoints().states
 		in := ip.cfg.Load()
-		seen := make(map[*router.Endpoint]bool, len(v.rs))
-		for _, e := range v.rs {
+		seen := make(map[*pick.Endpoint]bool, len(states))
+		for _, e := range states {
 			seen[e] = true
 			tg := targets[e]
 			if tg == nil {
@@ -77,7 +77,7 @@ func (ip *infPool) scrapeLoop(ctx context.Context, log *slog.Logger) {
 				delete(targets, e)
 			}
 		}
-		if nv := ip.pp.ScrapeInterval(); nv != iv {
+		if nv := ip.picks().ScrapeInterval(); nv != iv {
 			iv = nv
 			t.Reset(iv)
 		}
@@ -108,7 +108,7 @@ func (ip *infPool) scrapeClient() *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-func (ip *infPool) scrapeOne(ctx context.Context, c *http.Client, e *router.Endpoint, tg *scrapeTarget, path string, timeout time.Duration) error {
+func (ip *infPool) scrapeOne(ctx context.Context, c *http.Client, e *pick.Endpoint, tg *scrapeTarget, path string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	scheme := "http://"
@@ -144,9 +144,9 @@ func (ip *infPool) scrapeOne(ctx context.Context, c *http.Client, e *router.Endp
 			return fmt.Errorf("proxy: metrics page of %s is over %d bytes", e.Addr, maxMetricsBytes)
 		}
 	}
-	if err := router.ParseMetrics(tg.buf, &tg.m); err != nil {
+	if err := pick.ParseMetrics(tg.buf, &tg.m); err != nil {
 		return err
 	}
-	ip.pp.StoreScrape(e, &tg.m, time.Now().UnixNano())
+	ip.picks().StoreScrape(e, &tg.m, time.Now().UnixNano())
 	return nil
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"container/heap"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,7 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kvgate/kvgate/router"
+	"github.com/kvgate/kvgate/config"
+	"github.com/kvgate/kvgate/pick"
 	"github.com/kvgate/kvgate/sim"
 )
 
@@ -101,9 +103,9 @@ func textOf(tag string, n int) string {
 }
 
 // picks sums kvgate_picks_total of one reason over every endpoint.
-func picks(p *Proxy, reason router.Reason) uint64 {
+func picks(p *Proxy, reason pick.Reason) uint64 {
 	var n uint64
-	for _, e := range p.infer.get("llm").refresh().rs {
+	for _, e := range p.infer.get("llm").endpoints().states {
 		n += e.Picks(reason)
 	}
 	return n
@@ -131,7 +133,7 @@ func TestInferenceAffinityAndCacheReuse(t *testing.T) {
 		}
 		prev = a.cached
 	}
-	if n := picks(p, router.ReasonAffinity); n != 5 {
+	if n := picks(p, pick.ReasonAffinity); n != 5 {
 		t.Errorf("affinity picks = %d, want 5", n)
 	}
 	m := scrapeAdmin(t, p)
@@ -163,10 +165,10 @@ func TestInferenceModelAndSaltIsolation(t *testing.T) {
 		t.Fatalf("salted request: %d, cached %d; a salt must not share cache", a.status, a.cached)
 	}
 	postTo(t, c, url, completion("other-model", "", text)) // the sim answers 404; the pick is what counts
-	if n := picks(p, router.ReasonAffinity); n != 0 {
+	if n := picks(p, pick.ReasonAffinity); n != 0 {
 		t.Errorf("%d affinity picks across models or salts, want 0", n)
 	}
-	if n := picks(p, router.ReasonPlacement); n != 3 {
+	if n := picks(p, pick.ReasonPlacement); n != 3 {
 		t.Errorf("%d placement picks, want 3 (one per model/salt)", n)
 	}
 }
@@ -211,8 +213,8 @@ func TestInferenceSpillsOverAtLoadBound(t *testing.T) {
 		defer cancel()
 		seen[ep]++
 	}
-	if len(seen) < 2 || picks(p, router.ReasonSpillover) == 0 {
-		t.Fatalf("12 open streams of one prefix: %v, %d spill-overs; want the load bound to spread them", seen, picks(p, router.ReasonSpillover))
+	if len(seen) < 2 || picks(p, pick.ReasonSpillover) == 0 {
+		t.Fatalf("12 open streams of one prefix: %v, %d spill-overs; want the load bound to spread them", seen, picks(p, pick.ReasonSpillover))
 	}
 	for _, n := range seen {
 		// An endpoint caching the whole prompt may reach twice the bound
@@ -284,7 +286,7 @@ func TestInferenceExactlyOnceOnCancel(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		busy := ""
-		for _, e := range p.infer.get("llm").refresh().rs {
+		for _, e := range p.infer.get("llm").endpoints().states {
 			if n, tok := e.Inflight(); n != 0 || tok != 0 {
 				busy += fmt.Sprintf(" %s=%d/%d", e.Addr, n, tok)
 			}
@@ -298,7 +300,7 @@ func TestInferenceExactlyOnceOnCancel(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	var n uint64
-	for _, r := range router.Reasons {
+	for _, r := range pick.Reasons {
 		n += picks(p, r)
 	}
 	if n != total {
@@ -363,7 +365,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func scrapedAtLeastOnce(p *Proxy) bool {
-	for _, e := range p.infer.get("llm").refresh().rs {
+	for _, e := range p.infer.get("llm").endpoints().states {
 		if e.Scraped().At == 0 {
 			return false
 		}
@@ -438,7 +440,7 @@ func TestInferenceScrapeFailureMarksSuspect(t *testing.T) {
 	p := inferProxy(t, addrs, `{scrapeInterval: 10ms, endpointHeader: true}`, "")
 	c := plainClient()
 	url := engines()[0].url(p, "/v1/completions")
-	bad := p.infer.get("llm").refresh().rs[0]
+	bad := p.infer.get("llm").endpoints().states[0]
 	waitFor(t, "the endpoint to be suspect", bad.Suspect)
 	for i := range 20 {
 		if a := postTo(t, c, url, completion("m", "", textOf(fmt.Sprint(i), 300))); a.endpoint != addrs[1] {
@@ -482,7 +484,7 @@ func TestInferenceBodyForwardedUntouched(t *testing.T) {
 			}
 		})
 	}
-	if picks(p, router.ReasonFallback) == 0 {
+	if picks(p, pick.ReasonFallback) == 0 {
 		t.Error("invalid JSON was not routed by the fallback")
 	}
 }
@@ -500,8 +502,51 @@ func TestInferenceLongPromptAgesIndex(t *testing.T) {
 	if a := postTo(t, c, e.url(p, "/v1/completions"), body); a.status != 200 {
 		t.Fatalf("status %d", a.status)
 	}
-	entries, _ := p.infer.get("llm").pp.Index().Stats()
+	entries, _ := p.infer.get("llm").picks().Index().Stats()
 	if want := len(body)/64 - 1024/64; entries < want {
 		t.Errorf("index holds %d entries after a %d-byte prompt hashed to 1024 bytes, want at least %d", entries, len(body), want)
 	}
+}
+
+// Every balancer, picker and scorer name configuration accepts (package
+// pick's registry) survives the translation into pick.Options and builds the
+// pool's picking.
+func TestPickOptionsBuildEveryName(t *testing.T) {
+	var pools []config.Pool
+	for _, b := range pick.BalancerNames() {
+		pools = append(pools, config.Pool{Name: "b-" + b, Balancer: b, Endpoints: []string{"127.0.0.1:1"}})
+	}
+	for _, name := range pick.PresetNames() {
+		pools = append(pools, config.Pool{Name: "p-" + name, Endpoints: []string{"127.0.0.1:1"}, Inference: &config.Inference{Picker: name}})
+	}
+	for _, name := range pick.Names(pick.KindScorer) {
+		pools = append(pools, config.Pool{Name: "s-" + name, Endpoints: []string{"127.0.0.1:1"},
+			Inference: &config.Inference{Scorers: []config.ScorerWeight{{Name: name, Weight: 1}}}})
+	}
+	c := &config.Config{Listeners: []config.Listener{{Name: "l", Address: "127.0.0.1:0"}}, Pools: pools}
+	config.Default(c)
+	if err := config.Validate(c); err != nil {
+		t.Fatal(err)
+	}
+	for i := range c.Pools {
+		if _, err := pick.NewPool(pickOptions(&c.Pools[i])); err != nil {
+			t.Errorf("pool %s: %v", c.Pools[i].Name, err)
+		}
+	}
+}
+
+// heapPush and popFirst drive the queue's ordering directly.
+func heapPush(q *waitQueue, w *waiter) {
+	q.mu.Lock()
+	heap.Push(&q.h, w)
+	q.n.Store(int64(len(q.h)))
+	q.mu.Unlock()
+}
+
+func popFirst(q *waitQueue) *waiter {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	w := heap.Pop(&q.h).(*waiter)
+	q.n.Store(int64(len(q.h)))
+	return w
 }

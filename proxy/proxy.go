@@ -109,10 +109,7 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 		p.metrics.reloads.WithLabel("error").Add(1)
 		return err
 	}
-	if err := p.infer.sync(cfg, pools); err != nil {
-		p.metrics.reloads.WithLabel("error").Add(1)
-		return err
-	}
+	p.infer.sync(cfg, pools)
 	p.snap.Store(&snapshot{cfg: cfg, table: table, pools: pools, authz: authz, paths: compilePaths(cfg.Paths)})
 	p.metrics.reloads.WithLabel("ok").Add(1)
 	return nil

@@ -35,7 +35,8 @@ func (p *Proxy) tryAll(x *Exchange, pl *pool, route *router.Route, first *endpoi
 	for attempt := 0; ; attempt++ {
 		ep := first
 		if attempt > 0 || ep == nil {
-			ep = pl.pick(prev)
+			ep = pl.pick(prev, x.inf.tokens)
+			x.ep = ep
 		}
 		if ep == nil {
 			return x.fail(503, errUnavailable, "no_ready_endpoint", "pool "+pl.name+" has no ready endpoint; retry later").
@@ -92,20 +93,27 @@ func wantRetry(x *Exchange, r *Reply, pol *router.RetryPolicy) bool {
 	return false
 }
 
-// dropTry undoes what try took for an outcome that is being retried: the
-// endpoint's in-flight count and the upstream response (its connection is
-// discarded, since its body was not read).
+// dropTry undoes what a try took for an outcome that is being retried: the
+// in-flight count its pick took and the upstream response (its connection is
+// discarded, since its body was not read). The retry's pick counts again.
 func dropTry(x *Exchange) {
-	if x.ep != nil {
-		x.ep.inflight.Add(-1)
-		x.ep = nil
-	}
+	x.release()
+	x.ep = nil
 	if x.up != nil {
 		x.up.done(errRetried)
 		x.up = nil
 	}
 	x.errKind = ""
 	x.reply = Reply{Header: x.reply.Header[:0]}
+}
+
+// release gives back the in-flight count (and prompt tokens) the pick of
+// x.ep took. It runs exactly once per pick: in dropTry before a retry picks
+// again, or in finish (which keeps x.ep for the log, metrics and span).
+func (x *Exchange) release() {
+	if x.ep != nil {
+		x.ep.state.End(x.inf.tokens)
+	}
 }
 
 var errRetried = errors.New("proxy: response discarded for a retry")

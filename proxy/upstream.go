@@ -3,8 +3,8 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"slices"
 	"sync"
@@ -13,96 +13,84 @@ import (
 
 	"github.com/kvgate/kvgate/config"
 	"github.com/kvgate/kvgate/mtls"
+	"github.com/kvgate/kvgate/pick"
 )
 
-// endpoint is one upstream address. It lives outside config snapshots, keyed
-// by pool and address, so in-flight counts and health survive reloads.
+// endpoint is one upstream address of a pool: its state (in-flight counts,
+// passive-health ejection, scraped metrics), which package pick owns and
+// keeps by pool and address across reloads, and the transport that reaches
+// it. Plain and inference pools pick through the same state.
 type endpoint struct {
-	pool     string
-	addr     string
-	inflight atomic.Int64
-	fails    atomic.Int32
-	ejected  atomic.Int64 // unix nanos until which the endpoint is skipped
-	rt       roundTripper // per-endpoint connection pool
+	state *pick.Endpoint
+	pool  string
+	addr  string       // state.Addr: what rt dials and what logs name
+	rt    roundTripper // per-endpoint connection pool
 }
 
-const (
-	ejectAfterFails = 3
-	ejectFor        = 5 * time.Second
-)
-
-func (e *endpoint) ready(now int64) bool { return e.ejected.Load() <= now }
-
-// observe records the outcome of a connection attempt (passive health).
-func (e *endpoint) observe(connectFailed bool) {
-	if !connectFailed {
-		if e.fails.Load() != 0 {
-			e.fails.Store(0)
-		}
-		return
-	}
-	if e.fails.Add(1) >= ejectAfterFails {
-		e.ejected.Store(time.Now().Add(ejectFor).UnixNano())
-		e.fails.Store(0)
-	}
+// endpointList is one immutable list of a pool's endpoints, swapped whole
+// (reload, DNS answer).
+type endpointList struct {
+	eps    []*endpoint
+	states []*pick.Endpoint // eps[i].state, index for index: what pick.Pool picks among
 }
 
-// pool is a named group of endpoints with one balancer. Its endpoint list is
-// an immutable slice swapped atomically by the DNS resolver.
+// pool is a named group of endpoints. Its endpoint list is swapped
+// atomically by the DNS resolver; its picking (the balancer, and for an
+// inference pool the preset) is a pick.Pool, which outlives the pool when a
+// reload replaces it.
 type pool struct {
 	name     string
 	cfg      config.Pool
 	limits   config.Limits
-	eps      atomic.Pointer[[]*endpoint]
-	rr       atomic.Uint64
-	rrMode   atomic.Bool // cfg.Balancer is round-robin; updated in place on reload
+	picks    *pick.Pool
+	list     atomic.Pointer[endpointList]
+	mu       sync.Mutex // serialises setEndpoints
 	tr       transportFactory
+	started  bool // start ran; start and close run under upstreams.mu
 	stop     context.CancelFunc
+	done     chan struct{}       // closed when the resolver has stopped (at once for static pools)
 	ids      mtls.IdentitySource // for SPIFFE upstream TLS (scrapes use it too); nil: none
 	resolved chan struct{}       // closed after the first DNS answer (or at once for static pools)
 }
 
-// pick chooses a ready endpoint other than avoid (when another exists).
-// It never blocks and takes no lock.
-func (p *pool) pick(avoid *endpoint) *endpoint {
-	eps := *p.eps.Load()
-	n := len(eps)
-	if n == 0 {
+// pick chooses an endpoint with the pool's balancer, other than avoid when
+// another is ready, and counts it in flight with tokens: the caller owes it
+// exactly one release (Exchange.release) or state.End(tokens). It returns
+// nil when every endpoint is ejected. It never blocks and takes no lock.
+func (p *pool) pick(avoid *endpoint, tokens int) *endpoint {
+	l := p.list.Load()
+	if len(l.eps) == 0 {
 		return nil
 	}
-	now := time.Now().UnixNano()
-	if p.rrMode.Load() {
-		start := int(p.rr.Add(1) % uint64(n))
-		return scanReady(eps, start, now, avoid)
+	pc := pick.AcquirePickContext()
+	pc.Req.PromptTokens = tokens
+	if avoid != nil {
+		pc.Req.Avoid = avoid.state
 	}
-	// Least request by power of two choices.
-	a := eps[rand.IntN(n)]
-	b := eps[rand.IntN(n)]
-	if b.inflight.Load() < a.inflight.Load() {
-		a, b = b, a
+	d := p.picks.Balance(pc, l.states)
+	pick.ReleasePickContext(pc)
+	if d.Endpoint == nil {
+		return nil
 	}
-	if a.ready(now) && a != avoid {
-		return a
-	}
-	if b.ready(now) && b != avoid {
-		return b
-	}
-	return scanReady(eps, rand.IntN(n), now, avoid)
+	return l.eps[d.Index]
 }
 
-func scanReady(eps []*endpoint, start int, now int64, avoid *endpoint) *endpoint {
-	var fallback *endpoint
-	for i := range eps {
-		e := eps[(start+i)%len(eps)]
-		if !e.ready(now) {
-			continue
+// pickOptions translates a pool's configuration into its picking options.
+func pickOptions(pc *config.Pool) pick.Options {
+	o := pick.Options{Balancer: pc.Balancer}
+	if in := pc.Inference; in != nil {
+		o.Preset = in.Picker
+		for _, s := range in.Scorers {
+			o.Scorers = append(o.Scorers, pick.ScorerWeight{Name: s.Name, Weight: s.Weight})
 		}
-		if e != avoid {
-			return e
-		}
-		fallback = e
+		o.CacheBlocks = in.CacheBlocks
+		o.BlockSize = in.BlockSize
+		o.LoadBound = in.LoadBound
+		o.QueueThreshold = in.QueueThreshold
+		o.KVThreshold = in.KVThreshold
+		o.ScrapeInterval = in.ScrapeInterval.D()
 	}
-	return fallback
+	return o
 }
 
 // upstreams holds every pool by name. It survives reloads: endpoints keep
@@ -118,35 +106,61 @@ func newUpstreams(log *slog.Logger) *upstreams {
 	return &upstreams{pools: map[string]*pool{}, log: log}
 }
 
-// sync makes the pool set match cfg and returns the pools by name.
+// sync makes the pool set match cfg and returns the pools by name. A pool
+// whose transports must change is rebuilt and keeps its pick.Pool, so its
+// endpoints keep their state. A pool that cannot be built leaves the running
+// pools as they were (pools built so far are not started: they hold no
+// connection and no goroutine). Picking options are checked by config
+// validation, so Configure fails only for a configuration that skipped it.
 func (u *upstreams) sync(cfg *config.Config) (map[string]*pool, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	next := make(map[string]*pool, len(cfg.Pools))
+	var built []*pool
 	for _, pc := range cfg.Pools {
 		old := u.pools[pc.Name]
 		if old != nil && samePoolShape(old.cfg, pc) && old.limits == cfg.Limits {
-			if len(pc.Endpoints) > 0 {
-				old.setEndpoints(pc.Endpoints)
-			}
-			// cfg is read by requests in flight: only the balancer may
-			// change here (samePoolShape), and it is published atomically.
-			old.rrMode.Store(pc.Balancer == "round-robin")
 			next[pc.Name] = old
 			continue
 		}
-		p, err := newPool(pc, cfg.Limits, u.log, u.ids)
+		var picks *pick.Pool
+		if old != nil {
+			picks = old.picks
+		} else {
+			var err error
+			if picks, err = pick.NewPool(pickOptions(&pc)); err != nil {
+				return nil, fmt.Errorf("proxy: pool %s: %w", pc.Name, err)
+			}
+		}
+		p, err := newPool(pc, cfg.Limits, u.ids, picks)
 		if err != nil {
 			return nil, err
 		}
-		if old != nil {
-			p.adopt(old)
-		}
+		built = append(built, p)
 		next[pc.Name] = p
 	}
+	for _, pc := range cfg.Pools {
+		// cfg is read by requests in flight: only the picking may change
+		// on a kept pool (samePoolShape), and pick.Pool publishes it
+		// atomically.
+		if err := next[pc.Name].picks.Configure(pickOptions(&pc)); err != nil {
+			return nil, fmt.Errorf("proxy: pool %s: %w", pc.Name, err)
+		}
+	}
+	// A replaced pool's resolver stops before its successor sets endpoints:
+	// both would keep the endpoint set of the pick.Pool they share.
 	for name, p := range u.pools {
 		if next[name] != p {
 			p.close()
+		}
+	}
+	for _, pc := range cfg.Pools {
+		p := next[pc.Name]
+		switch {
+		case slices.Contains(built, p):
+			p.start(u.log)
+		case len(pc.Endpoints) > 0:
+			p.setEndpoints(pc.Endpoints)
 		}
 	}
 	u.pools = next
@@ -176,56 +190,59 @@ func equalTLS(a, b *config.UpstreamTLS) bool {
 	return *a == *b
 }
 
-func newPool(pc config.Pool, lim config.Limits, log *slog.Logger, ids mtls.IdentitySource) (*pool, error) {
+// newPool builds a pool with no endpoints yet; start gives it its endpoints.
+func newPool(pc config.Pool, lim config.Limits, ids mtls.IdentitySource, picks *pick.Pool) (*pool, error) {
 	tf, err := newTransportFactory(pc, lim, ids)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &pool{name: pc.Name, cfg: pc, limits: lim, tr: tf, stop: cancel, resolved: make(chan struct{}), ids: ids}
-	p.rrMode.Store(pc.Balancer == "round-robin")
-	empty := []*endpoint{}
-	p.eps.Store(&empty)
-	if pc.DNS != "" {
-		go p.resolveLoop(ctx, log)
-	} else {
-		p.setEndpoints(pc.Endpoints)
-		close(p.resolved)
-	}
+	p := &pool{name: pc.Name, cfg: pc, limits: lim, picks: picks, tr: tf, stop: func() {},
+		done: make(chan struct{}), resolved: make(chan struct{}), ids: ids}
+	p.list.Store(&endpointList{})
 	return p, nil
 }
 
-// adopt carries in-flight counts and health over from a replaced pool.
-func (p *pool) adopt(old *pool) {
-	oldEps := *old.eps.Load()
-	for _, e := range *p.eps.Load() {
-		for _, o := range oldEps {
-			if o.addr == e.addr {
-				e.inflight.Store(o.inflight.Load())
-				e.ejected.Store(o.ejected.Load())
-			}
-		}
+// start sets a static pool's endpoints, or starts a DNS pool's resolver.
+func (p *pool) start(log *slog.Logger) {
+	p.started = true
+	if p.cfg.DNS == "" {
+		p.setEndpoints(p.cfg.Endpoints)
+		close(p.resolved)
+		close(p.done)
+		return
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.stop = cancel
+	go func() {
+		defer close(p.done)
+		p.resolveLoop(ctx, log)
+	}()
 }
 
-// setEndpoints swaps in a new address list, keeping endpoints already known.
+// setEndpoints swaps in a new address list, keeping endpoints already known,
+// and drops the picking state of addresses no longer listed.
 func (p *pool) setEndpoints(addrs []string) {
-	cur := *p.eps.Load()
-	next := make([]*endpoint, 0, len(addrs))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cur := p.list.Load().eps
+	next := &endpointList{eps: make([]*endpoint, 0, len(addrs)), states: make([]*pick.Endpoint, 0, len(addrs))}
 	for _, a := range addrs {
-		i := slices.IndexFunc(cur, func(e *endpoint) bool { return e.addr == a })
-		if i >= 0 {
-			next = append(next, cur[i])
-			continue
+		var e *endpoint
+		if i := slices.IndexFunc(cur, func(e *endpoint) bool { return e.addr == a }); i >= 0 {
+			e = cur[i]
+		} else {
+			e = &endpoint{state: p.picks.Endpoint(a), pool: p.name, addr: a, rt: p.tr.forEndpoint(a)}
 		}
-		next = append(next, &endpoint{pool: p.name, addr: a, rt: p.tr.forEndpoint(a)})
+		next.eps = append(next.eps, e)
+		next.states = append(next.states, e.state)
 	}
 	for _, e := range cur {
-		if !slices.Contains(next, e) {
+		if !slices.Contains(next.eps, e) {
 			e.rt.close()
 		}
 	}
-	p.eps.Store(&next)
+	p.picks.Retain(addrs)
+	p.list.Store(next)
 }
 
 func (p *pool) resolveLoop(ctx context.Context, log *slog.Logger) {
@@ -265,9 +282,15 @@ func (p *pool) resolveLoop(ctx context.Context, log *slog.Logger) {
 	}
 }
 
+// close stops the resolver, waits for it, and closes every transport. A pool
+// that was never started has nothing running.
 func (p *pool) close() {
+	if !p.started {
+		return
+	}
 	p.stop()
-	for _, e := range *p.eps.Load() {
+	<-p.done
+	for _, e := range p.list.Load().eps {
 		e.rt.close()
 	}
 }

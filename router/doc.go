@@ -22,18 +22,11 @@
 // model match present, definition order. A header that is absent or empty
 // never satisfies a header condition.
 //
-// Inference pools pick their endpoint with a PickerPool (picker*.go, plugins.go,
-// recent.go): filters, weighted scorers, one picker. In affinity mode (the
-// prefix-affinity preset) the endpoint that caches the longest leading part
-// of the prompt keeps it unless that would put it over the load bound; a
-// prompt no endpoint holds past a shared prefix is placed by consistent
-// hashing with bounded loads, so replicas agree. The bound weighs each
-// endpoint's share of the pool's last 256 picks (and, against bursts, its
-// in-flight requests past the queue threshold), stretched by how much of the
-// prompt the endpoint caches.
+// Choosing an endpoint inside the backend's pool is not this package's
+// work: package pick does it, for plain and inference pools alike.
 //
 // The package must not do I/O, read request bodies, hold global locks on the
-// request path or know about HTTP engines: the proxy hands it a Request view
-// and applies the compiled filters through the small interfaces declared
-// here (HeaderEditor).
+// request path, pick endpoints or know about HTTP engines: the proxy hands
+// it a Request view and applies the compiled filters through the small
+// interfaces declared here (HeaderEditor).
 package router

@@ -1,14 +1,17 @@
-package router
+package pick
 
 import (
 	"math"
 	"sync/atomic"
+	"time"
 )
 
-// Endpoint is the long-lived picking state of one model-server endpoint:
-// proxy-side in-flight counts (changed at pick and at the end of the stream)
-// and the last metrics scraped from the server. It is created by a
-// PickerPool, keyed by address, and survives configuration reloads.
+// Endpoint is the long-lived state of one upstream endpoint, in plain and
+// inference pools alike: proxy-side in-flight counts (taken at pick, given
+// back at the end of the stream), passive-health ejection, and the last
+// metrics scraped from a model server. It is created by a Pool, keyed by
+// address, and survives configuration reloads; the proxy's transport for the
+// address points to it, so this is the one place that state lives.
 //
 // Concurrency: every field is an atomic; any number of goroutines may read
 // and update an Endpoint at once. The request path only loads and adds.
@@ -16,10 +19,11 @@ type Endpoint struct {
 	// Addr is the endpoint's host:port. Read-only.
 	Addr string
 
-	slot int // index slot in the pool's cache.Index; written under PickerPool.mu
+	slot int // index slot in the pool's cache.Index; set before the Endpoint is published
 
 	inflight     atomic.Int64 // proxy-side requests between pick and end of stream
 	inflightToks atomic.Int64 // proxy-side prompt tokens of those requests
+	fails        atomic.Int32 // connection failures in a row
 	downUntil    atomic.Int64 // unix nanos until which the endpoint is ejected (passive health)
 	suspect      atomic.Bool  // the last scrape failed
 
@@ -50,7 +54,8 @@ func newEndpoint(addr string) *Endpoint {
 }
 
 // Begin counts a request picked for this endpoint with its prompt tokens.
-// Every Begin must be matched by exactly one End with the same tokens.
+// Pool.Pick and Pool.Balance call it for the endpoint they choose; every
+// Begin must be matched by exactly one End with the same tokens.
 func (e *Endpoint) Begin(tokens int) {
 	e.inflight.Add(1)
 	e.since.Add(1)
@@ -68,13 +73,31 @@ func (e *Endpoint) Inflight() (requests, tokens int64) {
 	return e.inflight.Load(), e.inflightToks.Load()
 }
 
-// SetDownUntil records passive-health ejection: the endpoint is unhealthy
-// until unixNanos. Stores only on change, so callers may mirror it per request.
-func (e *Endpoint) SetDownUntil(unixNanos int64) {
-	if e.downUntil.Load() != unixNanos {
-		e.downUntil.Store(unixNanos)
+// Passive health: after EjectAfterFails connection failures in a row an
+// endpoint is ejected (skipped by the healthy filter) for EjectFor.
+const (
+	EjectAfterFails = 3
+	EjectFor        = 5 * time.Second
+)
+
+// ObserveConnect records the outcome of a connection attempt to the
+// endpoint: a success clears the failure count, the EjectAfterFails-th
+// failure in a row ejects it for EjectFor.
+func (e *Endpoint) ObserveConnect(failed bool) {
+	if !failed {
+		if e.fails.Load() != 0 {
+			e.fails.Store(0)
+		}
+		return
+	}
+	if e.fails.Add(1) >= EjectAfterFails {
+		e.downUntil.Store(time.Now().Add(EjectFor).UnixNano())
+		e.fails.Store(0)
 	}
 }
+
+// Ready reports whether the endpoint is not ejected at unixNanos.
+func (e *Endpoint) Ready(unixNanos int64) bool { return e.downUntil.Load() <= unixNanos }
 
 // MarkSuspect records a failed scrape (true) or a good one (false).
 func (e *Endpoint) MarkSuspect(s bool) {
@@ -86,8 +109,9 @@ func (e *Endpoint) MarkSuspect(s bool) {
 // Suspect reports whether the last scrape failed.
 func (e *Endpoint) Suspect() bool { return e.suspect.Load() }
 
-// Store publishes a successful scrape taken at unixNanos and clears suspect.
-func (e *Endpoint) Store(m *ServerMetrics, unixNanos int64) {
+// store publishes a successful scrape taken at unixNanos and clears suspect
+// (Pool.StoreScrape).
+func (e *Endpoint) store(m *ServerMetrics, unixNanos int64) {
 	e.waiting.Store(int64(min(m.Waiting, 1e9)))
 	e.running.Store(int64(min(m.Running, 1e9)))
 	kv := math.NaN()
@@ -125,9 +149,6 @@ func (e *Endpoint) Scraped() Scraped {
 		KV: math.Float64frombits(e.kv.Load()), NumGPUBlocks: e.gpuBlocks.Load(), At: e.scrapedAt.Load(),
 	}
 }
-
-// LoRA returns the last scraped adapter info, nil when none was reported.
-func (e *Endpoint) LoRA() *LoRAInfo { return e.lora.Load() }
 
 // Picks returns how many requests were picked for this endpoint for reason.
 func (e *Endpoint) Picks(r Reason) uint64 {

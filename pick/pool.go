@@ -1,13 +1,17 @@
-package router
+package pick
 
 import (
+	"cmp"
+	"fmt"
 	"math"
+	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/kvgate/kvgate/cache"
-	"github.com/kvgate/kvgate/config"
 )
 
 // Reason says why an endpoint was picked; it labels kvgate_picks_total.
@@ -40,8 +44,9 @@ func (r Reason) String() string {
 	return "unknown"
 }
 
-// PickRequest is what the picker knows about one request. The proxy fills it
-// from a bounded prefix of the body (cache.Extract, cache.Seed, cache.Blocks).
+// PickRequest is what the picker knows about one request. For an inference
+// pick the proxy fills it from a bounded prefix of the body (cache.Extract,
+// cache.Seed, cache.Blocks); a balancer pick reads only PromptTokens and Avoid.
 type PickRequest struct {
 	// HasPrompt is false when the body was not a usable OpenAI request; the
 	// pick then falls back to load alone and nothing is recorded.
@@ -63,6 +68,9 @@ type PickRequest struct {
 	// when every healthy endpoint is saturated, so that the caller can shed
 	// or queue the request. Otherwise Pick chooses among saturated ones.
 	StopIfSaturated bool
+	// Avoid is the endpoint a retry's previous try failed on: it is left out
+	// unless it is the only candidate past the filters. nil none.
+	Avoid *Endpoint
 }
 
 // Candidate is one endpoint during one pick, with the signals the scorers
@@ -98,12 +106,12 @@ type Candidate struct {
 // settings through it.
 type PickContext struct {
 	Req PickRequest
-	// Now is the pick time in unix nanoseconds.
+	// Now is the pick time in unix nanoseconds; 0 makes the pick read the clock.
 	Now int64
 	// Saturated is set by the not-saturated filter when every candidate was.
 	Saturated bool
 
-	set    *pickSettings
+	set    *settings
 	cands  []Candidate
 	scores []float64
 	match  []int
@@ -119,6 +127,7 @@ var pickContexts = sync.Pool{New: func() any { return new(PickContext) }}
 func AcquirePickContext() *PickContext {
 	pc := pickContexts.Get().(*PickContext)
 	pc.Req = PickRequest{Blocks: pc.Req.Blocks[:0]}
+	pc.Now = 0
 	pc.Saturated = false
 	return pc
 }
@@ -148,7 +157,8 @@ func (pc *PickContext) saturated(c *Candidate) bool {
 
 // Decision is the outcome of one pick.
 type Decision struct {
-	// Index is the chosen endpoint's position in the slice passed to Pick; -1 none.
+	// Index is the chosen endpoint's position in the slice passed to Pick
+	// (or Balance); -1 none.
 	Index int
 	// Endpoint is the chosen endpoint; Begin has been called on it with
 	// Tokens, and the caller must call End(Tokens) exactly once.
@@ -161,12 +171,56 @@ type Decision struct {
 	Saturated bool
 }
 
-// pickSettings is one configuration of a pool's picking; swapped on reload.
-type pickSettings struct {
-	pipe       Pipeline
-	affinity   bool // prefix scoring with placement and spill-over
-	index      bool // picks read prefix matches (affinity, or a plain preset that scores prefixes)
-	sizes      bool // the picker reads Candidate.Cached
+// Options configures the picking of one pool. The proxy fills it from the
+// pool's configuration (balancer, inference); this package reads no
+// configuration itself. Zero fields take the defaults noted.
+type Options struct {
+	// Preset names the pipeline Pick runs (Presets): an inference pool's
+	// picker. "" makes a plain pool, whose Pick runs Balancer.
+	Preset string
+	// Scorers, when set, replace the preset's weighted scorers (Names(KindScorer)).
+	Scorers []ScorerWeight
+	// Balancer names the pipeline Balance runs, a preset marked Balancer:
+	// retries and mirrors of any pool, and every pick of a plain pool. ""
+	// is DefaultBalancer.
+	Balancer string
+	// CacheBlocks is each endpoint's prefix-index capacity, in blocks, until
+	// a scrape reports num_gpu_blocks; 0 is cache.DefaultCacheBlocks.
+	CacheBlocks int
+	// BlockSize is the characters per hashed block, to convert the scraped
+	// num_gpu_blocks; 0 is cache.DefaultBlockSize.
+	BlockSize int
+	// LoadBound is the bounded-load factor over the mean (see bounds); below
+	// 1 is cache.DefaultLoadBound.
+	LoadBound float64
+	// QueueThreshold is the queue depth at which an endpoint is saturated;
+	// at least 1.
+	QueueThreshold int
+	// KVThreshold is the KV utilisation at which an endpoint is saturated;
+	// 0 is DefaultKVThreshold.
+	KVThreshold float64
+	// ScrapeInterval is how often the caller scrapes server metrics; metrics
+	// older than two intervals are stale. 0 is DefaultScrapeInterval.
+	ScrapeInterval time.Duration
+}
+
+// The defaults of Options that package cache does not define.
+const (
+	DefaultKVThreshold    = 0.8
+	DefaultScrapeInterval = 50 * time.Millisecond
+)
+
+func (o *Options) equal(b *Options) bool {
+	c, d := *o, *b
+	c.Scorers, d.Scorers = nil, nil
+	return reflect.DeepEqual(c, d) && slices.Equal(o.Scorers, b.Scorers)
+}
+
+// settings is one configuration of a pool's picking; swapped on reload.
+type settings struct {
+	opts       Options
+	pick       plan // what Pick runs
+	balance    plan // what Balance runs
 	queueT     int
 	kvT        float64
 	bound      float64
@@ -175,18 +229,29 @@ type pickSettings struct {
 	interval   time.Duration
 }
 
-// PickerPool is the picking state of one inference pool: its endpoints by
-// address, its prefix index and its current pipeline. It lives outside
+// plan is a pipeline with what a pick needs to know about it, worked out once.
+type plan struct {
+	pipe     Pipeline
+	affinity bool // prefix scoring with placement and spill-over
+	index    bool // picks read prefix matches (affinity, or a plain preset that scores prefixes)
+	sizes    bool // the picker reads Candidate.Cached
+}
+
+func newPlan(pipe Pipeline) plan {
+	return plan{pipe: pipe, affinity: pipe.affinity(), index: pipe.usesIndex(), sizes: readsCache(pipe.Picker)}
+}
+
+// Pool is the picking state of one pool, plain or inference: its endpoints
+// by address, its prefix index and its current pipelines. It lives outside
 // configuration snapshots and survives reloads (Configure swaps settings).
 //
-// Concurrency: Pick may be called by any number of goroutines at once and
-// takes no pool-wide lock (only the index's short read and write locks).
-// Endpoint, Retain and Configure serialise on a mutex and are meant for the
-// reload path and the scrapers, not for every request.
-type PickerPool struct {
-	name  string
+// Concurrency: Pick and Balance may be called by any number of goroutines at
+// once and take no pool-wide lock (only the index's short read and write
+// locks). Endpoint, Retain and Configure serialise on a mutex and are meant
+// for the reload path, the resolver and the scrapers, not for every request.
+type Pool struct {
 	index *cache.Index
-	set   atomic.Pointer[pickSettings]
+	set   atomic.Pointer[settings]
 
 	mu  sync.Mutex
 	eps map[string]*Endpoint
@@ -199,56 +264,72 @@ type PickerPool struct {
 // RatioBuckets are the upper bounds of the prefix match ratio histogram.
 var RatioBuckets = [...]float64{0, 0.1, 0.25, 0.5, 0.75, 0.9, 1}
 
-// NewPickerPool returns the picking state for inference pool name configured
-// by in (already defaulted; see config.Default).
-func NewPickerPool(name string, in *config.Inference) (*PickerPool, error) {
-	p := &PickerPool{name: name, eps: map[string]*Endpoint{}, index: cache.NewIndex(in.CacheBlocks)}
-	if err := p.Configure(in); err != nil {
+// NewPool returns the picking state of a pool configured by opts.
+func NewPool(opts Options) (*Pool, error) {
+	p := &Pool{eps: map[string]*Endpoint{}, index: cache.NewIndex(opts.CacheBlocks)}
+	if err := p.Configure(opts); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-// Configure builds the pipeline named by in and swaps it in. On error the
-// running settings stay.
-func (p *PickerPool) Configure(in *config.Inference) error {
-	pipe, err := BuildPipeline(in)
+// Configure builds the pipelines opts names and swaps them in; options equal
+// to the running ones keep their pipelines (and a round robin its place). On
+// error the running settings stay.
+func (p *Pool) Configure(opts Options) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if old := p.set.Load(); old != nil && old.opts.equal(&opts) {
+		return nil
+	}
+	opts.Scorers = slices.Clone(opts.Scorers)
+	balancer := cmp.Or(opts.Balancer, DefaultBalancer)
+	if pr, ok := LookupPreset(balancer); !ok || !pr.Balancer {
+		return fmt.Errorf("pick: unknown balancer %q; use one of %s", balancer, strings.Join(BalancerNames(), ", "))
+	}
+	bal, err := buildPipeline(balancer, nil)
 	if err != nil {
 		return err
 	}
-	iv := in.ScrapeInterval.D()
-	if iv <= 0 {
-		iv = config.DefaultScrapeInterval
+	main := bal
+	if opts.Preset != "" {
+		if main, err = buildPipeline(opts.Preset, opts.Scorers); err != nil {
+			return err
+		}
 	}
-	s := &pickSettings{
-		pipe:       pipe,
-		affinity:   pipe.affinity(),
-		index:      pipe.usesIndex(),
-		sizes:      readsCache(pipe.Picker),
-		queueT:     max(in.QueueThreshold, 1),
-		kvT:        in.KVThreshold,
-		bound:      in.LoadBound,
+	iv := opts.ScrapeInterval
+	if iv <= 0 {
+		iv = DefaultScrapeInterval
+	}
+	s := &settings{
+		opts:       opts,
+		pick:       newPlan(main),
+		balance:    newPlan(bal),
+		queueT:     max(opts.QueueThreshold, 1),
+		kvT:        opts.KVThreshold,
+		bound:      opts.LoadBound,
 		staleAfter: int64(2 * iv),
-		blockSize:  in.BlockSize,
+		blockSize:  opts.BlockSize,
 		interval:   iv,
 	}
 	if s.kvT <= 0 {
-		s.kvT = config.DefaultKVThreshold
+		s.kvT = DefaultKVThreshold
 	}
+	if s.bound < 1 {
+		s.bound = cache.DefaultLoadBound
+	}
+	p.index.SetDefaultCapacity(opts.CacheBlocks)
 	p.set.Store(s)
 	return nil
 }
 
-// Name returns the pool name.
-func (p *PickerPool) Name() string { return p.name }
-
 // Index returns the pool's prefix index.
-func (p *PickerPool) Index() *cache.Index { return p.index }
+func (p *Pool) Index() *cache.Index { return p.index }
 
 // Endpoint returns the state of addr, creating it (and registering it in the
 // index) on first use. The same address always yields the same *Endpoint
 // until Retain drops it.
-func (p *PickerPool) Endpoint(addr string) *Endpoint {
+func (p *Pool) Endpoint(addr string) *Endpoint {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if e := p.eps[addr]; e != nil {
@@ -263,7 +344,7 @@ func (p *PickerPool) Endpoint(addr string) *Endpoint {
 // Retain drops every endpoint whose address is not in addrs, purging its
 // index entries. Requests still in flight to a dropped endpoint end on the
 // object they hold.
-func (p *PickerPool) Retain(addrs []string) {
+func (p *Pool) Retain(addrs []string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	keep := make(map[string]bool, len(addrs))
@@ -280,9 +361,9 @@ func (p *PickerPool) Retain(addrs []string) {
 
 // StoreScrape publishes a scrape of e taken at unixNanos, and sizes e's
 // index LRU from num_gpu_blocks when the server reports it.
-func (p *PickerPool) StoreScrape(e *Endpoint, m *ServerMetrics, unixNanos int64) {
+func (p *Pool) StoreScrape(e *Endpoint, m *ServerMetrics, unixNanos int64) {
 	old := e.gpuBlocks.Load()
-	e.Store(m, unixNanos)
+	e.store(m, unixNanos)
 	if m.NumGPUBlocks > 0 && int64(m.NumGPUBlocks) != old {
 		bs := m.BlockSize
 		if bs <= 0 {
@@ -293,11 +374,11 @@ func (p *PickerPool) StoreScrape(e *Endpoint, m *ServerMetrics, unixNanos int64)
 }
 
 // ScrapeInterval returns the configured scrape interval.
-func (p *PickerPool) ScrapeInterval() time.Duration { return p.set.Load().interval }
+func (p *Pool) ScrapeInterval() time.Duration { return p.set.Load().interval }
 
 // Ratio returns the cumulative prefix match ratio histogram (one count per
 // RatioBuckets bound) and the total number of affinity-mode picks.
-func (p *PickerPool) Ratio() (cum [len(RatioBuckets)]uint64, count uint64) {
+func (p *Pool) Ratio() (cum [len(RatioBuckets)]uint64, count uint64) {
 	var c uint64
 	for i := range p.ratio {
 		c += p.ratio[i].Load()
@@ -306,27 +387,39 @@ func (p *PickerPool) Ratio() (cum [len(RatioBuckets)]uint64, count uint64) {
 	return cum, p.picks.Load()
 }
 
-// Pick chooses one of eps for pc.Req: filters, then weighted scorers, then
-// the picker; in affinity mode (a pipeline with the prefix scorer) a prompt
-// no endpoint holds is placed with cache.Place, and a holder over the load
-// bound spills over. On success it calls Begin on the endpoint and records
-// the prompt's blocks for it in the index. It never blocks and does no I/O.
-// eps must be endpoints of this pool (from Endpoint).
-func (p *PickerPool) Pick(pc *PickContext, eps []*Endpoint) Decision {
+// Pick chooses one of eps for pc.Req with the pool's preset: filters, then
+// weighted scorers, then the picker; in affinity mode (a pipeline with the
+// prefix scorer) a prompt no endpoint holds is placed with cache.Place, and a
+// holder over the load bound spills over. On success it calls Begin on the
+// endpoint and records the prompt's blocks for it in the index. It never
+// blocks and does no I/O. eps must be endpoints of this pool (from Endpoint).
+func (p *Pool) Pick(pc *PickContext, eps []*Endpoint) Decision {
 	s := p.set.Load()
+	return p.pick(pc, s, &s.pick, eps)
+}
+
+// Balance is Pick with the pool's balancer (Options.Balancer), which reads
+// no prompt: the pick of a plain pool, and of a retry or a mirror in any
+// pool.
+func (p *Pool) Balance(pc *PickContext, eps []*Endpoint) Decision {
+	s := p.set.Load()
+	return p.pick(pc, s, &s.balance, eps)
+}
+
+func (p *Pool) pick(pc *PickContext, s *settings, pl *plan, eps []*Endpoint) Decision {
 	pc.set = s
 	if pc.Now == 0 {
 		pc.Now = time.Now().UnixNano()
 	}
 	d := Decision{Index: -1, Total: len(pc.Req.Blocks)}
-	useIndex := s.index && pc.Req.HasPrompt
+	useIndex := pl.index && pc.Req.HasPrompt
 	if useIndex && len(pc.Req.Blocks) > 0 {
 		pc.match = p.index.Match(pc.Req.Blocks, pc.match)
 	} else {
 		pc.match = pc.match[:0]
 	}
-	cands := p.candidates(pc, eps)
-	for _, f := range s.pipe.Filters {
+	cands := p.candidates(pc, pl, eps)
+	for _, f := range pl.pipe.Filters {
 		if cands = f.Filter(pc, cands); len(cands) == 0 {
 			return d
 		}
@@ -337,7 +430,17 @@ func (p *PickerPool) Pick(pc *PickContext, eps []*Endpoint) Decision {
 			return d
 		}
 	}
-	i, reason := p.choose(pc, s, cands, useIndex)
+	if a := pc.Req.Avoid; a != nil && len(cands) > 1 {
+		// Endpoints are distinct, so at most one candidate is a.
+		out := cands[:0]
+		for _, c := range cands {
+			if c.E != a {
+				out = append(out, c)
+			}
+		}
+		cands = out
+	}
+	i, reason := p.choose(pc, s, pl, cands, useIndex)
 	c := &cands[i]
 	for j, e := range eps {
 		if e == c.E {
@@ -358,7 +461,7 @@ func (p *PickerPool) Pick(pc *PickContext, eps []*Endpoint) Decision {
 	return d
 }
 
-func (p *PickerPool) observeRatio(matched, total int) {
+func (p *Pool) observeRatio(matched, total int) {
 	r := 0.0
 	if total > 0 {
 		r = float64(matched) / float64(total)
@@ -373,8 +476,8 @@ func (p *PickerPool) observeRatio(matched, total int) {
 }
 
 // candidates loads every endpoint's signals once.
-func (p *PickerPool) candidates(pc *PickContext, eps []*Endpoint) []Candidate {
-	if pc.set.sizes {
+func (p *Pool) candidates(pc *PickContext, pl *plan, eps []*Endpoint) []Candidate {
+	if pl.sizes {
 		pc.sizes = p.index.Sizes(pc.sizes)
 	}
 	cands := pc.cands[:0]
@@ -385,7 +488,7 @@ func (p *PickerPool) candidates(pc *PickContext, eps []*Endpoint) []Candidate {
 		}
 		c.Inflight, c.Tokens = e.inflight.Load(), e.inflightToks.Load()
 		c.Recent = e.recent.Load()
-		if s := e.slot; pc.set.sizes && s >= 0 && s < len(pc.sizes) {
+		if s := e.slot; pl.sizes && s >= 0 && s < len(pc.sizes) {
 			c.Cached = pc.sizes[s]
 		}
 		if at := e.scrapedAt.Load(); at > 0 && pc.Now-at <= pc.set.staleAfter {
@@ -404,14 +507,14 @@ func (p *PickerPool) candidates(pc *PickContext, eps []*Endpoint) []Candidate {
 
 // choose runs scorers and the picker, with placement and spill-over in
 // affinity mode. It returns an index into cands.
-func (p *PickerPool) choose(pc *PickContext, s *pickSettings, cands []Candidate, useIndex bool) (int, Reason) {
-	s.pipe.score(pc, cands)
-	if !s.affinity {
-		i := s.pipe.Picker.Pick(pc, cands)
+func (p *Pool) choose(pc *PickContext, s *settings, pl *plan, cands []Candidate, useIndex bool) (int, Reason) {
+	pl.pipe.score(pc, cands)
+	if !pl.affinity {
+		i := pl.pipe.Picker.Pick(pc, cands)
 		return i, plainReason(cands, i, useIndex)
 	}
 	if !useIndex {
-		return s.pipe.Picker.Pick(pc, cands), ReasonFallback
+		return pl.pipe.Picker.Pick(pc, cands), ReasonFallback
 	}
 	best, holders := 0, 0
 	for i := range cands {
@@ -426,7 +529,7 @@ func (p *PickerPool) choose(pc *PickContext, s *pickSettings, cands []Candidate,
 	if depth, ok := placeable(cands[best].Matched, holders, len(pc.Req.Blocks)); ok {
 		return p.place(pc, s, cands, b, depth), ReasonPlacement
 	}
-	i := s.pipe.Picker.Pick(pc, cands)
+	i := pl.pipe.Picker.Pick(pc, cands)
 	if !b.fits(&cands[i], affinityStretch(cands[i].Matched, len(pc.Req.Blocks))) {
 		i = b.bestFitting(cands, i)
 	}
@@ -454,11 +557,6 @@ func plainReason(cands []Candidate, i int, useIndex bool) Reason {
 		return ReasonSpillover
 	}
 	return ReasonAffinity
-}
-
-func readsCache(p Picker) bool {
-	r, ok := p.(CacheReader)
-	return ok && r.ReadsCache()
 }
 
 // placeable reports whether a prompt of n blocks whose longest match on any
@@ -502,7 +600,7 @@ func placeable(best, holders, n int) (depth int, ok bool) {
 // A key placement is this replica's affinity guess for a prompt its own
 // index has not seen (another replica may have served the earlier turns
 // there), so it tolerates the same imbalance as a full index match.
-func (p *PickerPool) place(pc *PickContext, s *pickSettings, cands []Candidate, b bounds, depth int) int {
+func (p *Pool) place(pc *PickContext, s *settings, cands []Candidate, b bounds, depth int) int {
 	stretch := affinityStretch(1, 1)
 	addrs, loads, idx := pc.addrs[:0], pc.loads[:0], pc.idx[:0]
 	for pass := 0; pass < 2 && len(idx) == 0; pass++ {
@@ -559,11 +657,8 @@ type bounds struct {
 // not compared (see bounds).
 const minRecentShare = 4
 
-func newBounds(cands []Candidate, s *pickSettings) bounds {
+func newBounds(cands []Candidate, s *settings) bounds {
 	bound := s.bound
-	if bound < 1 {
-		bound = cache.DefaultLoadBound
-	}
 	var recent, inflight int64
 	for i := range cands {
 		recent += max(cands[i].Recent, 0)

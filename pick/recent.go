@@ -1,4 +1,4 @@
-package router
+package pick
 
 import "sync/atomic"
 
@@ -14,7 +14,7 @@ import "sync/atomic"
 // cache growth actually went, and is about the same in every kvgate replica
 // that sees a random part of the same traffic, so bounded placement agrees
 // across replicas. In-flight requests still guard against bursts (see
-// PickerPool.fits).
+// bounds.inflightFits).
 const RecentWindow = 256
 
 // recentWindow is a ring of the last RecentWindow chosen endpoints; each

@@ -1,4 +1,4 @@
-package router
+package pick
 
 import (
 	"fmt"
@@ -9,18 +9,26 @@ import (
 	"time"
 
 	"github.com/kvgate/kvgate/cache"
-	"github.com/kvgate/kvgate/config"
 )
 
-// testPool is a PickerPool of n endpoints named 10.0.0.i:8000.
-func testPool(t testing.TB, n int, mod func(in *config.Inference)) (*PickerPool, []*Endpoint) {
-	t.Helper()
-	in := &config.Inference{}
-	config.Default(&config.Config{Pools: []config.Pool{{Inference: in}}})
-	if mod != nil {
-		mod(in)
+// testOptions are the options the proxy passes for an inference pool with
+// every setting at its configuration default.
+func testOptions() Options {
+	return Options{
+		Preset: DefaultPreset, Balancer: DefaultBalancer,
+		BlockSize: cache.DefaultBlockSize, CacheBlocks: cache.DefaultCacheBlocks, LoadBound: cache.DefaultLoadBound,
+		QueueThreshold: 5, KVThreshold: DefaultKVThreshold, ScrapeInterval: DefaultScrapeInterval,
 	}
-	p, err := NewPickerPool("p", in)
+}
+
+// testPool is a Pool of n endpoints named 10.0.0.i:8000.
+func testPool(t testing.TB, n int, mod func(o *Options)) (*Pool, []*Endpoint) {
+	t.Helper()
+	o := testOptions()
+	if mod != nil {
+		mod(&o)
+	}
+	p, err := NewPool(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +46,7 @@ func prompt(model, salt, text string) PickRequest {
 		Blocks: cache.Blocks(seed, []byte(text), 0, nil)}
 }
 
-func pick(t testing.TB, p *PickerPool, eps []*Endpoint, r PickRequest) Decision {
+func pick(t testing.TB, p *Pool, eps []*Endpoint, r PickRequest) Decision {
 	t.Helper()
 	pc := AcquirePickContext()
 	defer ReleasePickContext(pc)
@@ -49,7 +57,7 @@ func pick(t testing.TB, p *PickerPool, eps []*Endpoint, r PickRequest) Decision 
 // warm fills p's window of recent picks with RecentWindow requests for
 // distinct prompts, as a pool that has been serving for a while has, so that
 // a test's own picks are weighed against a realistic share.
-func warm(t testing.TB, p *PickerPool, eps []*Endpoint) {
+func warm(t testing.TB, p *Pool, eps []*Endpoint) {
 	t.Helper()
 	for i := range RecentWindow {
 		d := pick(t, p, eps, prompt("m", "", longText(fmt.Sprint("warm-up ", i), 512)))
@@ -166,7 +174,7 @@ func TestAffinityStretch(t *testing.T) {
 func TestPickFiltersAndStaleness(t *testing.T) {
 	now := time.Now().UnixNano()
 	fresh := func(e *Endpoint, waiting int, kv float64) {
-		e.Store(&ServerMetrics{Waiting: float64(waiting), KV: kv, HasKV: true}, now)
+		e.store(&ServerMetrics{Waiting: float64(waiting), KV: kv, HasKV: true}, now)
 	}
 	t.Run("saturated endpoints are skipped", func(t *testing.T) {
 		p, eps := testPool(t, 3, nil)
@@ -200,8 +208,8 @@ func TestPickFiltersAndStaleness(t *testing.T) {
 	t.Run("stale metrics are ignored", func(t *testing.T) {
 		p, eps := testPool(t, 2, nil)
 		old := now - int64(time.Second) // 20 intervals of 50ms ago
-		eps[0].Store(&ServerMetrics{Waiting: 50, KV: 0.99, HasKV: true}, old)
-		eps[1].Store(&ServerMetrics{Waiting: 50, KV: 0.99, HasKV: true}, old)
+		eps[0].store(&ServerMetrics{Waiting: 50, KV: 0.99, HasKV: true}, old)
+		eps[1].store(&ServerMetrics{Waiting: 50, KV: 0.99, HasKV: true}, old)
 		r := prompt("m", "", "x")
 		r.StopIfSaturated = true
 		d := pick(t, p, eps, r)
@@ -230,17 +238,19 @@ func TestPickFiltersAndStaleness(t *testing.T) {
 	})
 	t.Run("ejected endpoints are skipped", func(t *testing.T) {
 		p, eps := testPool(t, 2, nil)
-		eps[0].SetDownUntil(now + int64(time.Hour))
-		eps[1].SetDownUntil(now + int64(time.Hour))
+		for range EjectAfterFails {
+			eps[0].ObserveConnect(true)
+			eps[1].ObserveConnect(true)
+		}
 		if d := pick(t, p, eps, prompt("m", "", "x")); d.Endpoint != nil {
 			t.Fatalf("picked ejected %s", d.Endpoint.Addr)
 		}
 	})
 	t.Run("lora adapter present or loadable", func(t *testing.T) {
 		p, eps := testPool(t, 3, nil)
-		eps[0].Store(&ServerMetrics{HasLoRA: true, LoRA: LoRAInfo{Running: []string{"x", "y"}, Max: 2}}, now)
-		eps[1].Store(&ServerMetrics{HasLoRA: true, LoRA: LoRAInfo{Running: []string{"ad"}, Max: 2}}, now)
-		eps[2].Store(&ServerMetrics{HasLoRA: true, LoRA: LoRAInfo{Running: []string{"x"}, Max: 2}}, now)
+		eps[0].store(&ServerMetrics{HasLoRA: true, LoRA: LoRAInfo{Running: []string{"x", "y"}, Max: 2}}, now)
+		eps[1].store(&ServerMetrics{HasLoRA: true, LoRA: LoRAInfo{Running: []string{"ad"}, Max: 2}}, now)
+		eps[2].store(&ServerMetrics{HasLoRA: true, LoRA: LoRAInfo{Running: []string{"x"}, Max: 2}}, now)
 		seen := map[*Endpoint]bool{}
 		for i := range 40 {
 			d := pick(t, p, eps, prompt("ad", "", longText(fmt.Sprint(i), 300)))
@@ -254,9 +264,9 @@ func TestPickFiltersAndStaleness(t *testing.T) {
 }
 
 func TestPresets(t *testing.T) {
-	for _, name := range Presets {
+	for _, name := range PresetNames() {
 		t.Run(name, func(t *testing.T) {
-			p, eps := testPool(t, 4, func(in *config.Inference) { in.Picker = name })
+			p, eps := testPool(t, 4, func(o *Options) { o.Preset = name })
 			counts := map[string]int{}
 			for i := range 40 {
 				r := prompt("m", "", longText(fmt.Sprint(i), 256))
@@ -286,12 +296,10 @@ func TestPresets(t *testing.T) {
 			}
 		})
 	}
-	in := &config.Inference{Picker: "nope"}
-	if _, err := BuildPipeline(in); err == nil {
+	if _, err := buildPipeline("nope", nil); err == nil {
 		t.Error("unknown preset accepted")
 	}
-	in = &config.Inference{Scorers: []config.ScorerWeight{{Name: "queue", Weight: 1}}}
-	pipe, err := BuildPipeline(in)
+	pipe, err := buildPipeline("", []ScorerWeight{{Name: "queue", Weight: 1}})
 	if err != nil || len(pipe.Scorers) != 1 || pipe.affinity() {
 		t.Errorf("scorer override: %+v, %v; want queue alone and no affinity", pipe, err)
 	}
@@ -314,7 +322,7 @@ func TestRetainPurgesIndex(t *testing.T) {
 }
 
 func TestCapacityFromScrape(t *testing.T) {
-	p, eps := testPool(t, 1, func(in *config.Inference) { in.CacheBlocks = 1 << 20 })
+	p, eps := testPool(t, 1, func(o *Options) { o.CacheBlocks = 1 << 20 })
 	p.StoreScrape(eps[0], &ServerMetrics{NumGPUBlocks: 4, BlockSize: 16}, time.Now().UnixNano())
 	for i := range 3 {
 		d := pick(t, p, eps, prompt("m", "", longText(fmt.Sprint(i), 64*10)))
@@ -333,7 +341,7 @@ func TestReplicasAgreePastSharedSystemPrompt(t *testing.T) {
 	b, eb := testPool(t, 8, nil)
 	system := longText("system prompt shared by every conversation", 2048) // 32 blocks, below the placement depth
 	for _, p := range []struct {
-		pool *PickerPool
+		pool *Pool
 		eps  []*Endpoint
 	}{{a, ea}, {b, eb}} {
 		warm(t, p.pool, p.eps)
@@ -515,7 +523,7 @@ func TestSGLangPicker(t *testing.T) {
 // its holder however busy; the sglang preset grows the emptiest cache.
 func TestPlainPresets(t *testing.T) {
 	t.Run("gie", func(t *testing.T) {
-		p, eps := testPool(t, 4, func(in *config.Inference) { in.Picker = "gie" })
+		p, eps := testPool(t, 4, func(o *Options) { o.Preset = "gie" })
 		now := time.Now().UnixNano()
 		for i, e := range eps {
 			p.StoreScrape(e, &ServerMetrics{Waiting: float64(3 - i), KV: 0.1, HasKV: true}, now)
@@ -533,7 +541,7 @@ func TestPlainPresets(t *testing.T) {
 		}
 	})
 	t.Run("sglang", func(t *testing.T) {
-		p, eps := testPool(t, 3, func(in *config.Inference) { in.Picker = "sglang" })
+		p, eps := testPool(t, 3, func(o *Options) { o.Preset = "sglang" })
 		p.Index().Record(eps[0].Addr, prompt("m", "", longText("filler a", 8192)).Blocks)
 		p.Index().Record(eps[1].Addr, prompt("m", "", longText("filler b", 4096)).Blocks)
 		d := pick(t, p, eps, prompt("m", "", longText("new", 2048)))

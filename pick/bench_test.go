@@ -1,4 +1,4 @@
-package router
+package pick
 
 import (
 	"fmt"
@@ -77,5 +77,18 @@ func BenchmarkIndexBytesPerEntry(b *testing.B) {
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(entries), "heap-B/entry")
 		b.ReportMetric(float64(est)/float64(entries), "est-B/entry")
 		runtime.KeepAlive(idx)
+	}
+}
+
+// BenchmarkBalance measures the pick of a plain pool (and of a retry): the
+// least-request balancer over three endpoints, and the release.
+func BenchmarkBalance(b *testing.B) {
+	p, eps := testPool(b, 3, func(o *Options) { *o = Options{} })
+	b.ReportAllocs()
+	for b.Loop() {
+		pc := AcquirePickContext()
+		d := p.Balance(pc, eps)
+		ReleasePickContext(pc)
+		d.Endpoint.End(0)
 	}
 }

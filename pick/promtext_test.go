@@ -1,4 +1,4 @@
-package router
+package pick
 
 import (
 	"math"
@@ -92,8 +92,8 @@ func TestLabelValue(t *testing.T) {
 		key, want string
 		ok        bool
 	}{{"a", "1", true}, {"b", `x"y`, true}, {"c", "", true}, {"d", "", false}} {
-		if got, ok := LabelValue(labels, tt.key); got != tt.want || ok != tt.ok {
-			t.Errorf("LabelValue(%q) = %q, %v; want %q, %v", tt.key, got, ok, tt.want, tt.ok)
+		if got, ok := labelValue(labels, tt.key); got != tt.want || ok != tt.ok {
+			t.Errorf("labelValue(%q) = %q, %v; want %q, %v", tt.key, got, ok, tt.want, tt.ok)
 		}
 	}
 }
@@ -114,8 +114,8 @@ func FuzzParseMetrics(f *testing.F) {
 			t.Fatalf("negative or NaN queue figures: %+v", m)
 		}
 		n := 0
-		if err := ScanText(text, func(name, labels []byte, v float64) { n++ }); err != nil {
-			t.Fatalf("ParseMetrics accepted what ScanText rejects: %v", err)
+		if err := scanText(text, func(name, labels []byte, v float64) { n++ }); err != nil {
+			t.Fatalf("ParseMetrics accepted what scanText rejects: %v", err)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package router
+package pick
 
 import (
 	"bytes"
@@ -80,7 +80,7 @@ func roleOf(name []byte) int {
 func ParseMetrics(text []byte, dst *ServerMetrics) error {
 	lora := dst.LoRA
 	*dst = ServerMetrics{LoRA: LoRAInfo{Running: lora.Running[:0], Waiting: lora.Waiting[:0]}}
-	return ScanText(text, func(name, labels []byte, v float64) {
+	return scanText(text, func(name, labels []byte, v float64) {
 		dst.add(roleOf(name), labels, v)
 	})
 }
@@ -128,7 +128,7 @@ func nonNeg(v float64) float64 {
 }
 
 func labelInt(labels []byte, key string) (int, bool) {
-	v, ok := LabelValue(labels, key)
+	v, ok := labelValue(labels, key)
 	if !ok {
 		return 0, false
 	}
@@ -140,7 +140,7 @@ func labelInt(labels []byte, key string) (int, bool) {
 }
 
 func splitAdapters(dst []string, labels []byte, key string) []string {
-	v, ok := LabelValue(labels, key)
+	v, ok := labelValue(labels, key)
 	if !ok {
 		return dst
 	}
@@ -152,15 +152,15 @@ func splitAdapters(dst []string, labels []byte, key string) []string {
 	return dst
 }
 
-var errMetricsLine = errors.New("router: malformed metrics line")
+var errMetricsLine = errors.New("pick: malformed metrics line")
 
-// ScanText calls fn for every sample of a Prometheus text exposition: the
+// scanText calls fn for every sample of a Prometheus text exposition: the
 // metric name, the raw label block (between the braces, escapes kept; nil
 // when absent) and the value. Comments (# HELP, # TYPE, # EOF) and blank
 // lines are skipped; a timestamp after the value is ignored. The slices
 // alias text and are valid only during the call. It stops at the first
 // malformed line with an error naming it.
-func ScanText(text []byte, fn func(name, labels []byte, value float64)) error {
+func scanText(text []byte, fn func(name, labels []byte, value float64)) error {
 	for line := 1; len(text) > 0; line++ {
 		var l []byte
 		if i := bytes.IndexByte(text, '\n'); i >= 0 {
@@ -290,9 +290,9 @@ func labelsEnd(l []byte, i int) (int, error) {
 	}
 }
 
-// LabelValue returns the unescaped value of label key in a raw label block
-// as ScanText passes it. It allocates the returned string.
-func LabelValue(labels []byte, key string) (string, bool) {
+// labelValue returns the unescaped value of label key in a raw label block
+// as scanText passes it. It allocates the returned string.
+func labelValue(labels []byte, key string) (string, bool) {
 	i := 0
 	for i < len(labels) {
 		for i < len(labels) && (labels[i] == ' ' || labels[i] == '\t' || labels[i] == ',') {
