@@ -2,14 +2,15 @@
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
+OUT     ?= bin/kvgate
 
-.PHONY: help build test bench fuzz lint clean
+.PHONY: help build test bench fuzz lint clean manifests deploycheck image
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/kvgate (static, trimmed)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kvgate ./cmd/kvgate
+build: ## build bin/kvgate (static, trimmed; OUT=path, GOARCH=arm64 cross-builds)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(OUT) ./cmd/kvgate
 
 test: ## vet, then every test with the race detector (the README's test command)
 	$(GO) vet ./...
@@ -27,6 +28,18 @@ fuzz: ## run each fuzz target for FUZZTIME (default 20s)
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
+
+manifests: ## render deploy/manifests/kvgate.yaml from the Helm chart's defaults (needs helm)
+	deploy/manifests/generate.sh
+
+deploycheck: ## Helm chart tests, manifests up to date, systemd unit verify (needs helm, systemd-analyze)
+	deploy/helm/test.sh
+	deploy/manifests/generate.sh --check
+	deploy/systemd/verify.sh
+
+image: ## OCI image from scratch with buildah, then its podman smoke test (deploy/image/)
+	deploy/image/build.sh
+	deploy/image/smoke.sh
 
 clean: ## remove build outputs
 	rm -rf bin
