@@ -11,6 +11,7 @@ import (
 
 	"github.com/kvgate/kvgate/cache"
 	"github.com/kvgate/kvgate/config"
+	"github.com/kvgate/kvgate/openai"
 	"github.com/kvgate/kvgate/router"
 )
 
@@ -147,7 +148,7 @@ func (ip *infPool) refresh() *infView {
 // being forwarded.
 type inferScratch struct {
 	buf    []byte
-	prompt cache.Prompt
+	prompt openai.Prompt
 }
 
 var inferScratchPool = sync.Pool{New: func() any { return new(inferScratch) }}
@@ -250,7 +251,7 @@ func readPrompt(x *Exchange, in *config.Inference, sc *inferScratch, req *router
 	}
 	n := in.MaxPromptBytes
 	if n <= 0 {
-		n = cache.DefaultMaxPromptBytes
+		n = openai.DefaultMaxPromptBytes
 	}
 	if x.bodyLen >= 0 && x.bodyLen < int64(n) {
 		n = int(x.bodyLen)
@@ -264,7 +265,7 @@ func readPrompt(x *Exchange, in *config.Inference, sc *inferScratch, req *router
 	if errors.Is(err, errBodyTooLarge) {
 		return x.fail(413, errInvalidRequest, "body_too_large", bodyTooLargeMsg(x.limit.max))
 	}
-	if err != nil || cache.Extract(x.path, buf, &sc.prompt) != nil {
+	if err != nil || openai.Extract(x.path, buf, &sc.prompt) != nil {
 		return nil
 	}
 	seed := cache.Seed(sc.prompt.Model, sc.prompt.CacheSalt)

@@ -6,11 +6,11 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/kvgate/kvgate/cache"
+	"github.com/kvgate/kvgate/openai"
 )
 
 // This file reads token usage from OpenAI-shaped responses as they stream
-// back (cache.UsageScanner), for the access log, kvgate_tokens_total and
+// back (openai.UsageScanner), for the access log, kvgate_tokens_total and
 // the request's span. The body passes through unchanged and unbuffered: the
 // scanner looks at each chunk after the upstream read returned it and
 // before the engine writes it, and keeps only its own bounded state.
@@ -21,7 +21,7 @@ var usagePaths = [...]string{"/v1/chat/completions", "/v1/completions", "/v1/res
 // usageReader is a reply body that feeds what it reads to a UsageScanner.
 type usageReader struct {
 	r io.Reader
-	s cache.UsageScanner
+	s openai.UsageScanner
 }
 
 func (u *usageReader) Read(p []byte) (int, error) {
@@ -40,7 +40,7 @@ func watchUsage(x *Exchange, r *Reply) {
 	if r != &x.reply || x.up == nil || r.Body == nil || r.Status < 200 || r.Status > 299 || !isUsagePath(x.path) {
 		return
 	}
-	mode := cache.UsageOff
+	mode := openai.UsageOff
 	for _, f := range r.Header {
 		switch {
 		case strings.EqualFold(f.Name, "content-type"):
@@ -49,7 +49,7 @@ func watchUsage(x *Exchange, r *Reply) {
 			return // compressed: the usage cannot be read without inflating
 		}
 	}
-	if mode == cache.UsageOff {
+	if mode == openai.UsageOff {
 		return
 	}
 	u := usageReaders.Get().(*usageReader)
@@ -68,16 +68,16 @@ func isUsagePath(path string) bool {
 	return false
 }
 
-func usageMode(contentType string) cache.UsageMode {
+func usageMode(contentType string) openai.UsageMode {
 	mt, _, _ := strings.Cut(contentType, ";")
 	mt = strings.TrimSpace(mt)
 	switch {
 	case strings.EqualFold(mt, "text/event-stream"):
-		return cache.UsageSSE
+		return openai.UsageSSE
 	case strings.EqualFold(mt, "application/json"):
-		return cache.UsageJSON
+		return openai.UsageJSON
 	}
-	return cache.UsageOff
+	return openai.UsageOff
 }
 
 // endUsage takes the usage found, if any, into x.tokens and counts it.

@@ -1,4 +1,4 @@
-package cache
+package openai
 
 import (
 	"errors"
@@ -12,10 +12,10 @@ const DefaultMaxPromptBytes = 128 << 10
 var (
 	// ErrInvalidJSON means the body is not a JSON object (nor the beginning of
 	// one). Route the request with the pool's fallback balancer.
-	ErrInvalidJSON = errors.New("cache: request body is not a JSON object; route it with the fallback balancer")
+	ErrInvalidJSON = errors.New("openai: request body is not a JSON object; route it with the fallback balancer")
 	// ErrUnsupportedPath means the path has no known OpenAI prompt shape. Route
 	// the request with the pool's fallback balancer.
-	ErrUnsupportedPath = errors.New("cache: path is not one of /v1/chat/completions, /v1/completions, /v1/responses, /v1/embeddings; route it with the fallback balancer")
+	ErrUnsupportedPath = errors.New("openai: path is not one of /v1/chat/completions, /v1/completions, /v1/responses, /v1/embeddings; route it with the fallback balancer")
 )
 
 // Prompt is what Extract reads from a request body. A Prompt may be reused

@@ -1,4 +1,4 @@
-package cache
+package openai
 
 import (
 	"bytes"
@@ -19,8 +19,8 @@ import (
 const maxDepth = 256
 
 var (
-	errEOF    = errors.New("cache: body ends inside a JSON value")
-	errSyntax = errors.New("cache: JSON syntax error")
+	errEOF    = errors.New("openai: body ends inside a JSON value")
+	errSyntax = errors.New("openai: JSON syntax error")
 )
 
 type scanner struct {
