@@ -22,16 +22,3 @@ func BenchmarkExtractChat(b *testing.B) {
 		})
 	}
 }
-
-func BenchmarkModelOf(b *testing.B) {
-	body := []byte(chatBody(8 << 10))
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	clk := startCPU()
-	for b.Loop() {
-		if _, ok := ModelOf(body); !ok {
-			b.Fatal("no model")
-		}
-	}
-	clk.stop(b)
-}

@@ -22,8 +22,15 @@ func ExampleExtract() {
 	// user: What is a KV cache?
 }
 
-func ExampleModelOf() {
-	model, ok := openai.ModelOf([]byte(`{"messages":[],"model":"sql-lora"}`))
-	fmt.Println(model, ok)
-	// Output: sql-lora true
+func ExampleModel() {
+	fmt.Println(openai.Model([]byte(`{"messages":[{"role":"user","content":"hi"}],"model":"sql-lora"}`)))
+	// Output: sql-lora
+}
+
+func ExampleRewriteModel() {
+	body := []byte(`{"messages":[{"role":"user","content":"say \"model\""}],"model":"llama-3-8b","stream":true}`)
+	out, ok := openai.RewriteModel(body, "llama-3-70b")
+	fmt.Println(ok, string(out))
+	// Output:
+	// true {"messages":[{"role":"user","content":"say \"model\""}],"model":"llama-3-70b","stream":true}
 }

@@ -172,32 +172,6 @@ func Extract(path string, body []byte, dst *Prompt) error {
 	return nil
 }
 
-// ModelOf returns the top-level "model" string of a JSON body, for routing
-// rules that need nothing else. ok is false when the body is not JSON, has no
-// string model, or was cut before the model ended. It allocates the string.
-func ModelOf(body []byte) (model string, ok bool) {
-	s := scanner{b: body}
-	var pos [nFields]int
-	if err := s.top(&pos); err != nil && err != errEOF {
-		return "", false
-	}
-	if pos[fModel] < 0 {
-		return "", false
-	}
-	s.i = pos[fModel]
-	if c, _ := s.peek(); c != '"' {
-		return "", false
-	}
-	raw, esc, err := s.str()
-	if err != nil {
-		return "", false
-	}
-	if esc {
-		return string(appendUnescaped(nil, raw)), true
-	}
-	return string(raw), true
-}
-
 func clearNames(dst *Prompt) {
 	dst.Model = ""
 	dst.CacheSalt = ""

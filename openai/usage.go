@@ -271,10 +271,6 @@ func (j *jsonTracker) scan(p []byte, s *UsageScanner) {
 	}
 }
 
-// structural marks the bytes that change a jsonTracker's state below the
-// followed levels.
-var structural = [256]bool{'"': true, '{': true, '}': true, '[': true, ']': true}
-
 // stringEnd is the index of the first '"' or '\\' in p, or -1.
 func stringEnd(p []byte) int {
 	q := bytes.IndexByte(p, '"')

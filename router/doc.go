@@ -32,8 +32,10 @@
 // in-flight requests past the queue threshold), stretched by how much of the
 // prompt the endpoint caches.
 //
-// The package must not do I/O, read request bodies, hold global locks on the
-// request path or know about HTTP engines: the proxy hands it a Request view
-// and applies the compiled filters through the small interfaces declared
-// here (HeaderEditor).
+// The package must not do I/O, read or parse request bodies, hold global
+// locks on the request path or know about HTTP engines: the proxy hands it a
+// Request view (whose Model the proxy reads with package openai) and applies
+// the compiled filters through the small interfaces declared here
+// (HeaderEditor). A model rewrite filter only chooses the new model name; the
+// proxy rewrites the body with openai.RewriteModel.
 package router
