@@ -66,46 +66,15 @@ func RewriteModel(body []byte, newModel string) (_ []byte, ok bool) {
 // errEOF when it ends inside the object, errSyntax otherwise; the spans
 // found before the end or the error are returned either way.
 func (s *scanner) models(spans [][2]int) ([][2]int, error) {
-	c, err := s.peek()
-	if err != nil || c != '{' {
-		return spans, errSyntax // empty, blank or not an object
+	err := s.object(func(key []byte, esc bool, val []byte) {
+		if val[0] == '"' && lookupKey(key, esc) == fModel {
+			spans = append(spans, [2]int{s.i - len(val), s.i})
+		}
+	})
+	if err == nil {
+		err = s.end()
 	}
-	s.i++
-	if c, err = s.peek(); err != nil {
-		return spans, err
-	}
-	if c == '}' {
-		s.i++
-		return spans, s.end()
-	}
-	for {
-		raw, esc, err := s.objKey()
-		if err != nil {
-			return spans, err
-		}
-		if c, err = s.peek(); err != nil {
-			return spans, err
-		}
-		if c == '"' {
-			start := s.i
-			_, _, err = s.str()
-			if err == nil && lookupKey(raw, esc) == fModel {
-				spans = append(spans, [2]int{start, s.i})
-			}
-		} else {
-			err = s.skip()
-		}
-		if err != nil {
-			return spans, err
-		}
-		done, err := s.next('}')
-		if err != nil {
-			return spans, err
-		}
-		if done {
-			return spans, s.end()
-		}
-	}
+	return spans, err
 }
 
 // appendJSONString appends s as a JSON string literal; invalid UTF-8 becomes U+FFFD.

@@ -141,13 +141,54 @@ func (s *scanner) value(out *[]byte) error {
 	return errSyntax
 }
 
+// object reads the object at s.i, calling fn with the raw key (escapes not
+// decoded; esc says whether it holds any) and the raw value of each member in
+// order, values passed over with skip. s.i is just past the value while fn
+// runs, and fn must not keep key or val. object returns nil once the object
+// closes, errEOF when the input ends inside it and errSyntax otherwise; fn
+// has seen the members before the end or the error.
+func (s *scanner) object(fn func(key []byte, esc bool, val []byte)) error {
+	c, err := s.peek()
+	if err != nil {
+		return err
+	}
+	if c != '{' {
+		return errSyntax
+	}
+	s.i++
+	if c, err = s.peek(); err != nil {
+		return err
+	}
+	if c == '}' {
+		s.i++
+		return nil
+	}
+	for {
+		key, esc, err := s.objKey()
+		if err != nil {
+			return err
+		}
+		if _, err := s.peek(); err != nil {
+			return err
+		}
+		start := s.i
+		if err := s.skip(); err != nil {
+			return err
+		}
+		fn(key, esc, s.b[start:s.i])
+		if done, err := s.next('}'); done || err != nil {
+			return err
+		}
+	}
+}
+
 // skip passes over one value, like value(nil) but cheaper where only the
 // level it is called at matters: strings, numbers and literals are checked
 // as value checks them, while an object or array is passed over by its
 // brackets alone. Strings inside it are read with str, so brackets and quotes
 // in them do not count, but nothing else between the brackets is checked, and
 // there is no depth bound since skip does not recurse. Every JSON value
-// passes; some invalid ones do too (`[1 2}`). Model and RewriteModel use it.
+// passes; some invalid ones do too (`[1 2}`). object uses it.
 func (s *scanner) skip() error {
 	c, err := s.peek()
 	if err != nil {
