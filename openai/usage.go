@@ -1,6 +1,9 @@
 package openai
 
-import "bytes"
+import (
+	"bytes"
+	"strings"
+)
 
 // This file reads token usage out of OpenAI-shaped response bodies while
 // they stream through the proxy. The scanner sees each chunk once, after
@@ -45,6 +48,36 @@ const (
 	// cumulative count for servers that report usage on every chunk.
 	UsageSSE
 )
+
+// usagePaths are the endpoints whose responses carry a usage object.
+var usagePaths = [...]string{"/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/embeddings"}
+
+// ReportsUsage reports whether a response to a request for path carries a
+// usage object: path ends in /v1/chat/completions, /v1/completions,
+// /v1/responses or /v1/embeddings.
+func ReportsUsage(path string) bool {
+	for _, s := range usagePaths {
+		if strings.HasSuffix(path, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// UsageModeOf says how a response body with the given Content-Type is
+// framed: UsageSSE for text/event-stream, UsageJSON for application/json
+// (parameters and case ignored), UsageOff for anything else.
+func UsageModeOf(contentType string) UsageMode {
+	mt, _, _ := strings.Cut(contentType, ";")
+	mt = strings.TrimSpace(mt)
+	switch {
+	case strings.EqualFold(mt, "text/event-stream"):
+		return UsageSSE
+	case strings.EqualFold(mt, "application/json"):
+		return UsageJSON
+	}
+	return UsageOff
+}
 
 // maxUsageBytes bounds the usage object kept while it is read (whitespace
 // outside strings is not kept). OpenAI's largest usage objects, with every

@@ -277,3 +277,36 @@ func BenchmarkUsageScanner(b *testing.B) {
 		})
 	}
 }
+
+func TestReportsUsage(t *testing.T) {
+	for path, want := range map[string]bool{
+		"/v1/chat/completions":        true,
+		"/openai/v1/chat/completions": true,
+		"/v1/completions":             true,
+		"/v1/responses":               true,
+		"/v1/embeddings":              true,
+		"/v1/models":                  false,
+		"/chat/completions":           false, // usage paths keep their /v1
+		"/v1/chat/completions/":       false,
+	} {
+		if got := ReportsUsage(path); got != want {
+			t.Errorf("ReportsUsage(%q) = %v, want %v", path, got, want)
+		}
+	}
+}
+
+func TestUsageModeOf(t *testing.T) {
+	for ct, want := range map[string]UsageMode{
+		"text/event-stream":                UsageSSE,
+		"Text/Event-Stream; charset=utf-8": UsageSSE,
+		"application/json":                 UsageJSON,
+		" application/JSON ;charset=utf-8": UsageJSON,
+		"application/x-ndjson":             UsageOff,
+		"text/plain":                       UsageOff,
+		"":                                 UsageOff,
+	} {
+		if got := UsageModeOf(ct); got != want {
+			t.Errorf("UsageModeOf(%q) = %d, want %d", ct, got, want)
+		}
+	}
+}

@@ -15,9 +15,6 @@ import (
 // scanner looks at each chunk after the upstream read returned it and
 // before the engine writes it, and keeps only its own bounded state.
 
-// usagePaths are the endpoints whose responses carry a usage object.
-var usagePaths = [...]string{"/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/embeddings"}
-
 // usageReader is a reply body that feeds what it reads to a UsageScanner.
 type usageReader struct {
 	r io.Reader
@@ -37,14 +34,14 @@ var usageReaders = sync.Pool{New: func() any { return new(usageReader) }}
 // watchUsage wraps the body of a successful upstream reply to an OpenAI
 // endpoint in a usageReader. Other replies are left alone.
 func watchUsage(x *Exchange, r *Reply) {
-	if r != &x.reply || x.up == nil || r.Body == nil || r.Status < 200 || r.Status > 299 || !isUsagePath(x.path) {
+	if r != &x.reply || x.up == nil || r.Body == nil || r.Status < 200 || r.Status > 299 || !openai.ReportsUsage(x.path) {
 		return
 	}
 	mode := openai.UsageOff
 	for _, f := range r.Header {
 		switch {
 		case strings.EqualFold(f.Name, "content-type"):
-			mode = usageMode(f.Value)
+			mode = openai.UsageModeOf(f.Value)
 		case strings.EqualFold(f.Name, "content-encoding") && !strings.EqualFold(f.Value, "identity"):
 			return // compressed: the usage cannot be read without inflating
 		}
@@ -57,27 +54,6 @@ func watchUsage(x *Exchange, r *Reply) {
 	u.s.Reset(mode)
 	x.usage = u
 	r.Body = u
-}
-
-func isUsagePath(path string) bool {
-	for _, s := range usagePaths {
-		if strings.HasSuffix(path, s) {
-			return true
-		}
-	}
-	return false
-}
-
-func usageMode(contentType string) openai.UsageMode {
-	mt, _, _ := strings.Cut(contentType, ";")
-	mt = strings.TrimSpace(mt)
-	switch {
-	case strings.EqualFold(mt, "text/event-stream"):
-		return openai.UsageSSE
-	case strings.EqualFold(mt, "application/json"):
-		return openai.UsageJSON
-	}
-	return openai.UsageOff
 }
 
 // endUsage takes the usage found, if any, into x.tokens and counts it.
