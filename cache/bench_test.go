@@ -101,37 +101,6 @@ func BenchmarkRecord8KiB(b *testing.B) {
 	clk.stop(b)
 }
 
-func BenchmarkExtractChat(b *testing.B) {
-	for _, size := range []int{8 << 10, 64 << 10} {
-		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
-			body := []byte(chatBody(size))
-			p := Prompt{Text: make([]byte, 0, len(body))}
-			b.ReportAllocs()
-			b.SetBytes(int64(len(body)))
-			clk := startCPU()
-			for b.Loop() {
-				if err := Extract("/v1/chat/completions", body, &p); err != nil {
-					b.Fatal(err)
-				}
-			}
-			clk.stop(b)
-		})
-	}
-}
-
-func BenchmarkModelOf(b *testing.B) {
-	body := []byte(chatBody(8 << 10))
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	clk := startCPU()
-	for b.Loop() {
-		if _, ok := ModelOf(body); !ok {
-			b.Fatal("no model")
-		}
-	}
-	clk.stop(b)
-}
-
 func BenchmarkPlace16(b *testing.B) {
 	eps := addrs(16)
 	loads := make([]int, 16)

@@ -7,28 +7,6 @@ import (
 	"github.com/kvgate/kvgate/cache"
 )
 
-func ExampleExtract() {
-	body := []byte(`{"messages":[{"role":"system","content":"Be brief."},` +
-		`{"role":"user","content":[{"type":"text","text":"What is a KV cache?"}]}],` +
-		`"cache_salt":"tenant-a","model":"llama-3-8b"}`)
-	var p cache.Prompt // reuse one per worker, or take it from a sync.Pool
-	if err := cache.Extract("/v1/chat/completions", body, &p); err != nil {
-		fmt.Println("fallback:", err)
-		return
-	}
-	fmt.Printf("model=%s salt=%s truncated=%v\n%s", p.Model, p.CacheSalt, p.Truncated, p.Text)
-	// Output:
-	// model=llama-3-8b salt=tenant-a truncated=false
-	// system: Be brief.
-	// user: What is a KV cache?
-}
-
-func ExampleModelOf() {
-	model, ok := cache.ModelOf([]byte(`{"messages":[],"model":"sql-lora"}`))
-	fmt.Println(model, ok)
-	// Output: sql-lora true
-}
-
 func ExampleBlocks() {
 	text := []byte(strings.Repeat("The quick brown fox jumps over the lazy dog. ", 5)) // 225 bytes
 	seed := cache.Seed("llama-3-8b", "")

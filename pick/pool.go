@@ -45,7 +45,7 @@ func (r Reason) String() string {
 }
 
 // PickRequest is what the picker knows about one request. For an inference
-// pick the proxy fills it from a bounded prefix of the body (cache.Extract,
+// pick the proxy fills it from a bounded prefix of the body (openai.Extract,
 // cache.Seed, cache.Blocks); a balancer pick reads only PromptTokens and Avoid.
 type PickRequest struct {
 	// HasPrompt is false when the body was not a usable OpenAI request; the

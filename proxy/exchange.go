@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kvgate/kvgate/cache"
+	"github.com/kvgate/kvgate/openai"
 	"github.com/kvgate/kvgate/router"
 )
 
@@ -72,7 +72,7 @@ type Exchange struct {
 	idle    *idleWatch // the route's timeouts.idle on the response stream (idle.go); nil when unset
 
 	usage     *usageReader // reads the reply's usage (usage.go); nil when not watched
-	tokens    cache.Usage  // what the usage object said, set in finish
+	tokens    openai.Usage // what the usage object said, set in finish
 	hasTokens bool
 	span      spanState // the request's server span (tracing.go); zero when tracing is off
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/kvgate/kvgate/openai"
 	"github.com/kvgate/kvgate/router"
 )
 
@@ -23,7 +24,7 @@ func (x *Exchange) readModel() {
 		return
 	}
 	buf, _ := x.peekBody(modelPrefixBytes, nil)
-	x.model = router.ModelField(buf)
+	x.model = openai.Model(buf)
 }
 
 // modelBody reports whether the request may carry an OpenAI-shaped JSON body.
@@ -58,10 +59,10 @@ func rewriteModel(x *Exchange, b *router.Backend) *Reply {
 		}
 		body = all
 	}
-	out, ok := router.RewriteModelField(body, target)
+	out, ok := openai.RewriteModel(body, target)
 	x.replaceBody(out)
 	if ok && x.model == "" {
-		x.model = router.ModelField(body)
+		x.model = openai.Model(body)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kvgate/kvgate/cache"
 	"github.com/kvgate/kvgate/config"
+	"github.com/kvgate/kvgate/openai"
 	"github.com/kvgate/kvgate/pick"
 	"github.com/kvgate/kvgate/router"
 )
@@ -120,7 +121,7 @@ func (ip *infPool) close() {
 // being forwarded.
 type inferScratch struct {
 	buf    []byte
-	prompt cache.Prompt
+	prompt openai.Prompt
 }
 
 var inferScratchPool = sync.Pool{New: func() any { return new(inferScratch) }}
@@ -219,7 +220,7 @@ func readPrompt(x *Exchange, in *config.Inference, sc *inferScratch, req *pick.P
 	}
 	n := in.MaxPromptBytes
 	if n <= 0 {
-		n = cache.DefaultMaxPromptBytes
+		n = openai.DefaultMaxPromptBytes
 	}
 	if x.bodyLen >= 0 && x.bodyLen < int64(n) {
 		n = int(x.bodyLen)
@@ -233,7 +234,7 @@ func readPrompt(x *Exchange, in *config.Inference, sc *inferScratch, req *pick.P
 	if errors.Is(err, errBodyTooLarge) {
 		return x.fail(413, errInvalidRequest, "body_too_large", bodyTooLargeMsg(x.limit.max))
 	}
-	if err != nil || cache.Extract(x.path, buf, &sc.prompt) != nil {
+	if err != nil || openai.Extract(x.path, buf, &sc.prompt) != nil {
 		return nil
 	}
 	seed := cache.Seed(sc.prompt.Model, sc.prompt.CacheSalt)

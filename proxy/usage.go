@@ -6,22 +6,19 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/kvgate/kvgate/cache"
+	"github.com/kvgate/kvgate/openai"
 )
 
 // This file reads token usage from OpenAI-shaped responses as they stream
-// back (cache.UsageScanner), for the access log, kvgate_tokens_total and
+// back (openai.UsageScanner), for the access log, kvgate_tokens_total and
 // the request's span. The body passes through unchanged and unbuffered: the
 // scanner looks at each chunk after the upstream read returned it and
 // before the engine writes it, and keeps only its own bounded state.
 
-// usagePaths are the endpoints whose responses carry a usage object.
-var usagePaths = [...]string{"/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/embeddings"}
-
 // usageReader is a reply body that feeds what it reads to a UsageScanner.
 type usageReader struct {
 	r io.Reader
-	s cache.UsageScanner
+	s openai.UsageScanner
 }
 
 func (u *usageReader) Read(p []byte) (int, error) {
@@ -37,19 +34,19 @@ var usageReaders = sync.Pool{New: func() any { return new(usageReader) }}
 // watchUsage wraps the body of a successful upstream reply to an OpenAI
 // endpoint in a usageReader. Other replies are left alone.
 func watchUsage(x *Exchange, r *Reply) {
-	if r != &x.reply || x.up == nil || r.Body == nil || r.Status < 200 || r.Status > 299 || !isUsagePath(x.path) {
+	if r != &x.reply || x.up == nil || r.Body == nil || r.Status < 200 || r.Status > 299 || !openai.ReportsUsage(x.path) {
 		return
 	}
-	mode := cache.UsageOff
+	mode := openai.UsageOff
 	for _, f := range r.Header {
 		switch {
 		case strings.EqualFold(f.Name, "content-type"):
-			mode = usageMode(f.Value)
+			mode = openai.UsageModeOf(f.Value)
 		case strings.EqualFold(f.Name, "content-encoding") && !strings.EqualFold(f.Value, "identity"):
 			return // compressed: the usage cannot be read without inflating
 		}
 	}
-	if mode == cache.UsageOff {
+	if mode == openai.UsageOff {
 		return
 	}
 	u := usageReaders.Get().(*usageReader)
@@ -57,27 +54,6 @@ func watchUsage(x *Exchange, r *Reply) {
 	u.s.Reset(mode)
 	x.usage = u
 	r.Body = u
-}
-
-func isUsagePath(path string) bool {
-	for _, s := range usagePaths {
-		if strings.HasSuffix(path, s) {
-			return true
-		}
-	}
-	return false
-}
-
-func usageMode(contentType string) cache.UsageMode {
-	mt, _, _ := strings.Cut(contentType, ";")
-	mt = strings.TrimSpace(mt)
-	switch {
-	case strings.EqualFold(mt, "text/event-stream"):
-		return cache.UsageSSE
-	case strings.EqualFold(mt, "application/json"):
-		return cache.UsageJSON
-	}
-	return cache.UsageOff
 }
 
 // endUsage takes the usage found, if any, into x.tokens and counts it.

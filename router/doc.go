@@ -25,8 +25,10 @@
 // Choosing an endpoint inside the backend's pool is not this package's
 // work: package pick does it, for plain and inference pools alike.
 //
-// The package must not do I/O, read request bodies, hold global locks on the
-// request path, pick endpoints or know about HTTP engines: the proxy hands
-// it a Request view and applies the compiled filters through the small
-// interfaces declared here (HeaderEditor).
+// The package must not do I/O, read or parse request bodies, hold global
+// locks on the request path, pick endpoints or know about HTTP engines: the proxy hands it a
+// Request view (whose Model the proxy reads with package openai) and applies
+// the compiled filters through the small interfaces declared here
+// (HeaderEditor). A model rewrite filter only chooses the new model name; the
+// proxy rewrites the body with openai.RewriteModel.
 package router

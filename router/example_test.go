@@ -50,32 +50,3 @@ routes:
 	// default agent-v1 agent-v2
 	// default
 }
-
-func ExampleRewriteModelField() {
-	body := []byte(`{"messages":[{"role":"user","content":"say \"model\""}],"model":"llama-3-8b","stream":true}`)
-	out, ok := router.RewriteModelField(body, "llama-3-70b")
-	fmt.Println(ok, string(out))
-	// Output:
-	// true {"messages":[{"role":"user","content":"say \"model\""}],"model":"llama-3-70b","stream":true}
-}
-
-func ExampleRedirect_Location() {
-	rd := &router.Redirect{Scheme: "https", StatusCode: 301}
-	loc, code := rd.Location(router.RedirectRequest{Scheme: "http", Host: "api.example.com", ListenerPort: 80, Path: "/v1/models", RawQuery: "a=1"}, router.MatchResult{})
-	fmt.Println(code, loc)
-	// Output:
-	// 301 https://api.example.com/v1/models?a=1
-}
-
-func ExampleRetryPolicy_Backoff() {
-	p := &router.RetryPolicy{BaseBackoff: router.DefaultBackoff}
-	for attempt := 1; attempt <= 5; attempt++ {
-		fmt.Println(attempt, p.Backoff(attempt, 0), p.Backoff(attempt, ^uint64(0)))
-	}
-	// Output:
-	// 1 12.5ms 25ms
-	// 2 25ms 50ms
-	// 3 50ms 100ms
-	// 4 100ms 200ms
-	// 5 125ms 250ms
-}

@@ -1,4 +1,4 @@
-package cache
+package openai
 
 import (
 	"errors"
@@ -215,31 +215,6 @@ func TestExtractConversationPrefix(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(p2.Text), string(p1.Text)) {
 		t.Fatalf("turn 2 text %q does not extend turn 1 text %q", p2.Text, p1.Text)
-	}
-}
-
-func TestModelOf(t *testing.T) {
-	tests := []struct {
-		body  string
-		model string
-		ok    bool
-	}{
-		{`{"model":"a"}`, "a", true},
-		{`{"messages":[{"role":"user","content":"{\"model\":\"inner\"}"}],"model":"outer"}`, "outer", true},
-		{`{"model":"first","model":"last"}`, "last", true},
-		{`{"model":"a\/b"}`, "a/b", true},
-		{`{"model":7}`, "", false},
-		{`{"prompt":"x"}`, "", false},
-		{`{"model":"cut`, "", false},
-		{`{"model":"m","prompt":"cut`, "m", true},
-		{`not json`, "", false},
-		{`{"model":"a"`, "a", true},
-	}
-	for _, tt := range tests {
-		m, ok := ModelOf([]byte(tt.body))
-		if m != tt.model || ok != tt.ok {
-			t.Errorf("ModelOf(%s) = %q, %v; want %q, %v", tt.body, m, ok, tt.model, tt.ok)
-		}
 	}
 }
 

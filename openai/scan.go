@@ -1,4 +1,4 @@
-package cache
+package openai
 
 import (
 	"bytes"
@@ -13,14 +13,20 @@ import (
 //
 // It is deliberately lenient in two places where strictness buys nothing for
 // routing: raw control characters inside strings and invalid UTF-8 are kept as
-// they are. Every document encoding/json accepts, it accepts.
+// they are. Every document encoding/json accepts, it accepts, up to maxDepth
+// levels of nesting for value; skip, which passes over a value without
+// looking inside, has no depth bound.
+//
+// Every reader in this package is built on it: Extract (extract.go), Model
+// and RewriteModel (model.go), and the usage object a UsageScanner captures
+// (usage.go). Nothing else in kvgate parses request or response JSON.
 
 // maxDepth bounds object/array nesting so hostile bodies cannot recurse deeply.
 const maxDepth = 256
 
 var (
-	errEOF    = errors.New("cache: body ends inside a JSON value")
-	errSyntax = errors.New("cache: JSON syntax error")
+	errEOF    = errors.New("openai: body ends inside a JSON value")
+	errSyntax = errors.New("openai: JSON syntax error")
 )
 
 type scanner struct {
@@ -134,6 +140,90 @@ func (s *scanner) value(out *[]byte) error {
 	}
 	return errSyntax
 }
+
+// object reads the object at s.i, calling fn with the raw key (escapes not
+// decoded; esc says whether it holds any) and the raw value of each member in
+// order, values passed over with skip. s.i is just past the value while fn
+// runs, and fn must not keep key or val. object returns nil once the object
+// closes, errEOF when the input ends inside it and errSyntax otherwise; fn
+// has seen the members before the end or the error.
+func (s *scanner) object(fn func(key []byte, esc bool, val []byte)) error {
+	c, err := s.peek()
+	if err != nil {
+		return err
+	}
+	if c != '{' {
+		return errSyntax
+	}
+	s.i++
+	if c, err = s.peek(); err != nil {
+		return err
+	}
+	if c == '}' {
+		s.i++
+		return nil
+	}
+	for {
+		key, esc, err := s.objKey()
+		if err != nil {
+			return err
+		}
+		if _, err := s.peek(); err != nil {
+			return err
+		}
+		start := s.i
+		if err := s.skip(); err != nil {
+			return err
+		}
+		fn(key, esc, s.b[start:s.i])
+		if done, err := s.next('}'); done || err != nil {
+			return err
+		}
+	}
+}
+
+// skip passes over one value, like value(nil) but cheaper where only the
+// level it is called at matters: strings, numbers and literals are checked
+// as value checks them, while an object or array is passed over by its
+// brackets alone. Strings inside it are read with str, so brackets and quotes
+// in them do not count, but nothing else between the brackets is checked, and
+// there is no depth bound since skip does not recurse. Every JSON value
+// passes; some invalid ones do too (`[1 2}`). object uses it.
+func (s *scanner) skip() error {
+	c, err := s.peek()
+	if err != nil {
+		return err
+	}
+	if c != '{' && c != '[' {
+		return s.value(nil)
+	}
+	depth := 0
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case '"':
+			if _, _, err := s.str(); err != nil {
+				return err
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				s.i++
+				return nil
+			}
+		}
+		s.i++
+		for s.i < len(s.b) && !structural[s.b[s.i]] {
+			s.i++
+		}
+	}
+	return errEOF
+}
+
+// structural marks the bytes that matter to skip inside a container, and to
+// a jsonTracker below the levels it follows.
+var structural = [256]bool{'"': true, '{': true, '}': true, '[': true, ']': true}
 
 // container skips an object or an array starting at s.i.
 func (s *scanner) container(out *[]byte) error {

@@ -1,9 +1,10 @@
-package router
+package openai
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -22,7 +23,7 @@ func bigChatBody(n int, model string) []byte {
 	return b.Bytes()
 }
 
-func TestRewriteModelField(t *testing.T) {
+func TestRewriteModel(t *testing.T) {
 	for _, tc := range []struct {
 		name, body, model, want string
 		ok                      bool
@@ -43,7 +44,7 @@ func TestRewriteModelField(t *testing.T) {
 		{"empty object", `{}`, "b", `{}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := RewriteModelField([]byte(tc.body), tc.model)
+			got, ok := RewriteModel([]byte(tc.body), tc.model)
 			if ok != tc.ok || string(got) != tc.want {
 				t.Errorf("got %q %v, want %q %v", got, ok, tc.want, tc.ok)
 			}
@@ -57,10 +58,10 @@ func TestRewriteModelAfterBigMessages(t *testing.T) {
 		t.Fatalf("body only %d bytes", len(body))
 	}
 	orig := bytes.Clone(body)
-	if m := ModelField(body); m != "llama-3-8b" {
-		t.Fatalf("ModelField = %q", m)
+	if m := Model(body); m != "llama-3-8b" {
+		t.Fatalf("Model = %q", m)
 	}
-	out, ok := RewriteModelField(body, "llama-3-70b")
+	out, ok := RewriteModel(body, "llama-3-70b")
 	if !ok {
 		t.Fatal("model after a big messages array not found")
 	}
@@ -80,28 +81,65 @@ func TestRewriteModelAfterBigMessages(t *testing.T) {
 	}
 }
 
-func TestModelField(t *testing.T) {
+func TestModel(t *testing.T) {
 	for _, tc := range []struct{ body, want string }{
 		{`{"model":"a"}`, "a"},
 		{`{"model":"a\u00e9\"b"}`, "aé\"b"},
+		{`{"model":"a\/b"}`, "a/b"},
 		{`{"model":"first","model":"last"}`, "last"},
+		{`{"model":"a","model":{"model":"x"}}`, "a"}, // the last string value
+		{`{"mod\u0065l":"escaped key"}`, "escaped key"},
 		{`{"model":"gpt","messages":[{"content":"truncated here`, "gpt"}, // a bounded prefix
+		{`{"model":"m","prompt":"cut`, "m"},
+		{`{"model":"a"`, "a"},
+		{`{"model":"cut`, ""},
 		{`{"messages":[{"content":"x"}],"model":"late"`, "late"},
+		{`{"messages":[{"role":"user","content":"{\"model\":\"inner\"}"}],"model":"outer"}`, "outer"},
 		{`{"messages":[{"model":"nested"}]}`, ""},
+		{`{"prompt":"x"}`, ""},
 		{`{"model":null}`, ""},
+		{`{"model":7}`, ""},
 		{`not json`, ""},
+		{``, ""},
 	} {
-		if got := ModelField([]byte(tc.body)); got != tc.want {
-			t.Errorf("ModelField(%s) = %q, want %q", tc.body, got, tc.want)
+		if got := Model([]byte(tc.body)); got != tc.want {
+			t.Errorf("Model(%s) = %q, want %q", tc.body, got, tc.want)
 		}
 	}
 }
 
-// FuzzRewriteModelField checks RewriteModelField against encoding/json: on a
+// Model and RewriteModel look only at the top level: a deeply nested value
+// before the model, deeper than Extract accepts, does not hide it.
+func TestModelAfterDeepNesting(t *testing.T) {
+	deep := strings.Repeat("[", 4*maxDepth) + strings.Repeat("]", 4*maxDepth)
+	body := []byte(`{"x":` + deep + `,"model":"a"}`)
+	if !json.Valid(body) {
+		t.Fatal("test body is not JSON")
+	}
+	if m := Model(body); m != "a" {
+		t.Fatalf("Model = %q, want a", m)
+	}
+	out, ok := RewriteModel(body, "b")
+	if want := `{"x":` + deep + `,"model":"b"}`; !ok || string(out) != want {
+		t.Fatalf("RewriteModel = %v, %.40q...", ok, out)
+	}
+}
+
+func TestModelAllocs(t *testing.T) {
+	body := bigChatBody(50, "llama-3-8b")
+	if n := testing.AllocsPerRun(20, func() { _ = Model(body) }); n != 1 {
+		t.Errorf("Model allocates %.1f times, want 1 (the string)", n)
+	}
+	if n := testing.AllocsPerRun(20, func() { _, _ = RewriteModel(body, "llama-3-70b") }); n != 1 {
+		t.Errorf("RewriteModel allocates %.1f times, want 1 (the body)", n)
+	}
+}
+
+// FuzzRewriteModel checks RewriteModel against encoding/json: on a
 // valid JSON object it succeeds exactly when some top-level "model" value is a
 // string, each such value decodes to the new model afterwards, and with the
 // model string values cut out, input and output are byte-identical.
-func FuzzRewriteModelField(f *testing.F) {
+func FuzzRewriteModel(f *testing.F) {
 	f.Add([]byte(`{"model":"a","messages":[{"role":"user","content":"hi"}]}`), "b")
 	f.Add([]byte(`{"messages":[{"content":"\"model\":\"x\""}],"model":"m"}`), "q\"uote")
 	f.Add(bigChatBody(3, "m"), "new")
@@ -109,11 +147,11 @@ func FuzzRewriteModelField(f *testing.F) {
 	f.Add([]byte(`{"mod\u0065l":"a","model":null}`), "\x00\xff")
 	f.Fuzz(func(t *testing.T, body []byte, model string) {
 		orig := bytes.Clone(body)
-		out, ok := RewriteModelField(body, model)
+		out, ok := RewriteModel(body, model)
 		if !bytes.Equal(body, orig) {
 			t.Fatal("input modified")
 		}
-		_ = ModelField(body) // must not panic on any input
+		_ = Model(body) // must not panic on any input
 		if !ok && !bytes.Equal(out, body) {
 			t.Fatal("not ok but the output differs from the input")
 		}
@@ -185,13 +223,41 @@ func cutModels(t *testing.T, b []byte) (rest []byte, n int, valid bool) {
 	return append(rest, b[last:]...), n, true
 }
 
-func BenchmarkRewriteModelField(b *testing.B) {
+func BenchmarkRewriteModel(b *testing.B) {
 	body := bigChatBody(500, "llama-3-8b")
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
+	clk := startCPU()
 	for b.Loop() {
-		if _, ok := RewriteModelField(body, "llama-3-70b"); !ok {
+		if _, ok := RewriteModel(body, "llama-3-70b"); !ok {
 			b.Fatal("not found")
 		}
+	}
+	clk.stop(b)
+}
+
+// BenchmarkModel reads the model behind a long messages array: the bounded
+// body read a model-match route costs. "decoys" is bigChatBody (escapes,
+// nested "model" keys), "chat" a realistic chat body.
+func BenchmarkModel(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		body []byte
+	}{
+		{"decoys-57KiB", bigChatBody(500, "llama-3-8b")},
+		{"chat-8KiB", []byte(chatBody(8 << 10))},
+		{"chat-64KiB", []byte(chatBody(64 << 10))},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(tc.body)))
+			b.ReportAllocs()
+			clk := startCPU()
+			for b.Loop() {
+				if Model(tc.body) == "" {
+					b.Fatal("no model")
+				}
+			}
+			clk.stop(b)
+		})
 	}
 }

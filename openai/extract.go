@@ -1,4 +1,4 @@
-package cache
+package openai
 
 import (
 	"errors"
@@ -12,10 +12,10 @@ const DefaultMaxPromptBytes = 128 << 10
 var (
 	// ErrInvalidJSON means the body is not a JSON object (nor the beginning of
 	// one). Route the request with the pool's fallback balancer.
-	ErrInvalidJSON = errors.New("cache: request body is not a JSON object; route it with the fallback balancer")
+	ErrInvalidJSON = errors.New("openai: request body is not a JSON object; route it with the fallback balancer")
 	// ErrUnsupportedPath means the path has no known OpenAI prompt shape. Route
 	// the request with the pool's fallback balancer.
-	ErrUnsupportedPath = errors.New("cache: path is not one of /v1/chat/completions, /v1/completions, /v1/responses, /v1/embeddings; route it with the fallback balancer")
+	ErrUnsupportedPath = errors.New("openai: path is not one of /v1/chat/completions, /v1/completions, /v1/responses, /v1/embeddings; route it with the fallback balancer")
 )
 
 // Prompt is what Extract reads from a request body. A Prompt may be reused
@@ -170,32 +170,6 @@ func Extract(path string, body []byte, dst *Prompt) error {
 		}
 	}
 	return nil
-}
-
-// ModelOf returns the top-level "model" string of a JSON body, for routing
-// rules that need nothing else. ok is false when the body is not JSON, has no
-// string model, or was cut before the model ended. It allocates the string.
-func ModelOf(body []byte) (model string, ok bool) {
-	s := scanner{b: body}
-	var pos [nFields]int
-	if err := s.top(&pos); err != nil && err != errEOF {
-		return "", false
-	}
-	if pos[fModel] < 0 {
-		return "", false
-	}
-	s.i = pos[fModel]
-	if c, _ := s.peek(); c != '"' {
-		return "", false
-	}
-	raw, esc, err := s.str()
-	if err != nil {
-		return "", false
-	}
-	if esc {
-		return string(appendUnescaped(nil, raw)), true
-	}
-	return string(raw), true
 }
 
 func clearNames(dst *Prompt) {

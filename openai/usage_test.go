@@ -1,4 +1,4 @@
-package cache
+package openai
 
 import (
 	"bytes"
@@ -171,7 +171,44 @@ func refUsage(body []byte) (Usage, bool) {
 	if len(found) == 0 {
 		return Usage{}, false
 	}
-	return parseUsage(found)
+	var u Usage
+	members(found, func(k string, v json.RawMessage) {
+		switch k {
+		case "prompt_tokens", "input_tokens":
+			u.Prompt = atoi(v)
+		case "completion_tokens", "output_tokens":
+			u.Completion = atoi(v)
+		case "total_tokens":
+			u.Total = atoi(v)
+		case "prompt_tokens_details", "input_tokens_details":
+			members(v, func(k string, v json.RawMessage) {
+				if k == "cached_tokens" {
+					u.Cached = atoi(v)
+				}
+			})
+		}
+	})
+	return u, true
+}
+
+// members calls fn with each member of the JSON object obj, in order, as
+// encoding/json decodes it; nothing when obj is not an object.
+func members(obj []byte, fn func(k string, v json.RawMessage)) {
+	d := json.NewDecoder(bytes.NewReader(obj))
+	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+		return
+	}
+	for d.More() {
+		k, err := d.Token()
+		if err != nil {
+			return
+		}
+		var v json.RawMessage
+		if d.Decode(&v) != nil {
+			return
+		}
+		fn(k.(string), v)
+	}
 }
 
 // FuzzUsageScanner checks that the result does not depend on how the body
@@ -238,5 +275,38 @@ func BenchmarkUsageScanner(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestReportsUsage(t *testing.T) {
+	for path, want := range map[string]bool{
+		"/v1/chat/completions":        true,
+		"/openai/v1/chat/completions": true,
+		"/v1/completions":             true,
+		"/v1/responses":               true,
+		"/v1/embeddings":              true,
+		"/v1/models":                  false,
+		"/chat/completions":           false, // usage paths keep their /v1
+		"/v1/chat/completions/":       false,
+	} {
+		if got := ReportsUsage(path); got != want {
+			t.Errorf("ReportsUsage(%q) = %v, want %v", path, got, want)
+		}
+	}
+}
+
+func TestUsageModeOf(t *testing.T) {
+	for ct, want := range map[string]UsageMode{
+		"text/event-stream":                UsageSSE,
+		"Text/Event-Stream; charset=utf-8": UsageSSE,
+		"application/json":                 UsageJSON,
+		" application/JSON ;charset=utf-8": UsageJSON,
+		"application/x-ndjson":             UsageOff,
+		"text/plain":                       UsageOff,
+		"":                                 UsageOff,
+	} {
+		if got := UsageModeOf(ct); got != want {
+			t.Errorf("UsageModeOf(%q) = %d, want %d", ct, got, want)
+		}
 	}
 }

@@ -1,6 +1,9 @@
-package cache
+package openai
 
-import "bytes"
+import (
+	"bytes"
+	"strings"
+)
 
 // This file reads token usage out of OpenAI-shaped response bodies while
 // they stream through the proxy. The scanner sees each chunk once, after
@@ -11,6 +14,12 @@ import "bytes"
 // only where the API puts it (a key of the top-level object, or of the
 // top-level `response` object in Responses API events), never inside a
 // string or a nested object, however large the body.
+//
+// The tracker is not a second JSON parser: a body arrives in chunks cut
+// anywhere, so it is a byte-at-a-time state machine that follows only
+// strings, brackets and the keys of the levels where usage may be, and
+// checks nothing else. The usage object it captures is complete and small;
+// parseUsage reads it with the package's one scanner (scan.go).
 
 // Usage is the token accounting a response reports. Fields are 0 when the
 // response did not say.
@@ -39,6 +48,36 @@ const (
 	// cumulative count for servers that report usage on every chunk.
 	UsageSSE
 )
+
+// usagePaths are the endpoints whose responses carry a usage object.
+var usagePaths = [...]string{"/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/embeddings"}
+
+// ReportsUsage reports whether a response to a request for path carries a
+// usage object: path ends in /v1/chat/completions, /v1/completions,
+// /v1/responses or /v1/embeddings.
+func ReportsUsage(path string) bool {
+	for _, s := range usagePaths {
+		if strings.HasSuffix(path, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// UsageModeOf says how a response body with the given Content-Type is
+// framed: UsageSSE for text/event-stream, UsageJSON for application/json
+// (parameters and case ignored), UsageOff for anything else.
+func UsageModeOf(contentType string) UsageMode {
+	mt, _, _ := strings.Cut(contentType, ";")
+	mt = strings.TrimSpace(mt)
+	switch {
+	case strings.EqualFold(mt, "text/event-stream"):
+		return UsageSSE
+	case strings.EqualFold(mt, "application/json"):
+		return UsageJSON
+	}
+	return UsageOff
+}
 
 // maxUsageBytes bounds the usage object kept while it is read (whitespace
 // outside strings is not kept). OpenAI's largest usage objects, with every
@@ -271,10 +310,6 @@ func (j *jsonTracker) scan(p []byte, s *UsageScanner) {
 	}
 }
 
-// structural marks the bytes that change a jsonTracker's state below the
-// followed levels.
-var structural = [256]bool{'"': true, '{': true, '}': true, '[': true, ']': true}
-
 // stringEnd is the index of the first '"' or '\\' in p, or -1.
 func stringEnd(p []byte) int {
 	q := bytes.IndexByte(p, '"')
@@ -370,11 +405,14 @@ func (j *jsonTracker) keep(c byte, s *UsageScanner) {
 	}
 }
 
-// parseUsage reads the counts from one complete, whitespace-free usage
-// object (as captured by jsonTracker; whitespace is tolerated anyway).
-func parseUsage(b []byte) (Usage, bool) {
-	var u Usage
-	ok := walkObject(b, func(key, val []byte) {
+// parseUsage reads the counts from one complete usage object, as captured
+// by jsonTracker (whitespace outside strings dropped), with the package's
+// scanner. Keys are compared as written, so an escaped key is none of these.
+// When a key repeats the last one wins; a count that is not a number reads
+// as 0. ok is false when b is not one JSON object.
+func parseUsage(b []byte) (u Usage, ok bool) {
+	s := scanner{b: b}
+	err := s.object(func(key []byte, _ bool, val []byte) {
 		switch string(key) {
 		case "prompt_tokens", "input_tokens":
 			u.Prompt = atoi(val)
@@ -383,120 +421,15 @@ func parseUsage(b []byte) (Usage, bool) {
 		case "total_tokens":
 			u.Total = atoi(val)
 		case "prompt_tokens_details", "input_tokens_details":
-			walkObject(val, func(k, v []byte) {
+			d := scanner{b: val}
+			_ = d.object(func(k []byte, _ bool, v []byte) {
 				if string(k) == "cached_tokens" {
 					u.Cached = atoi(v)
 				}
 			})
 		}
 	})
-	return u, ok
-}
-
-// walkObject calls fn with each key (raw, unescaped bytes) and raw value of
-// the JSON object in b. It reports false when b is not a well-formed object
-// at its top level.
-func walkObject(b []byte, fn func(key, val []byte)) bool {
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return false
-	}
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return true
-	}
-	for i < len(b) {
-		if b[i] != '"' {
-			return false
-		}
-		ke := skipString(b, i)
-		if ke < 0 {
-			return false
-		}
-		key := b[i+1 : ke-1]
-		i = skipWS(b, ke)
-		if i >= len(b) || b[i] != ':' {
-			return false
-		}
-		i = skipWS(b, i+1)
-		ve := skipValue(b, i)
-		if ve < 0 {
-			return false
-		}
-		fn(key, b[i:ve])
-		i = skipWS(b, ve)
-		if i >= len(b) {
-			return false
-		}
-		switch b[i] {
-		case '}':
-			return true
-		case ',':
-			i = skipWS(b, i+1)
-		default:
-			return false
-		}
-	}
-	return false
-}
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index after the string starting at b[i] ('"'), or -1.
-func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return -1
-}
-
-// skipValue returns the index after the value starting at b[i], or -1.
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case '"':
-				e := skipString(b, i)
-				if e < 0 {
-					return -1
-				}
-				i = e - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-		}
-		return -1
-	}
-	start := i
-	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
-		i++
-	}
-	if i == start {
-		return -1
-	}
-	return i
+	return u, err == nil
 }
 
 // atoi reads a non-negative integer (a fraction is dropped); anything else
