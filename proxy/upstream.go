@@ -112,6 +112,7 @@ type upstreams struct {
 	pools map[string]*pool
 	log   *slog.Logger
 	ids   mtls.IdentitySource // workload identity for SPIFFE upstream TLS; nil: none
+	live  connSet             // every open upstream connection, of current and replaced pools
 }
 
 func newUpstreams(log *slog.Logger) *upstreams {
@@ -135,7 +136,7 @@ func (u *upstreams) sync(cfg *config.Config) (map[string]*pool, error) {
 			next[pc.Name] = old
 			continue
 		}
-		p, err := newPool(pc, cfg.Limits, u.log, u.ids)
+		p, err := newPool(pc, cfg.Limits, u.log, u.ids, &u.live)
 		if err != nil {
 			return nil, err
 		}
@@ -152,6 +153,10 @@ func (u *upstreams) sync(cfg *config.Config) (map[string]*pool, error) {
 	u.pools = next
 	return next, nil
 }
+
+// cutAll closes every upstream connection, in use or idle, and refuses new
+// ones: the end of a drain, after which nothing may wait on an upstream.
+func (u *upstreams) cutAll() { u.live.cutAll() }
 
 func (u *upstreams) closeAll() {
 	u.mu.Lock()
@@ -176,8 +181,8 @@ func equalTLS(a, b *config.UpstreamTLS) bool {
 	return *a == *b
 }
 
-func newPool(pc config.Pool, lim config.Limits, log *slog.Logger, ids mtls.IdentitySource) (*pool, error) {
-	tf, err := newTransportFactory(pc, lim, ids)
+func newPool(pc config.Pool, lim config.Limits, log *slog.Logger, ids mtls.IdentitySource, live *connSet) (*pool, error) {
+	tf, err := newTransportFactory(pc, lim, ids, live)
 	if err != nil {
 		return nil, err
 	}
