@@ -70,6 +70,13 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r := l.proxy.Serve(x)
 	n, err := writeH2(w, r)
 	r.Finish(err, n)
+	if err != nil && err != errClientGone {
+		// The body broke on the upstream side (cut, idle, reset): reset the
+		// stream, or the client would take a truncated body for a whole one.
+		// Both net/http's HTTP/2 and quic-go's HTTP/3 server do so, quietly,
+		// for this panic; the HTTP/1.1 engine closes the connection instead.
+		panic(http.ErrAbortHandler)
+	}
 }
 
 func writeH2(w http.ResponseWriter, r *Reply) (int64, error) {

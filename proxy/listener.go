@@ -121,6 +121,13 @@ func (l *Listener) acceptLoop() {
 		// the slot is taken after Accept so that listeners never hold slots
 		// they have no connection for.
 		sem <- struct{}{}
+		if l.proxy.draining.Load() {
+			// Waited for a slot until the drain began: closeConns may
+			// already have run, so it is not served.
+			_ = c.Close()
+			<-sem
+			continue
+		}
 		tc := &trackedConn{Conn: c, l: l}
 		l.track(tc, true)
 		l.wg.Add(1)
@@ -276,20 +283,41 @@ func (c *trackedConn) Close() error {
 }
 
 // shutdown stops accepting, lets in-flight requests finish until ctx ends,
-// then closes what is left.
+// then closes the client connections still open. It returns when every
+// engine has stopped; requests cut at the deadline may still be returning
+// (Proxy.Shutdown waits for them, bounded).
 func (l *Listener) shutdown(ctx context.Context) {
 	_ = l.ln.Close()
+	// fasthttp closes the listeners its Serve has registered; if Serve had
+	// not started yet it would later block in Accept for good.
+	_ = l.h1ln.Close()
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); l.shutdownHTTP3(ctx) }()
 	go func() { defer wg.Done(); _ = l.h1.ShutdownWithContext(ctx) }()
 	go func() { defer wg.Done(); _ = l.hs.Shutdown(ctx); l.waitConns(ctx) }()
-	wg.Wait()
+	drained := make(chan struct{})
+	go func() { wg.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-ctx.Done():
+	}
+	l.closeConns()
+	<-drained
+}
+
+// closeConns closes every client connection still open. The set is copied
+// first: trackedConn.Close leaves it, under the same lock.
+func (l *Listener) closeConns() {
 	l.mu.Lock()
+	open := make([]net.Conn, 0, len(l.conns))
 	for c := range l.conns {
-		_ = c.Close()
+		open = append(open, c)
 	}
 	l.mu.Unlock()
+	for _, c := range open {
+		_ = c.Close()
+	}
 }
 
 // waitConns waits until every dispatched connection has ended or ctx is done.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/kvgate/kvgate/config"
 	"github.com/kvgate/kvgate/mtls"
@@ -170,22 +171,47 @@ func (p *Proxy) AdminAddr() net.Addr {
 	return p.adminLn.Addr()
 }
 
+// drainGrace bounds how long Shutdown waits, once its ctx is done, for the
+// requests it cut to return and be accounted (access log, metrics).
+const drainGrace = time.Second
+
 // Shutdown drains: /readyz fails at once, listeners stop accepting, and
-// in-flight requests and streams run until they end or ctx is done; then
-// every connection is closed. The admin endpoint stops last.
+// in-flight requests and streams run until they end or ctx is done. Then
+// every connection still open is closed, client and upstream side alike, so
+// that no request is left waiting on either; Shutdown returns at most
+// drainGrace after ctx is done. The admin endpoint stops last.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.draining.Store(true)
 	p.log.Info("draining", "listeners", len(p.listeners))
-	done := make(chan struct{}, len(p.listeners))
-	for _, l := range p.listeners {
-		go func() { l.shutdown(ctx); done <- struct{}{} }()
-	}
-	for range p.listeners {
-		<-done
-	}
+	// At the deadline a request whose upstream is silent would wait on it
+	// (up to limits.streamIdleTimeout) after its client connection closed:
+	// cut the upstream side too, and refuse new upstream connections.
+	stopCut := context.AfterFunc(ctx, p.ups.cutAll)
+	defer stopCut()
+	drained := make(chan struct{})
+	go func() {
+		var wg sync.WaitGroup
+		for _, l := range p.listeners {
+			wg.Go(func() { l.shutdown(ctx) })
+		}
+		wg.Wait()
+		close(drained)
+	}()
 	var err error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+	}
 	if ctx.Err() != nil {
-		err = errors.New("proxy: drain timeout reached; remaining connections were closed")
+		err = errors.New("proxy: drainTimeout reached: requests still running were cut (raise drainTimeout to let long streams finish)")
+		grace := time.NewTimer(drainGrace)
+		defer grace.Stop()
+		select {
+		case <-drained:
+			p.waitRequests(grace.C)
+		case <-grace.C:
+			p.log.Warn("drain: listeners still closing after drainTimeout; stopping anyway")
+		}
 	}
 	if p.admin != nil {
 		_ = p.admin.Close()
@@ -197,4 +223,32 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.access.close()
 	p.tracing.shutdown(ctx) // flushes spans still batched
 	return err
+}
+
+// waitRequests waits until no request is in flight to an endpoint, or until
+// stop fires. Polling is fine here: it runs once, at the end of a drain.
+func (p *Proxy) waitRequests(stop <-chan time.Time) {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for p.inflight() > 0 {
+		select {
+		case <-stop:
+			p.log.Warn("drain: requests still running after drainTimeout; stopping anyway", "requests", p.inflight())
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// inflight counts the requests in flight to the endpoints of the running
+// configuration's pools (mirrors included).
+func (p *Proxy) inflight() int64 {
+	var n int64
+	for _, pl := range p.snap.Load().pools {
+		for _, e := range pl.list.Load().eps {
+			r, _ := e.state.Inflight()
+			n += r
+		}
+	}
+	return n
 }

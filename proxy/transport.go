@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -29,7 +28,7 @@ type upstreamResponse struct {
 	trailers     func() []Field
 	release      func(err error) // set by transports that need a closure (h2)
 	h1           *fasthttp.Response
-	dial         *dialer // the dialer of h1's connection while its body streams; else nil
+	conn         *idleConn // h1's connection while its body streams; else nil
 }
 
 // abort cuts the response stream from another goroutine, so that a read
@@ -38,9 +37,11 @@ type upstreamResponse struct {
 // concurrently with done or after it (idleWatch.stop orders them).
 func (u *upstreamResponse) abort() {
 	switch {
-	case u.dial != nil && u.h1 != nil:
-		u.dial.abortLocal(u.h1.LocalAddr())
-	case u.h1 == nil:
+	case u.h1 != nil:
+		if u.conn != nil {
+			u.conn.abort()
+		}
+	default:
 		if c, ok := u.body.(io.Closer); ok {
 			_ = c.Close()
 		}
@@ -72,12 +73,12 @@ type transportFactory interface {
 	forEndpoint(addr string) roundTripper
 }
 
-func newTransportFactory(pc config.Pool, lim config.Limits, ids mtls.IdentitySource) (transportFactory, error) {
+func newTransportFactory(pc config.Pool, lim config.Limits, ids mtls.IdentitySource, live *connSet) (transportFactory, error) {
 	tlsConf, err := upstreamTLS(pc, ids)
 	if err != nil {
 		return nil, err
 	}
-	d := &dialer{timeout: pc.DialTimeout.D(), idle: lim.StreamIdleTimeout.D()}
+	d := &dialer{timeout: pc.DialTimeout.D(), idle: lim.StreamIdleTimeout.D(), live: live}
 	switch pc.Protocol {
 	case "h2c", "h2":
 		return newH2Factory(pc, tlsConf, d), nil
@@ -97,8 +98,11 @@ func (e *dialError) Unwrap() error { return e.err }
 type dialer struct {
 	timeout time.Duration
 	idle    time.Duration
-	live    sync.Map // local netip.AddrPort → *idleConn, for abortLocal
+	live    *connSet // every connection the proxy has open upstream
 }
+
+// errUpstreamsCut refuses new upstream connections once a drain has cut them.
+var errUpstreamsCut = errors.New("kvgate is shutting down: drainTimeout has passed")
 
 func (d *dialer) dial(addr string) (net.Conn, error) {
 	c, err := net.DialTimeout("tcp", addr, d.timeout)
@@ -108,24 +112,72 @@ func (d *dialer) dial(addr string) (net.Conn, error) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	ic := &idleConn{Conn: c, idle: d.idle}
-	if la, ok := c.LocalAddr().(*net.TCPAddr); ok {
-		ic.d, ic.key = d, la.AddrPort()
-		d.live.Store(ic.key, ic)
+	ic := &idleConn{Conn: c, idle: d.idle, live: d.live}
+	ic.laddr = &connAddr{Addr: c.LocalAddr(), c: ic}
+	if !d.live.add(ic) {
+		_ = c.Close()
+		return nil, &dialError{errUpstreamsCut}
 	}
 	return ic, nil
 }
 
-// abortLocal closes the open connection whose local address is a (what
-// fasthttp.Response.LocalAddr reports), unblocking a read on it.
-func (d *dialer) abortLocal(a net.Addr) {
-	la, ok := a.(*net.TCPAddr)
-	if !ok {
-		return
+// connSet is every upstream connection of one Proxy, across pools and
+// reloads, so that the end of a drain can cut them all at once.
+type connSet struct {
+	mu    sync.Mutex
+	conns map[*idleConn]struct{}
+	cut   bool // cutAll ran: no new connections
+}
+
+func (s *connSet) add(c *idleConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cut {
+		return false
 	}
-	if c, ok := d.live.Load(la.AddrPort()); ok {
-		_ = c.(*idleConn).Conn.Close()
+	if s.conns == nil {
+		s.conns = map[*idleConn]struct{}{}
 	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *connSet) remove(c *idleConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// cutAll closes every open upstream connection, unblocking whatever waits
+// on one, and refuses new ones from then on. Their owners see read or write
+// errors and discard them; none goes back to a pool in a usable state.
+func (s *connSet) cutAll() {
+	s.mu.Lock()
+	s.cut = true
+	open := make([]*idleConn, 0, len(s.conns))
+	for c := range s.conns {
+		open = append(open, c)
+	}
+	s.mu.Unlock()
+	for _, c := range open {
+		c.abort()
+	}
+}
+
+// connAddr is the local address of an upstream connection. It names the
+// connection itself, so that fasthttp.Response.LocalAddr leads back to it
+// (two connections to different endpoints may share a local port).
+type connAddr struct {
+	net.Addr
+	c *idleConn
+}
+
+// connOf returns the connection whose local address a is; nil if a names none.
+func connOf(a net.Addr) *idleConn {
+	if ca, ok := a.(*connAddr); ok {
+		return ca.c
+	}
+	return nil
 }
 
 // idleConn pushes its deadline forward on every read and write (when idle
@@ -139,8 +191,8 @@ func (d *dialer) abortLocal(a net.Addr) {
 // the idle bound.
 type idleConn struct {
 	net.Conn
-	d     *dialer // registered in d.live under key; nil when not
-	key   netip.AddrPort
+	live  *connSet
+	laddr net.Addr // *connAddr
 	idle  time.Duration
 	mu    sync.Mutex
 	set   time.Time
@@ -194,13 +246,18 @@ func (c *idleConn) SetReadDeadline(t time.Time) error  { return c.setExt(t) }
 func (c *idleConn) SetWriteDeadline(t time.Time) error { return c.setExt(t) }
 func (c *idleConn) Write(p []byte) (int, error)        { c.touch(); return c.Conn.Write(p) }
 
-// Close closes the connection and forgets it in its dialer.
+// LocalAddr is a *connAddr naming this connection.
+func (c *idleConn) LocalAddr() net.Addr { return c.laddr }
+
+// Close closes the connection and forgets it in its set.
 func (c *idleConn) Close() error {
-	if c.d != nil {
-		c.d.live.CompareAndDelete(c.key, c)
-	}
+	c.live.remove(c)
 	return c.Conn.Close()
 }
+
+// abort closes the socket from another goroutine so that a read or write
+// blocked on it returns; the owner then discards the connection (Close).
+func (c *idleConn) abort() { _ = c.Conn.Close() }
 
 // b2s views bytes as a string without copying. The bytes must stay unchanged
 // for as long as the string is used.

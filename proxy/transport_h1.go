@@ -38,12 +38,11 @@ func (f *h1Factory) forEndpoint(addr string) roundTripper {
 		ReadBufferSize:                upstreamHeaderBytes,
 		RetryIfErr:                    func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 	}
-	return &h1Transport{hc: hc, dial: f.dial}
+	return &h1Transport{hc: hc}
 }
 
 type h1Transport struct {
-	hc   *fasthttp.HostClient
-	dial *dialer
+	hc *fasthttp.HostClient
 }
 
 func (t *h1Transport) close() { t.hc.CloseIdleConnections() }
@@ -90,12 +89,12 @@ func (t *h1Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
 		fasthttp.ReleaseResponse(resp)
 		return nil, err
 	}
-	return h1Response(resp, &x.upBuf, t.dial), nil
+	return h1Response(resp, &x.upBuf), nil
 }
 
 // h1Response fills ur from resp. A streamed body keeps its connection until
-// the response is released, so ur remembers dial to abort it.
-func h1Response(resp *fasthttp.Response, ur *upstreamResponse, dial *dialer) *upstreamResponse {
+// the response is released, so ur remembers the connection to abort it.
+func h1Response(resp *fasthttp.Response, ur *upstreamResponse) *upstreamResponse {
 	*ur = upstreamResponse{status: resp.StatusCode(), length: int64(resp.Header.ContentLength()), header: ur.header[:0], h1: resp}
 	conn := b2s(resp.Header.Peek("Connection"))
 	for k, v := range resp.Header.All() {
@@ -121,7 +120,7 @@ func h1Response(resp *fasthttp.Response, ur *upstreamResponse, dial *dialer) *up
 		ur.length = -1
 	}
 	if s := resp.BodyStream(); s != nil {
-		ur.body, ur.dial = s, dial
+		ur.body, ur.conn = s, connOf(resp.LocalAddr())
 	} else if b := resp.Body(); len(b) > 0 {
 		ur.body = bytesBody(b)
 		ur.length = int64(len(b))

@@ -100,6 +100,7 @@ type upstreams struct {
 	pools map[string]*pool
 	log   *slog.Logger
 	ids   mtls.IdentitySource // workload identity for SPIFFE upstream TLS; nil: none
+	live  connSet             // every open upstream connection, of current and replaced pools
 }
 
 func newUpstreams(log *slog.Logger) *upstreams {
@@ -132,7 +133,7 @@ func (u *upstreams) sync(cfg *config.Config) (map[string]*pool, error) {
 				return nil, fmt.Errorf("proxy: pool %s: %w", pc.Name, err)
 			}
 		}
-		p, err := newPool(pc, cfg.Limits, u.ids, picks)
+		p, err := newPool(pc, cfg.Limits, u.ids, picks, &u.live)
 		if err != nil {
 			return nil, err
 		}
@@ -167,6 +168,10 @@ func (u *upstreams) sync(cfg *config.Config) (map[string]*pool, error) {
 	return next, nil
 }
 
+// cutAll closes every upstream connection, in use or idle, and refuses new
+// ones: the end of a drain, after which nothing may wait on an upstream.
+func (u *upstreams) cutAll() { u.live.cutAll() }
+
 func (u *upstreams) closeAll() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -191,8 +196,8 @@ func equalTLS(a, b *config.UpstreamTLS) bool {
 }
 
 // newPool builds a pool with no endpoints yet; start gives it its endpoints.
-func newPool(pc config.Pool, lim config.Limits, ids mtls.IdentitySource, picks *pick.Pool) (*pool, error) {
-	tf, err := newTransportFactory(pc, lim, ids)
+func newPool(pc config.Pool, lim config.Limits, ids mtls.IdentitySource, picks *pick.Pool, live *connSet) (*pool, error) {
+	tf, err := newTransportFactory(pc, lim, ids, live)
 	if err != nil {
 		return nil, err
 	}

@@ -20,13 +20,20 @@ import (
 )
 
 func main() {
+	os.Exit(mainCode(os.Args[1:], os.Stderr))
+}
+
+// mainCode runs the command in args until it ends or SIGINT or SIGTERM
+// cancels it, and returns the process's exit code. main is only this, so
+// tests can signal the process and check the code it would exit with.
+func mainCode(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "kvgate:", err)
-		os.Exit(exitCode(err))
+	defer stop()
+	if err := run(ctx, args, os.Stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, "kvgate:", err)
+		return exitCode(err)
 	}
+	return 0
 }
 
 // version is set at build time with -ldflags "-X main.version=...".
