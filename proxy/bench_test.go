@@ -121,3 +121,45 @@ func BenchmarkProxyH1Rules20(b *testing.B) {
 	addr := benchProxy(b, rs.String())
 	benchPost(b, addr, "/v1/chat/completions")
 }
+
+// BenchmarkProxyH2cToH1 is the 1 KiB POST from an h2c client (net/http) to
+// the HTTP/1.1 backend: the path where the client's context can end, so
+// kvgate watches it while the upstream works (h1Cancel).
+func BenchmarkProxyH2cToH1(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBody(ctx.PostBody()) }}
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { _ = srv.Shutdown() })
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`admin: {address: "off"}
+accessLog: {path: "off"}
+listeners:
+  - {name: plain, address: "127.0.0.1:0", protocols: [http1, http2]}
+routes:
+  - {name: r, backends: [{pool: b}]}
+pools:
+  - {name: b, endpoints: [%q]}
+`, ln.Addr().String())), "bench.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := startConfig(b, cfg, nil)
+	e := engines()[1]
+	c, url := e.client(), e.url(p, "/v1/chat/completions")
+	body := bytes.Repeat([]byte("k"), 1024)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := c.Post(url, "application/json", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || n != int64(len(body)) {
+			b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
+		}
+	}
+}

@@ -69,6 +69,11 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r := l.proxy.Serve(x)
 	n, err := writeH2(w, r)
+	// The reply is written: nothing needs the request body any more, and an
+	// upstream transport still reading it must stop before finish (h2Body).
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
 	r.Finish(err, n)
 	if err != nil && err != errClientGone {
 		// The body broke on the upstream side (cut, idle, reset): reset the

@@ -61,6 +61,7 @@ type Exchange struct {
 	pool    string
 	ep      *endpoint // the try's endpoint, counted in flight by its pick until release (retry.go)
 	up      *upstreamResponse
+	upBody  *h2Body          // the request body as net/http reads it (transport_h2.go); nil when none
 	upBuf   upstreamResponse // h1 responses live here: no allocation per request
 	scratch []byte           // forwarding header values; strings into it live until release
 	pathBuf []byte           // the normalised path when it differs from the raw one; lives until release

@@ -167,6 +167,7 @@ func (x *Exchange) finish(err error, n int64) {
 		}
 		x.up.done(upErr)
 	}
+	x.upBody.detach() // net/http may still hold it; x is recycled below
 	x.inf.end()
 	status := x.status
 	if err != nil {

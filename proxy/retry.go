@@ -103,6 +103,8 @@ func dropTry(x *Exchange) {
 		x.up.done(errRetried)
 		x.up = nil
 	}
+	x.upBody.detach()
+	x.upBody = nil
 	x.errKind = ""
 	x.reply = Reply{Header: x.reply.Header[:0]}
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -29,6 +30,7 @@ type upstreamResponse struct {
 	release      func(err error) // set by transports that need a closure (h2)
 	h1           *fasthttp.Response
 	conn         *idleConn // h1's connection while its body streams; else nil
+	cancel       *h1Cancel // carries the request's context to h1's streamed body; nil when none
 }
 
 // abort cuts the response stream from another goroutine, so that a read
@@ -52,6 +54,9 @@ func (u *upstreamResponse) abort() {
 // the connection instead of returning it to the pool.
 func (u *upstreamResponse) done(err error) {
 	if u.h1 != nil {
+		if u.cancel != nil && u.cancel.finish() && err == nil {
+			err = context.Canceled // the cancel closed the connection: never pool it
+		}
 		releaseH1(u.h1, err)
 		u.h1 = nil
 		return
@@ -198,6 +203,9 @@ type idleConn struct {
 	set   time.Time
 	ext   time.Time // try deadline until the response starts; zero: none
 	armed bool      // the socket deadline came from ext
+
+	waiter  *h1Cancel // the request awaiting its first response byte here; nil: none
+	aborted bool      // closed by abort: every later read fails
 }
 
 func (c *idleConn) touch() {
@@ -227,9 +235,47 @@ func (c *idleConn) Read(p []byte) (int, error) {
 	if n > 0 {
 		c.mu.Lock()
 		c.ext = time.Time{} // the response has started
+		c.waiter = nil
+		aborted := c.aborted
 		c.mu.Unlock()
+		if aborted {
+			// Bytes that arrived as abort closed the socket: dropping them
+			// makes the owner fail and discard the connection, rather than
+			// finish the response and pool a closed connection.
+			return 0, net.ErrClosed
+		}
 	}
 	return n, err
+}
+
+// setWaiter records the request now awaiting its response on c.
+func (c *idleConn) setWaiter(h *h1Cancel) {
+	c.mu.Lock()
+	c.waiter = h
+	c.mu.Unlock()
+}
+
+func (c *idleConn) clearWaiter(h *h1Cancel) {
+	c.mu.Lock()
+	if c.waiter == h {
+		c.waiter = nil
+	}
+	c.mu.Unlock()
+}
+
+// abortWaiter closes c if h still awaits its first response byte on it,
+// and reports whether it did.
+func (c *idleConn) abortWaiter(h *h1Cancel) bool {
+	c.mu.Lock()
+	ok := c.waiter == h
+	if ok {
+		c.waiter, c.aborted = nil, true
+	}
+	c.mu.Unlock()
+	if ok {
+		_ = c.Conn.Close()
+	}
+	return ok
 }
 
 func (c *idleConn) setExt(t time.Time) error {
@@ -257,7 +303,12 @@ func (c *idleConn) Close() error {
 
 // abort closes the socket from another goroutine so that a read or write
 // blocked on it returns; the owner then discards the connection (Close).
-func (c *idleConn) abort() { _ = c.Conn.Close() }
+func (c *idleConn) abort() {
+	c.mu.Lock()
+	c.aborted = true
+	c.mu.Unlock()
+	_ = c.Conn.Close()
+}
 
 // b2s views bytes as a string without copying. The bytes must stay unchanged
 // for as long as the string is used.

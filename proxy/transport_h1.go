@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"math"
 	"net"
+	"sync"
 
 	"github.com/valyala/fasthttp"
 
@@ -75,7 +77,10 @@ func (t *h1Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
 		req.URI().SetScheme("https") // fasthttp refuses a TLS HostClient for an http:// URI
 	}
 	copyRequestHeaders(x, requestSink{&req.Header})
-	if x.body != nil {
+	var cancel *h1Cancel
+	if x.ctx != nil && x.ctx.Done() != nil {
+		cancel = watchH1(x, req, resp)
+	} else if x.body != nil {
 		req.SetBodyStream(x.body, int(x.bodyLen))
 	}
 	var err error
@@ -84,12 +89,154 @@ func (t *h1Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
 	} else {
 		err = t.hc.Do(req, resp)
 	}
+	if cancel != nil {
+		cancel, err = cancel.settle(resp, err)
+	}
 	fasthttp.ReleaseRequest(req)
 	if err != nil {
 		fasthttp.ReleaseResponse(resp)
 		return nil, err
 	}
-	return h1Response(resp, &x.upBuf), nil
+	ur := h1Response(resp, &x.upBuf)
+	ur.cancel = cancel
+	return ur, nil
+}
+
+// h1Cancel carries a request's context to an HTTP/1.1 upstream. fasthttp's
+// client takes no context, so when the context ends (the HTTP/2 or HTTP/3
+// client went away, the mirrors were stopped) the exchange is cut by
+// closing its connection: while the response headers are awaited, the
+// connection the request was written to; while the body streams, the
+// response's (the same one).
+//
+// The connection is learnt on the goroutine that writes the request:
+// h1Cancel is the request's body stream, and fasthttp closes the body stream
+// once it is written, after choosing the connection (Response.LocalAddr
+// names it) and before flushing the last bytes. A connection is only closed
+// while this request owns it: before its first response byte
+// (idleConn.waiter) or while its body streams (until done); never once it
+// may be back in fasthttp's pool. A connection closed that way fails every
+// later read, even of bytes that had already arrived, so fasthttp discards it.
+//
+// Requests whose context cannot end (the HTTP/1.1 engine's) get none and
+// pay nothing.
+type h1Cancel struct {
+	body io.Reader // the request body; nil when none
+	resp *fasthttp.Response
+	stop func() bool // unregisters cancel from the context
+
+	mu        sync.Mutex
+	state     uint8
+	conn      *idleConn // the connection the request was written to
+	cancelled bool      // the context ended
+	cut       bool      // conn was closed for it
+}
+
+const (
+	h1Sending   = iota // the request is being written
+	h1Waiting          // written to conn; awaiting the response headers
+	h1Streaming        // the response body streams from conn
+	h1Settled          // over: conn is not this request's any more
+)
+
+// watchH1 makes the request's body stream an h1Cancel (an empty one when
+// the request has none, framed as fasthttp frames an empty body) and arms
+// it on the exchange's context.
+func watchH1(x *Exchange, req *fasthttp.Request, resp *fasthttp.Response) *h1Cancel {
+	h := &h1Cancel{body: x.body, resp: resp}
+	if x.body != nil {
+		req.SetBodyStream(h, int(x.bodyLen))
+	} else {
+		req.SetBodyStream(h, 0)
+		if req.Header.IsGet() || req.Header.IsHead() {
+			req.Header.Del("Content-Length") // fasthttp sends none for an empty GET or HEAD
+		}
+	}
+	h.stop = context.AfterFunc(x.ctx, h.cancel)
+	return h
+}
+
+func (h *h1Cancel) Read(p []byte) (int, error) {
+	if h.body == nil {
+		return 0, io.EOF
+	}
+	return h.body.Read(p)
+}
+
+// Close is called by fasthttp on the writing goroutine once the body is
+// written (again by ReleaseRequest when it was never written).
+func (h *h1Cancel) Close() error {
+	c := connOf(h.resp.LocalAddr())
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.state != h1Sending {
+		return nil
+	}
+	if h.cancelled {
+		return context.Canceled // fasthttp closes the connection, nothing flushed
+	}
+	h.state, h.conn = h1Waiting, c
+	if c != nil {
+		c.setWaiter(h)
+	}
+	return nil
+}
+
+func (h *h1Cancel) cancel() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.cancelled = true
+	switch h.state {
+	case h1Waiting:
+		h.cut = h.conn != nil && h.conn.abortWaiter(h)
+	case h1Streaming:
+		if h.conn != nil {
+			h.conn.abort()
+			h.cut = true
+		}
+	}
+}
+
+// settle records how Do ended, on the round trip's goroutine. It returns
+// the h1Cancel to keep while the body streams (nil when there is none),
+// and err, or context.Canceled when the context ended before the response
+// could be handed on (a streamed body is then closed here, its connection
+// discarded; the caller releases resp).
+func (h *h1Cancel) settle(resp *fasthttp.Response, err error) (*h1Cancel, error) {
+	streaming := err == nil && resp.BodyStream() != nil
+	h.mu.Lock()
+	if h.conn != nil {
+		h.conn.clearWaiter(h)
+	}
+	cancelled := h.cancelled
+	if streaming && !cancelled {
+		h.state = h1Streaming
+		if h.conn == nil {
+			h.conn = connOf(resp.LocalAddr())
+		}
+		h.mu.Unlock()
+		return h, nil
+	}
+	h.state = h1Settled
+	h.mu.Unlock()
+	h.stop()
+	if err == nil && cancelled {
+		err = context.Canceled
+		if streaming {
+			closeH1Body(resp, err) // the caller releases resp
+		}
+	}
+	return nil, err
+}
+
+// finish ends the watch before the response is released and reports
+// whether it cut the connection (which then must not be pooled).
+func (h *h1Cancel) finish() bool {
+	h.stop()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.state = h1Settled
+	return h.cut
 }
 
 // h1Response fills ur from resp. A streamed body keeps its connection until
@@ -131,13 +278,19 @@ func h1Response(resp *fasthttp.Response, ur *upstreamResponse) *upstreamResponse
 }
 
 func releaseH1(resp *fasthttp.Response, err error) {
+	closeH1Body(resp, err)
+	fasthttp.ReleaseResponse(resp)
+}
+
+// closeH1Body ends a response's body stream; a non-nil err discards its
+// connection instead of pooling it.
+func closeH1Body(resp *fasthttp.Response, err error) {
 	if err != nil {
 		if c, ok := resp.BodyStream().(fasthttp.ReadCloserWithError); ok {
 			_ = c.CloseWithError(err)
 		}
 	}
 	_ = resp.CloseBodyStream()
-	fasthttp.ReleaseResponse(resp)
 }
 
 var _ io.Reader = (*limitReader)(nil)

@@ -3,11 +3,13 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/kvgate/kvgate/config"
 )
@@ -112,7 +114,9 @@ func (t *h2Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
 		Proto: "HTTP/2.0", ProtoMajor: 2, ContentLength: x.bodyLen,
 	}
 	if x.body != nil {
-		req.Body = io.NopCloser(x.body)
+		x.upBody.detach() // an earlier try's, if dropTry has not cut it
+		x.upBody = &h2Body{r: x.body}
+		req.Body = x.upBody
 		if x.bodyLen < 0 {
 			req.ContentLength = -1
 		}
@@ -164,4 +168,39 @@ func (t *h2Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
 	}
 	ur.release = func(error) { _ = resp.Body.Close(); tc.cancel() }
 	return ur, nil
+}
+
+// h2Body is a request body as net/http reads it. net/http may go on reading
+// it from its own goroutine after RoundTrip returned, even after the
+// response ended (a reset stream, an early answer), while the readers
+// behind it (limits, peeks, replay) live in the Exchange, which is recycled
+// once the request is finished. finish detaches the body first (x.upBody),
+// which waits for a read in progress: the HTTP/2 and HTTP/3 engine close the
+// client's body before finishing, so that read returns at once; with the
+// HTTP/1.1 engine it returns with the client's next bytes or its end.
+type h2Body struct {
+	mu sync.Mutex
+	r  io.Reader // nil once detached
+}
+
+var errBodyDetached = errors.New("proxy: request body read after its exchange ended")
+
+func (b *h2Body) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.r == nil {
+		return 0, errBodyDetached
+	}
+	return b.r.Read(p)
+}
+
+func (b *h2Body) Close() error { return nil }
+
+func (b *h2Body) detach() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	b.r = nil
+	b.mu.Unlock()
 }
