@@ -16,7 +16,6 @@ import (
 	"time"
 )
 
-
 // cancelCase is one request of the cancellation matrix as its upstream
 // handler sees it.
 type cancelCase struct {
