@@ -115,7 +115,7 @@ func (a *accessLog) log(x *Exchange, status int, n int64, err error) {
 	b = append(b, `,"duration_ms":`...)
 	b = strconv.AppendFloat(b, float64(time.Since(x.start).Microseconds())/1000, 'f', 3, 64)
 	if x.errKind != "" {
-		b = appendField(b, "error", x.errKind)
+		b = appendField(b, "error", string(x.errKind))
 	}
 	if err != nil {
 		b = appendField(b, "detail", err.Error())

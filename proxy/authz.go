@@ -58,7 +58,7 @@ func (p *Proxy) authorize(s *snapshot, x *Exchange) *Reply {
 		msg = "request denied: no ALLOW authorization policy for route " + strconv.Quote(x.route) +
 			" matches " + who + "; ask for a policy that allows it"
 	}
-	return x.fail(403, errForbidden, "authz_denied", msg)
+	return x.fail(403, errForbidden, codeAuthzDenied, msg)
 }
 
 // authzHeader looks a request header up for policy matching. A header sent

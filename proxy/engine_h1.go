@@ -42,11 +42,11 @@ func (nopLogger) Printf(string, ...any) {}
 
 // h1Error answers requests fasthttp could not parse, in the OpenAI error shape.
 func (l *Listener) h1Error(ctx *fasthttp.RequestCtx, err error) {
-	status, code, msg := 400, "bad_request", "request could not be parsed: "+err.Error()
+	status, code, msg := 400, codeBadRequest, "request could not be parsed: "+err.Error()
 	if _, ok := err.(*fasthttp.ErrSmallBuffer); ok {
-		status, code, msg = 431, "headers_too_large", "request header section is larger than limits.maxHeaderBytes: send smaller headers"
+		status, code, msg = 431, codeHeadersTooLarge, "request header section is larger than limits.maxHeaderBytes: send smaller headers"
 	} else if err == fasthttp.ErrBodyTooLarge {
-		status, code, msg = 413, "body_too_large", bodyTooLargeMsg(l.proxy.limits().MaxBodyBytes)
+		status, code, msg = 413, codeBodyTooLarge, bodyTooLargeMsg(l.proxy.limits().MaxBodyBytes)
 	}
 	ctx.SetStatusCode(status)
 	ctx.Response.Header.SetContentType("application/json")

@@ -66,7 +66,7 @@ type Exchange struct {
 	scratch []byte           // forwarding header values; strings into it live until release
 	pathBuf []byte           // the normalised path when it differs from the raw one; lives until release
 	status  int
-	errKind string
+	errKind errorCode
 	rt      routeState // routing.go
 	inf     inferState // inference picking (picker.go)
 	peek    bodyPeek   // body bytes read ahead of forwarding (body.go)

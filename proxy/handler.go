@@ -44,11 +44,11 @@ func (p *Proxy) Serve(x *Exchange) *Reply {
 func (p *Proxy) forward(x *Exchange, s *snapshot) *Reply {
 	lim := &s.cfg.Limits
 	if x.hdr.Len() > lim.MaxHeaders {
-		return x.fail(431, errInvalidRequest, "too_many_headers",
+		return x.fail(431, errInvalidRequest, codeTooManyHeaders,
 			"request has "+strconv.Itoa(x.hdr.Len())+" header fields; the limit is "+strconv.Itoa(lim.MaxHeaders)+" (limits.maxHeaders): send fewer headers")
 	}
 	if x.bodyLen > lim.MaxBodyBytes {
-		return x.fail(413, errInvalidRequest, "body_too_large", bodyTooLargeMsg(lim.MaxBodyBytes))
+		return x.fail(413, errInvalidRequest, codeBodyTooLarge, bodyTooLargeMsg(lim.MaxBodyBytes))
 	}
 	if x.body != nil {
 		x.limit = limitReader{r: x.body, max: lim.MaxBodyBytes}
@@ -57,7 +57,7 @@ func (p *Proxy) forward(x *Exchange, s *snapshot) *Reply {
 	m := s.table.MatchFull(x.listener.name, x)
 	route := m.Route
 	if route == nil {
-		return x.fail(404, errNotFound, "no_route", "no route matches "+x.method+" "+x.Host()+x.path+" on listener "+x.listener.name)
+		return x.fail(404, errNotFound, codeNoRoute, "no route matches "+x.method+" "+x.Host()+x.path+" on listener "+x.listener.name)
 	}
 	x.route = route.Name
 	if r := redirect(x, m); r != nil {
@@ -65,7 +65,7 @@ func (p *Proxy) forward(x *Exchange, s *snapshot) *Reply {
 	}
 	b := route.PickBackend(route.StickyKey(x), rand.Uint64())
 	if b == nil {
-		return x.fail(500, errInternal, "no_backend", "route "+route.Name+" has no backend with a weight above 0")
+		return x.fail(500, errInternal, codeNoBackend, "route "+route.Name+" has no backend with a weight above 0")
 	}
 	x.pool = b.Pool
 	if r := p.authorize(s, x); r != nil {
@@ -73,7 +73,7 @@ func (p *Proxy) forward(x *Exchange, s *snapshot) *Reply {
 	}
 	pl := s.pools[b.Pool]
 	if pl == nil {
-		return x.fail(500, errInternal, "unknown_pool", "route "+route.Name+" names pool "+b.Pool+", which does not exist")
+		return x.fail(500, errInternal, codeUnknownPool, "route "+route.Name+" names pool "+b.Pool+", which does not exist")
 	}
 	if r := p.applyRoute(x, s, m, b); r != nil {
 		return r
@@ -128,18 +128,18 @@ func upstreamError(x *Exchange, err error) *Reply {
 	case errors.As(err, &ie):
 		return identityFailure(x, ie)
 	case errors.Is(err, errBodyTooLarge):
-		return x.fail(413, errInvalidRequest, "body_too_large", bodyTooLargeMsg(x.limit.max))
+		return x.fail(413, errInvalidRequest, codeBodyTooLarge, bodyTooLargeMsg(x.limit.max))
 	case x.ctx != nil && x.ctx.Err() != nil:
-		return x.fail(499, errInvalidRequest, "client_closed", "client closed the request")
+		return x.fail(499, errInvalidRequest, codeClientClosed, "client closed the request")
 	case errors.As(err, &de):
-		return x.fail(502, errUpstream, "upstream_connect_failed", "could not connect to "+x.ep.addr+" in pool "+x.pool+": "+de.err.Error())
+		return x.fail(502, errUpstream, codeUpstreamConnectFailed, "could not connect to "+x.ep.addr+" in pool "+x.pool+": "+de.err.Error())
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, os.ErrDeadlineExceeded),
 		errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return x.fail(504, errTimeout, "upstream_timeout", "endpoint "+x.ep.addr+" in pool "+x.pool+" did not answer in time")
+		return x.fail(504, errTimeout, codeUpstreamTimeout, "endpoint "+x.ep.addr+" in pool "+x.pool+" did not answer in time")
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, fasthttp.ErrConnectionClosed):
-		return x.fail(502, errUpstream, "upstream_reset", "endpoint "+x.ep.addr+" in pool "+x.pool+" closed the connection")
+		return x.fail(502, errUpstream, codeUpstreamReset, "endpoint "+x.ep.addr+" in pool "+x.pool+" closed the connection")
 	default:
-		return x.fail(502, errUpstream, "upstream_error", "endpoint "+x.ep.addr+" in pool "+x.pool+": "+err.Error())
+		return x.fail(502, errUpstream, codeUpstreamError, "endpoint "+x.ep.addr+" in pool "+x.pool+": "+err.Error())
 	}
 }
 
@@ -148,7 +148,7 @@ func bodyTooLargeMsg(limit int64) string {
 }
 
 // fail records the error kind and returns an error reply.
-func (x *Exchange) fail(status int, typ, code, msg string) *Reply {
+func (x *Exchange) fail(status int, typ errorType, code errorCode, msg string) *Reply {
 	x.errKind = code
 	r := errorReply(status, typ, code, msg)
 	return r
@@ -173,11 +173,11 @@ func (x *Exchange) finish(err error, n int64) {
 	if err != nil {
 		if x.ctx != nil && x.ctx.Err() != nil || isClientGone(err) {
 			status = 499
-			x.errKind = "client_closed"
+			x.errKind = codeClientClosed
 		} else if idled {
-			x.errKind = "upstream_idle_timeout"
+			x.errKind = codeUpstreamIdleTimeout
 		} else if x.errKind == "" {
-			x.errKind = "stream_aborted"
+			x.errKind = codeStreamAborted
 		}
 	}
 	p := x.proxy

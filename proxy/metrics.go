@@ -76,7 +76,7 @@ func (m *metrics) observe(x *Exchange, status int) {
 		}
 	}
 	if x.errKind != "" {
-		m.errors.WithLabel(x.errKind).Add(1)
+		m.errors.WithLabel(string(x.errKind)).Add(1)
 	}
 }
 

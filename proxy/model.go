@@ -52,10 +52,10 @@ func rewriteModel(x *Exchange, b *router.Backend) *Reply {
 		// x.body replays any prefix already read, so this is the whole body.
 		all, err := io.ReadAll(x.body)
 		if errors.Is(err, errBodyTooLarge) {
-			return x.fail(413, errInvalidRequest, "body_too_large", bodyTooLargeMsg(x.proxy.limits().MaxBodyBytes))
+			return x.fail(413, errInvalidRequest, codeBodyTooLarge, bodyTooLargeMsg(x.proxy.limits().MaxBodyBytes))
 		}
 		if err != nil {
-			return x.fail(400, errInvalidRequest, "body_read_failed", "request body could not be read: "+err.Error())
+			return x.fail(400, errInvalidRequest, codeBodyReadFailed, "request body could not be read: "+err.Error())
 		}
 		body = all
 	}

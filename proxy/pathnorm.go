@@ -76,22 +76,22 @@ const (
 )
 
 // code is the error code of the 400 reply.
-func (f pathFault) code() string {
+func (f pathFault) code() errorCode {
 	switch f {
 	case pathNotAbsolute, pathBadAuthority, pathAbsoluteNotH1:
-		return "invalid_request_target"
+		return codeInvalidRequestTarget
 	case pathControl:
-		return "path_control_character"
+		return codePathControlCharacter
 	case pathFragment:
-		return "path_fragment"
+		return codePathFragment
 	case pathBadEscape:
-		return "path_bad_escape"
+		return codePathBadEscape
 	case pathEncodedNUL:
-		return "path_encoded_nul"
+		return codePathEncodedNul
 	case pathEscapedSlash:
-		return "path_escaped_slash"
+		return codePathEscapedSlash
 	}
-	return "invalid_path"
+	return codeInvalidPath
 }
 
 // message says what is wrong with the request target and what to do.

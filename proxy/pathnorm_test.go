@@ -158,8 +158,8 @@ func TestNormalizePathReusesBuffer(t *testing.T) {
 func TestNormalizeTarget(t *testing.T) {
 	cases := []struct {
 		name, proto, method, target string
-		host, path, query           string // want, when code is ""
-		code                        string // error code of the 400
+		host, path, query           string    // want, when code is ""
+		code                        errorCode // error code of the 400
 	}{
 		{"origin-form", "HTTP/1.1", "GET", "/a/../b?x=%2F&y", "h:1", "/b", "x=%2F&y", ""},
 		{"OPTIONS *", "HTTP/1.1", "OPTIONS", "*", "h:1", "*", "", ""},

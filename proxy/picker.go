@@ -194,12 +194,12 @@ func (p *Proxy) pickInference(x *Exchange, ip *infPool, route *router.Route) (*e
 			return x.ep, nil
 		}
 		if !d.Saturated {
-			return nil, x.fail(503, errUnavailable, "no_ready_endpoint", "pool "+ip.name+" has no ready endpoint; retry later").
+			return nil, x.fail(503, errUnavailable, codeNoReadyEndpoint, "pool "+ip.name+" has no ready endpoint; retry later").
 				withHeader("Retry-After", "1")
 		}
 		if prio < 0 {
 			ip.q.shed.Add(1)
-			return nil, x.fail(429, errRateLimit, "pool_saturated", "every endpoint of pool "+ip.name+" is saturated and this request's priority is "+strconv.Itoa(prio)+"; retry later").
+			return nil, x.fail(429, errRateLimit, codePoolSaturated, "every endpoint of pool "+ip.name+" is saturated and this request's priority is "+strconv.Itoa(prio)+"; retry later").
 				withHeader("Retry-After", "1").withHeader("x-should-retry", "true")
 		}
 		if deadline.IsZero() {
@@ -232,7 +232,7 @@ func readPrompt(x *Exchange, in *config.Inference, sc *inferScratch, req *pick.P
 	// only the rest, once, and replays all of it upstream.
 	buf, err := x.peekBody(n, sc.buf)
 	if errors.Is(err, errBodyTooLarge) {
-		return x.fail(413, errInvalidRequest, "body_too_large", bodyTooLargeMsg(x.limit.max))
+		return x.fail(413, errInvalidRequest, codeBodyTooLarge, bodyTooLargeMsg(x.limit.max))
 	}
 	if err != nil || openai.Extract(x.path, buf, &sc.prompt) != nil {
 		return nil

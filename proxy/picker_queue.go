@@ -82,7 +82,7 @@ func (q *waitQueue) wait(x *Exchange, prio int, deadline time.Time, in *config.I
 		if len(q.h) >= max(in.QueueSize, 1) {
 			q.mu.Unlock()
 			q.tout.Add(1)
-			return x.fail(503, errUnavailable, "queue_full", "every endpoint of pool "+ip.name+" is saturated and its queue holds "+strconv.Itoa(in.QueueSize)+" requests (inference.queueSize); retry later").
+			return x.fail(503, errUnavailable, codeQueueFull, "every endpoint of pool "+ip.name+" is saturated and its queue holds "+strconv.Itoa(in.QueueSize)+" requests (inference.queueSize); retry later").
 				withHeader("Retry-After", "1")
 		}
 		q.seq++
@@ -113,11 +113,11 @@ func (q *waitQueue) wait(x *Exchange, prio int, deadline time.Time, in *config.I
 			return nil
 		}
 		q.tout.Add(1)
-		return x.fail(503, errUnavailable, "queue_timeout", "every endpoint of pool "+ip.name+" stayed saturated for "+in.QueueTimeout.D().String()+" (inference.queueTimeout); retry later").
+		return x.fail(503, errUnavailable, codeQueueTimeout, "every endpoint of pool "+ip.name+" stayed saturated for "+in.QueueTimeout.D().String()+" (inference.queueTimeout); retry later").
 			withHeader("Retry-After", "1")
 	case <-ctx.Done():
 		q.remove(w)
-		return x.fail(499, errInvalidRequest, "client_closed", "client closed the request while it was queued")
+		return x.fail(499, errInvalidRequest, codeClientClosed, "client closed the request while it was queued")
 	}
 }
 

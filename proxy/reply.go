@@ -39,21 +39,9 @@ func (r *Reply) Finish(err error, n int64) {
 	r.owner.finish(err, n)
 }
 
-// Error kinds, in the OpenAI error shape's "type" field.
-const (
-	errInvalidRequest = "invalid_request_error"
-	errNotFound       = "not_found_error"
-	errUpstream       = "upstream_error"
-	errUnavailable    = "service_unavailable"
-	errTimeout        = "timeout_error"
-	errForbidden      = "permission_error"
-	errInternal       = "internal_error"
-	errRateLimit      = "rate_limit_error"
-)
-
 // errorReply builds an OpenAI-shaped JSON error:
 // {"error":{"message":...,"type":...,"code":...}}.
-func errorReply(status int, typ, code, msg string) *Reply {
+func errorReply(status int, typ errorType, code errorCode, msg string) *Reply {
 	b := errorJSON(typ, code, msg)
 	return &Reply{
 		Status: status,
@@ -65,14 +53,14 @@ func errorReply(status int, typ, code, msg string) *Reply {
 
 // errorJSON is the body of an error reply. It is JSON whatever bytes its
 // arguments hold (messages quote request paths and hosts as sent).
-func errorJSON(typ, code, msg string) []byte {
+func errorJSON(typ errorType, code errorCode, msg string) []byte {
 	b := make([]byte, 0, 64+len(typ)+len(code)+len(msg)+len(msg)/8)
 	b = append(b, `{"error":{"message":`...)
 	b = jsonstr.Append(b, msg)
 	b = append(b, `,"type":`...)
-	b = jsonstr.Append(b, typ)
+	b = jsonstr.Append(b, string(typ))
 	b = append(b, `,"code":`...)
-	b = jsonstr.Append(b, code)
+	b = jsonstr.Append(b, string(code))
 	return append(b, "}}\n"...)
 }
 

@@ -35,7 +35,7 @@ func TestErrorJSONAnyBytes(t *testing.T) {
 		if want := string([]rune(msg)); v.Error.Message != want {
 			t.Errorf("errorJSON(%q) message = %q", msg, v.Error.Message)
 		}
-		if v.Error.Type != errNotFound || v.Error.Code != "no_route" {
+		if v.Error.Type != string(errNotFound) || v.Error.Code != "no_route" {
 			t.Errorf("errorJSON(%q) = %s", msg, body)
 		}
 	}

@@ -39,7 +39,7 @@ func (p *Proxy) tryAll(x *Exchange, pl *pool, route *router.Route, first *endpoi
 			x.ep = ep
 		}
 		if ep == nil {
-			return x.fail(503, errUnavailable, "no_ready_endpoint", "pool "+pl.name+" has no ready endpoint; retry later").
+			return x.fail(503, errUnavailable, codeNoReadyEndpoint, "pool "+pl.name+" has no ready endpoint; retry later").
 				withHeader("Retry-After", "1")
 		}
 		now := time.Now()
@@ -74,7 +74,7 @@ func (p *Proxy) tryAll(x *Exchange, pl *pool, route *router.Route, first *endpoi
 		p.metrics.retries.WithLabel("retried").Add(1)
 		x.rt.retries++
 		if !sleepCtx(x, wait) {
-			return x.fail(499, errInvalidRequest, "client_closed", "client closed the request")
+			return x.fail(499, errInvalidRequest, codeClientClosed, "client closed the request")
 		}
 		prev = ep
 	}
@@ -87,7 +87,7 @@ func wantRetry(x *Exchange, r *Reply, pol *router.RetryPolicy) bool {
 		return pol.RetryOn(r.Status)
 	}
 	switch x.errKind {
-	case "upstream_connect_failed", "upstream_reset", "upstream_error":
+	case codeUpstreamConnectFailed, codeUpstreamReset, codeUpstreamError:
 		return pol.ConnectFailures
 	}
 	return false
@@ -121,7 +121,7 @@ func (x *Exchange) release() {
 var errRetried = errors.New("proxy: response discarded for a retry")
 
 func requestTimeout(x *Exchange, route *router.Route) *Reply {
-	return x.fail(504, errTimeout, "request_timeout",
+	return x.fail(504, errTimeout, codeRequestTimeout,
 		"route "+route.Name+" did not get a response within timeouts.request ("+route.Timeouts.Request.D().String()+")")
 }
 

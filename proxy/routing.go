@@ -202,7 +202,7 @@ var errRequestTimeout = errors.New("proxy: timeouts.request passed while the res
 
 func (d *deadlineBody) Read(p []byte) (int, error) {
 	if !time.Now().Before(d.x.rt.deadline) {
-		d.x.errKind = "request_timeout"
+		d.x.errKind = codeRequestTimeout
 		return 0, errRequestTimeout
 	}
 	return d.r.Read(p)

@@ -133,11 +133,11 @@ func (st *spanState) end(x *Exchange, status int, err error) {
 				attribute.Int64("kvgate.usage.cached_tokens", x.tokens.Cached))
 		}
 		if x.errKind != "" {
-			attrs = append(attrs, attribute.String("error.type", x.errKind))
+			attrs = append(attrs, attribute.String("error.type", string(x.errKind)))
 		}
 		s.SetAttributes(attrs...)
 		if status >= 500 || err != nil {
-			s.SetStatus(codes.Error, x.errKind)
+			s.SetStatus(codes.Error, string(x.errKind))
 		}
 	}
 	s.End()

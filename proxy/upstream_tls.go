@@ -57,6 +57,6 @@ func identityFailure(x *Exchange, ie *identityError) *Reply {
 	}
 	x.proxy.log.Warn("upstream identity refused", "pool", x.pool, "endpoint", x.ep.addr,
 		"expected", want, "presented", ie.presented, "err", ie.err.Error(), "request_id", x.requestID)
-	return x.fail(502, errUpstream, "upstream_identity_mismatch",
+	return x.fail(502, errUpstream, codeUpstreamIdentityMismatch,
 		"endpoint "+x.ep.addr+" in pool "+x.pool+" failed identity verification: "+ie.err.Error())
 }
