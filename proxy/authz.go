@@ -68,11 +68,11 @@ func (x *Exchange) authzHeader(name string) (string, bool) {
 		return v, true
 	}
 	found := false
-	x.hdr.Each(func(n, _ string) {
+	x.hdr.Each(VisitFunc(func(n, _ string) {
 		if !found && strings.EqualFold(n, name) {
 			found = true
 		}
-	})
+	}))
 	return "", found
 }
 

@@ -112,6 +112,7 @@ pools:
 					req, _ := http.NewRequestWithContext(ctx, "GET", e.url(p, "/v1/completions"), nil)
 					req.Header.Set("X-Case", id)
 					got := make(chan error, 1)
+					read := make(chan struct{}) // the client has the first event
 					go func() {
 						resp, err := client.Do(req)
 						if err == nil {
@@ -119,6 +120,7 @@ pools:
 							if line != "data: one\n" {
 								err = fmt.Errorf("first line %q, err %v", line, rerr)
 							}
+							close(read)
 							<-ctx.Done()
 							resp.Body.Close()
 						}
@@ -130,7 +132,13 @@ pools:
 						t.Fatal("request never reached the upstream")
 					}
 					if mid {
-						time.Sleep(20 * time.Millisecond) // let the event reach the client
+						select { // cancel only once the stream has reached the client
+						case <-read:
+						case err := <-got:
+							t.Fatal(err)
+						case <-time.After(5 * time.Second):
+							t.Fatal("the first event never reached the client")
+						}
 					}
 					cancel()
 					if err := <-got; mid && err != nil {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 
 	"github.com/valyala/fasthttp"
 )
@@ -59,9 +60,9 @@ type h1Headers struct{ h *fasthttp.RequestHeader }
 
 func (h h1Headers) Get(name string) string { return b2s(h.h.Peek(name)) }
 func (h h1Headers) Len() int               { return h.h.Len() }
-func (h h1Headers) Each(fn func(name, value string)) {
-	for k, v := range h.h.All() {
-		fn(b2s(k), b2s(v))
+func (h h1Headers) Each(v FieldVisitor) {
+	for name, value := range h.h.All() {
+		v.Field(b2s(name), b2s(value))
 	}
 }
 
@@ -118,7 +119,7 @@ func writeH1(ctx *fasthttp.RequestCtx, r *Reply) {
 	for _, n := range r.TrailerNames {
 		_ = h.AddTrailer(n)
 	}
-	o := &r.owner.out
+	o := bodyOuts.Get().(*bodyOut)
 	*o = bodyOut{r: r, hdr: h}
 	ctx.Response.SetBodyStream(o, int(r.Length))
 }
@@ -155,8 +156,13 @@ func (o *bodyOut) CloseWithError(err error) error {
 		err = errClientGone
 	}
 	o.r.Finish(err, o.n)
+	*o = bodyOut{}
+	bodyOuts.Put(o)
 	return nil
 }
+
+// bodyOuts pools the engine's body streams: no allocation per response.
+var bodyOuts = sync.Pool{New: func() any { return new(bodyOut) }}
 
 var _ fasthttp.ReadCloserWithError = (*bodyOut)(nil)
 

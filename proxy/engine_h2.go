@@ -33,10 +33,10 @@ func (h h2Headers) Len() int {
 	return n
 }
 
-func (h h2Headers) Each(fn func(name, value string)) {
+func (h h2Headers) Each(fv FieldVisitor) {
 	for k, vs := range h {
 		for _, v := range vs {
-			fn(k, v)
+			fv.Field(k, v)
 		}
 	}
 }

@@ -23,8 +23,20 @@ type HeaderReader interface {
 	// Len is the number of header fields.
 	Len() int
 	// Each visits every field in order.
-	Each(fn func(name, value string))
+	Each(v FieldVisitor)
 }
+
+// FieldVisitor receives the fields of a HeaderReader. Passing a pointer as a
+// visitor does not allocate, where a method value would.
+type FieldVisitor interface {
+	Field(name, value string)
+}
+
+// VisitFunc adapts a function to FieldVisitor.
+type VisitFunc func(name, value string)
+
+// Field calls f.
+func (f VisitFunc) Field(name, value string) { f(name, value) }
 
 // Exchange is the engine-neutral view of one request. An engine fills it,
 // calls Proxy.Serve, and writes the Reply. Strings may alias the engine's
@@ -56,7 +68,6 @@ type Exchange struct {
 	proxy   *Proxy
 	reply   Reply
 	limit   limitReader
-	out     bodyOut
 	route   string
 	pool    string
 	ep      *endpoint // the try's endpoint, counted in flight by its pick until release (retry.go)
@@ -64,6 +75,7 @@ type Exchange struct {
 	upBody  *h2Body          // the request body as net/http reads it (transport_h2.go); nil when none
 	upBuf   upstreamResponse // h1 responses live here: no allocation per request
 	scratch []byte           // forwarding header values; strings into it live until release
+	hcopy   headerCopy       // copyRequestHeaders\' visitor, here so that passing it allocates nothing
 	pathBuf []byte           // the normalised path when it differs from the raw one; lives until release
 	status  int
 	errKind errorCode

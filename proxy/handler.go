@@ -8,8 +8,6 @@ import (
 	"os"
 	"strconv"
 	"syscall"
-
-	"github.com/valyala/fasthttp"
 )
 
 // Serve runs the core of one exchange: limits, route, pick, forward. It
@@ -133,10 +131,10 @@ func upstreamError(x *Exchange, err error) *Reply {
 		return x.fail(499, errInvalidRequest, codeClientClosed, "client closed the request")
 	case errors.As(err, &de):
 		return x.fail(502, errUpstream, codeUpstreamConnectFailed, "could not connect to "+x.ep.addr+" in pool "+x.pool+": "+de.err.Error())
-	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, os.ErrDeadlineExceeded),
+	case errors.Is(err, os.ErrDeadlineExceeded),
 		errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return x.fail(504, errTimeout, codeUpstreamTimeout, "endpoint "+x.ep.addr+" in pool "+x.pool+" did not answer in time")
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, fasthttp.ErrConnectionClosed):
+	case errors.Is(err, syscall.ECONNRESET):
 		return x.fail(502, errUpstream, codeUpstreamReset, "endpoint "+x.ep.addr+" in pool "+x.pool+" closed the connection")
 	default:
 		return x.fail(502, errUpstream, codeUpstreamError, "endpoint "+x.ep.addr+" in pool "+x.pool+": "+err.Error())

@@ -50,16 +50,10 @@ func isForwarding(name string) bool {
 // copyRequestHeaders writes the client's fields minus hop-by-hop ones, then
 // the forwarding fields and the request id.
 func copyRequestHeaders(x *Exchange, dst headerSink) {
-	c := headerCopy{conn: x.hdr.Get("connection"), trusted: x.listener.trusts(x.remote.Addr()),
+	c := &x.hcopy
+	*c = headerCopy{conn: x.hdr.Get("connection"), trusted: x.listener.trusts(x.remote.Addr()),
 		xfcc: x.listener.cfg.TrustForwardedClientCert, dst: dst, rt: &x.rt, traced: x.span.s != nil}
-	if h, ok := x.hdr.(h1Headers); ok {
-		for k, v := range h.h.All() { // concrete loop: no closure escapes
-			c.field(b2s(k), b2s(v))
-		}
-	} else {
-		other := c // only this copy escapes, through the method value
-		x.hdr.Each(other.field)
-	}
+	x.hdr.Each(c)
 	emitReqHeaders(x, dst) // requestHeaderModifier overlay (routing.go)
 	if te := x.hdr.Get("te"); te != "" && strings.Contains(strings.ToLower(te), "trailers") {
 		dst.Add("Te", "trailers")
@@ -81,7 +75,8 @@ type headerCopy struct {
 	traced        bool        // traceparent / tracestate are replaced by the span's (tracing.go)
 }
 
-func (c *headerCopy) field(name, value string) {
+// Field decides one field (FieldVisitor).
+func (c *headerCopy) Field(name, value string) {
 	switch {
 	case isHopByHop(name, c.conn), strings.EqualFold(name, "host"):
 	case strings.EqualFold(name, "x-request-id"): // written once, after the copy

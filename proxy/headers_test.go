@@ -20,9 +20,9 @@ func (f fakeHeaders) Get(name string) string {
 	return ""
 }
 func (f fakeHeaders) Len() int { return len(f) }
-func (f fakeHeaders) Each(fn func(name, value string)) {
+func (f fakeHeaders) Each(v FieldVisitor) {
 	for _, h := range f {
-		fn(h.Name, h.Value)
+		v.Field(h.Name, h.Value)
 	}
 }
 

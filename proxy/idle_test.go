@@ -98,7 +98,7 @@ func (c *closeCounter) Close() error { c.closed.Add(1); return nil }
 func TestIdleWatchDisarmsAtEOF(t *testing.T) {
 	body := &closeCounter{Reader: strings.NewReader("data: done\n\n")}
 	x := &Exchange{}
-	x.up = &upstreamResponse{body: body}
+	x.up = &upstreamResponse{body: body, stream: &h2Stream{body: body, tc: &tryContext{cancel: func() {}}}}
 	r := &x.reply
 	r.Body = body
 	x.watchIdle(r, 20*time.Millisecond)
@@ -112,7 +112,7 @@ func TestIdleWatchDisarmsAtEOF(t *testing.T) {
 
 	silent := &closeCounter{Reader: strings.NewReader("")} // never read: silent
 	x = &Exchange{}
-	x.up = &upstreamResponse{body: silent}
+	x.up = &upstreamResponse{body: silent, stream: &h2Stream{body: silent, tc: &tryContext{cancel: func() {}}}}
 	x.reply.Body = silent
 	x.watchIdle(&x.reply, 20*time.Millisecond)
 	deadline := time.Now().Add(2 * time.Second)

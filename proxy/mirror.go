@@ -89,7 +89,7 @@ func (p *Proxy) startMirrors(x *Exchange, s *snapshot, lists ...[]router.Mirror)
 // detach copies what a mirror needs from x.
 func detach(x *Exchange) *Exchange {
 	var fields []Field
-	x.hdr.Each(func(n, v string) { fields = append(fields, Field{strings.Clone(n), strings.Clone(v)}) })
+	x.hdr.Each(VisitFunc(func(n, v string) { fields = append(fields, Field{strings.Clone(n), strings.Clone(v)}) }))
 	return &Exchange{
 		listener: x.listener, proto: x.proto, tls: x.tls, peerID: x.peerID, remote: x.remote,
 		method: strings.Clone(x.method), host: strings.Clone(x.upstreamHost()),
@@ -194,8 +194,8 @@ func (h fieldHeaders) Get(name string) string {
 
 func (h fieldHeaders) Len() int { return len(h) }
 
-func (h fieldHeaders) Each(fn func(name, value string)) {
+func (h fieldHeaders) Each(v FieldVisitor) {
 	for _, f := range h {
-		fn(f.Name, f.Value)
+		v.Field(f.Name, f.Value)
 	}
 }

@@ -148,11 +148,11 @@ func emitReqHeaders(x *Exchange, dst headerSink) {
 		return
 	}
 	var fields []Field
-	x.hdr.Each(func(name, value string) {
+	x.hdr.Each(VisitFunc(func(name, value string) {
 		if rt.reqTouched(name) {
 			fields = append(fields, Field{name, value})
 		}
-	})
+	}))
 	e := fieldEditor{&fields}
 	for _, m := range rt.reqMods {
 		m.Apply(e)

@@ -164,7 +164,7 @@ func (c requestCarrier) Get(key string) string { return strings.Clone(c.h.Get(ke
 func (c requestCarrier) Set(string, string)    {}
 func (c requestCarrier) Keys() []string {
 	keys := make([]string, 0, c.h.Len())
-	c.h.Each(func(name, _ string) { keys = append(keys, name) })
+	c.h.Each(VisitFunc(func(name, _ string) { keys = append(keys, name) }))
 	return keys
 }
 

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -11,15 +10,14 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/valyala/fasthttp"
-
 	"github.com/kvgate/kvgate/config"
 	"github.com/kvgate/kvgate/mtls"
 )
 
 // upstreamResponse is what a roundTripper returns: the status, the header
-// fields minus hop-by-hop ones, and a body to stream. release must be called
-// exactly once when the body is done with; a non-nil error discards the connection.
+// fields minus hop-by-hop ones, a body to stream, and the transport's hold on
+// the exchange (stream). done must be called exactly once when the body is
+// done with; a non-nil error discards the connection.
 type upstreamResponse struct {
 	status       int
 	header       []Field
@@ -27,42 +25,35 @@ type upstreamResponse struct {
 	length       int64
 	trailerNames []string
 	trailers     func() []Field
-	release      func(err error) // set by transports that need a closure (h2)
-	h1           *fasthttp.Response
-	conn         *idleConn // h1's connection while its body streams; else nil
-	cancel       *h1Cancel // carries the request's context to h1's streamed body; nil when none
+	stream       upstreamStream // nil once done, or when the transport holds nothing
 }
 
-// abort cuts the response stream from another goroutine, so that a read
-// blocked on it returns an error: it closes the HTTP/1.1 connection of a
-// streamed body, or the body of an HTTP/2 response. It must not run
-// concurrently with done or after it (idleWatch.stop orders them).
+// upstreamStream is a transport's hold on one response while its body
+// streams: the HTTP/1.1 connection, the HTTP/2 stream. Each transport
+// implements it in its own file; the core knows only this.
+type upstreamStream interface {
+	// abort cuts the stream from another goroutine, so that a read blocked
+	// on the body returns an error. It must not run concurrently with
+	// release or after it (idleWatch.stop orders them).
+	abort()
+	// release gives the exchange back exactly once: the connection returns
+	// to its pool, or is discarded when err is not nil.
+	release(err error)
+}
+
+// abort cuts the response stream from another goroutine (see upstreamStream).
 func (u *upstreamResponse) abort() {
-	switch {
-	case u.h1 != nil:
-		if u.conn != nil {
-			u.conn.abort()
-		}
-	default:
-		if c, ok := u.body.(io.Closer); ok {
-			_ = c.Close()
-		}
+	if u.stream != nil {
+		u.stream.abort()
 	}
 }
 
 // done releases the upstream response exactly once; a non-nil err discards
 // the connection instead of returning it to the pool.
 func (u *upstreamResponse) done(err error) {
-	if u.h1 != nil {
-		if u.cancel != nil && u.cancel.finish() && err == nil {
-			err = context.Canceled // the cancel closed the connection: never pool it
-		}
-		releaseH1(u.h1, err)
-		u.h1 = nil
-		return
-	}
-	if u.release != nil {
-		u.release(err)
+	if s := u.stream; s != nil {
+		u.stream = nil
+		s.release(err)
 	}
 }
 

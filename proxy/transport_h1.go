@@ -3,10 +3,14 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 
 	"github.com/valyala/fasthttp"
 
@@ -95,11 +99,50 @@ func (t *h1Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
 	fasthttp.ReleaseRequest(req)
 	if err != nil {
 		fasthttp.ReleaseResponse(resp)
-		return nil, err
+		return nil, h1Error(err)
 	}
 	ur := h1Response(resp, &x.upBuf)
-	ur.cancel = cancel
+	ur.stream.(*h1Stream).cancel = cancel
 	return ur, nil
+}
+
+// h1Error gives fasthttp's own errors the standard meaning the core
+// classifies by (upstreamError): its timeout is a deadline exceeded, its
+// closed connection a reset.
+func h1Error(err error) error {
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout):
+		return fmt.Errorf("%w: %w", err, os.ErrDeadlineExceeded)
+	case errors.Is(err, fasthttp.ErrConnectionClosed):
+		return fmt.Errorf("%w: %w", err, syscall.ECONNRESET)
+	}
+	return err
+}
+
+// h1Stream is the HTTP/1.1 transport's hold on a response (upstreamStream):
+// the pooled fasthttp response, the connection its body streams from, and
+// the request's cancel watch. Pooled: no allocation per request.
+type h1Stream struct {
+	resp   *fasthttp.Response
+	conn   *idleConn // the connection while the body streams; nil when the body was read whole
+	cancel *h1Cancel // nil when the request's context cannot end
+}
+
+var h1Streams = sync.Pool{New: func() any { return new(h1Stream) }}
+
+func (s *h1Stream) abort() {
+	if s.conn != nil {
+		s.conn.abort()
+	}
+}
+
+func (s *h1Stream) release(err error) {
+	if s.cancel != nil && s.cancel.finish() && err == nil {
+		err = context.Canceled // the cancel closed the connection: never pool it
+	}
+	releaseH1(s.resp, err)
+	*s = h1Stream{}
+	h1Streams.Put(s)
 }
 
 // h1Cancel carries a request's context to an HTTP/1.1 upstream. fasthttp's
@@ -242,7 +285,9 @@ func (h *h1Cancel) finish() bool {
 // h1Response fills ur from resp. A streamed body keeps its connection until
 // the response is released, so ur remembers the connection to abort it.
 func h1Response(resp *fasthttp.Response, ur *upstreamResponse) *upstreamResponse {
-	*ur = upstreamResponse{status: resp.StatusCode(), length: int64(resp.Header.ContentLength()), header: ur.header[:0], h1: resp}
+	st := h1Streams.Get().(*h1Stream)
+	st.resp = resp
+	*ur = upstreamResponse{status: resp.StatusCode(), length: int64(resp.Header.ContentLength()), header: ur.header[:0], stream: st}
 	conn := b2s(resp.Header.Peek("Connection"))
 	for k, v := range resp.Header.All() {
 		name := b2s(k)
@@ -267,7 +312,7 @@ func h1Response(resp *fasthttp.Response, ur *upstreamResponse) *upstreamResponse
 		ur.length = -1
 	}
 	if s := resp.BodyStream(); s != nil {
-		ur.body, ur.conn = s, connOf(resp.LocalAddr())
+		ur.body, st.conn = s, connOf(resp.LocalAddr())
 	} else if b := resp.Body(); len(b) > 0 {
 		ur.body = bytesBody(b)
 		ur.length = int64(len(b))

@@ -166,8 +166,22 @@ func (t *h2Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
 	if resp.ContentLength == 0 {
 		ur.body = nil
 	}
-	ur.release = func(error) { _ = resp.Body.Close(); tc.cancel() }
+	ur.stream = &h2Stream{body: resp.Body, tc: tc}
 	return ur, nil
+}
+
+// h2Stream is the HTTP/2 transport's hold on a response (upstreamStream):
+// closing the response body resets the stream.
+type h2Stream struct {
+	body io.Closer
+	tc   *tryContext
+}
+
+func (s *h2Stream) abort() { _ = s.body.Close() }
+
+func (s *h2Stream) release(error) {
+	_ = s.body.Close()
+	s.tc.cancel()
 }
 
 // h2Body is a request body as net/http reads it. net/http may go on reading
