@@ -21,7 +21,7 @@ func newPrefixFixture(allHoldAll bool) prefixFixture {
 	seed := Seed("meta-llama/Llama-3.1-8B-Instruct", "")
 	system := strings.Repeat("You are a helpful assistant; follow the policy. ", 43)[:2048]
 	r := rand.New(rand.NewPCG(7, 8))
-	idx := NewIndex(0)
+	idx := NewIndex(testCacheBlocks)
 	text := func(i int) []byte {
 		b := []byte(system)
 		for len(b) < 8<<10 {
@@ -34,12 +34,12 @@ func newPrefixFixture(allHoldAll bool) prefixFixture {
 		ep := fmt.Sprintf("10.0.0.%d:8000", e)
 		idx.Add(ep)
 		for p := 0; p < 64; p++ {
-			blocks = Blocks(seed, text(e*1000+p), DefaultBlockSize, blocks)
+			blocks = Blocks(seed, text(e*1000+p), testBlockSize, blocks)
 			idx.Record(ep, blocks)
 		}
 	}
 	prompt := text(-1)
-	blocks = Blocks(seed, prompt, DefaultBlockSize, blocks)
+	blocks = Blocks(seed, prompt, testBlockSize, blocks)
 	idx.Record("10.0.0.3:8000", blocks)
 	if allHoldAll {
 		for e := 0; e < 16; e++ {
@@ -66,7 +66,7 @@ func BenchmarkBlocksMatch(b *testing.B) {
 			b.SetBytes(int64(len(f.prompt)))
 			clk := startCPU()
 			for b.Loop() {
-				blocks = Blocks(f.seed, f.prompt, DefaultBlockSize, blocks)
+				blocks = Blocks(f.seed, f.prompt, testBlockSize, blocks)
 				out = f.idx.Match(blocks, out)
 			}
 			clk.stop(b)
@@ -85,14 +85,14 @@ func BenchmarkBlocks8KiB(b *testing.B) {
 	b.SetBytes(int64(len(text)))
 	clk := startCPU()
 	for b.Loop() {
-		dst = Blocks(seed, text, DefaultBlockSize, dst)
+		dst = Blocks(seed, text, testBlockSize, dst)
 	}
 	clk.stop(b)
 }
 
 func BenchmarkRecord8KiB(b *testing.B) {
 	f := newPrefixFixture(false)
-	blocks := Blocks(f.seed, f.prompt, DefaultBlockSize, nil)
+	blocks := Blocks(f.seed, f.prompt, testBlockSize, nil)
 	b.ReportAllocs()
 	clk := startCPU()
 	for b.Loop() {
@@ -109,7 +109,7 @@ func BenchmarkPlace16(b *testing.B) {
 	clk := startCPU()
 	for b.Loop() {
 		k++
-		loads[Place(k, eps, loads, DefaultLoadBound)]++
+		loads[Place(k, eps, loads, testLoadBound)]++
 	}
 	clk.stop(b)
 }

@@ -6,11 +6,6 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// DefaultBlockSize is the number of prompt bytes per hashed block: 64
-// characters, about 16 tokens at 4 characters per token, which is vLLM's
-// default KV block size.
-const DefaultBlockSize = 64
-
 // maxStackBlock is the largest block size hashed through a stack buffer;
 // larger blocks go through an xxhash.Digest (still without allocating).
 const maxStackBlock = 248
@@ -36,17 +31,19 @@ func Seed(model, salt string) uint64 {
 // Blocks appends to dst[:0] the chained hashes of text's full blocks and
 // returns it: hash(i) = xxhash64(le64(hash(i-1)) || block i), hash(-1) = seed.
 // The last partial block is not hashed, as vLLM caches only full blocks, so
-// len(result) == len(text)/blockSize. blockSize <= 0 means DefaultBlockSize.
+// len(result) == len(text)/blockSize. blockSize is the pool's configured
+// inference.blockSize and must be > 0; a smaller one hashes nothing (the
+// result is empty, so the prompt matches and records no block).
 //
 // Because each hash covers the whole prefix before it, two prompts share
 // hash i exactly when (with overwhelming probability) they share the seed and
 // their first (i+1)*blockSize bytes. Blocks does not allocate when dst has
 // room; it is safe for concurrent use.
 func Blocks(seed uint64, text []byte, blockSize int, dst []uint64) []uint64 {
-	if blockSize <= 0 {
-		blockSize = DefaultBlockSize
-	}
 	dst = dst[:0]
+	if blockSize <= 0 {
+		return dst
+	}
 	n := len(text) / blockSize
 	if cap(dst) < n {
 		dst = make([]uint64, 0, n)
@@ -76,9 +73,10 @@ func Blocks(seed uint64, text []byte, blockSize int, dst []uint64) []uint64 {
 	return dst
 }
 
-// DefaultPlacementDepth is how many leading blocks PlacementKey covers by
-// default: 64 blocks of 64 bytes, the first 4 KiB of the prompt (about 1k
-// tokens).
+// PlacementDepth is how many leading blocks the picker's placement keys
+// cover (package pick passes it to PlacementKey): 64 blocks, with 64-byte
+// blocks the first 4 KiB of the prompt (about 1k tokens). It is a property
+// of the placement rule, not a setting.
 //
 // Why this depth: real traces put one system prompt in front of thousands of
 // conversations, so a key made of the first block alone sends all of them to
@@ -87,12 +85,13 @@ func Blocks(seed uint64, text []byte, blockSize int, dst []uint64) []uint64 {
 // distinct keys and spread, while all turns of one conversation whose shared
 // part already exceeds 4 KiB keep one key. Shorter prompts use their last
 // full block, i.e. their whole hashed prefix.
-const DefaultPlacementDepth = 64
+const PlacementDepth = 64
 
 // PlacementKey returns the key that consistent placement (Place) uses for a
 // prompt whose leading block no endpoint holds: the chained hash at depth
 // min(len(blocks), depth), which covers the whole prefix up to that depth.
-// depth <= 0 means DefaultPlacementDepth. A prompt with no full block uses
+// depth must be >= 1 (the picker passes PlacementDepth or more); a smaller
+// one is raised to 1, the first block. A prompt with no full block uses
 // seed, so short prompts of one model and salt share an endpoint until the
 // load bound moves them.
 //
@@ -103,9 +102,7 @@ func PlacementKey(seed uint64, blocks []uint64, depth int) uint64 {
 	if len(blocks) == 0 {
 		return seed
 	}
-	if depth <= 0 {
-		depth = DefaultPlacementDepth
-	}
+	depth = max(depth, 1)
 	if depth > len(blocks) {
 		depth = len(blocks)
 	}
@@ -115,14 +112,12 @@ func PlacementKey(seed uint64, blocks []uint64, depth int) uint64 {
 // CapacityFromServer converts a model server's KV cache size into index
 // capacity in our blocks: numGPUBlocks blocks of serverBlockTokens tokens
 // each, at 4 characters per token, divided into blocks of blockSize bytes.
-// With vLLM's 16-token blocks and the default 64-byte blocks one server block
-// is one index block. Non-positive inputs give 0 (use the configured default).
+// With vLLM's 16-token blocks and 64-byte index blocks one server block is
+// one index block. Non-positive inputs (blockSize included) give 0, which
+// SetCapacity reads as "the index's own capacity".
 func CapacityFromServer(numGPUBlocks, serverBlockTokens, blockSize int) int {
-	if numGPUBlocks <= 0 || serverBlockTokens <= 0 {
+	if numGPUBlocks <= 0 || serverBlockTokens <= 0 || blockSize <= 0 {
 		return 0
-	}
-	if blockSize <= 0 {
-		blockSize = DefaultBlockSize
 	}
 	return int(int64(numGPUBlocks) * int64(serverBlockTokens) * 4 / int64(blockSize))
 }

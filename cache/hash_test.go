@@ -5,6 +5,14 @@ import (
 	"testing"
 )
 
+// The settings these tests pass where kvgate passes a pool's configured
+// ones. Package cache has no defaults: callers pass every value.
+const (
+	testBlockSize   = 64
+	testCacheBlocks = 16384
+	testLoadBound   = 1.25
+)
+
 func TestBlocksCountAndPartialBlock(t *testing.T) {
 	seed := Seed("m", "")
 	tests := []struct {
@@ -15,7 +23,8 @@ func TestBlocksCountAndPartialBlock(t *testing.T) {
 		{64, 64, 1},
 		{127, 64, 1},
 		{8 << 10, 64, 128},
-		{1000, 0, 15}, // default block size
+		{1000, 0, 0},  // no block size: no blocks
+		{1000, -1, 0}, // nor a negative one
 		{1000, 300, 3},
 	}
 	for _, tt := range tests {
@@ -103,7 +112,8 @@ func TestPlacementKey(t *testing.T) {
 		{nil, 3, seed},
 		{blocks, 2, 11},
 		{blocks, 9, 13},
-		{blocks, 0, 13}, // default depth is deeper than 4 blocks
+		{blocks, PlacementDepth, 13}, // deeper than 4 blocks: the last one
+		{blocks, 0, 10},              // below 1: the first block
 	}
 	for _, tt := range tests {
 		if got := PlacementKey(seed, tt.blocks, tt.depth); got != tt.want {
@@ -117,7 +127,7 @@ func TestCapacityFromServer(t *testing.T) {
 		{1000, 16, 64, 1000},
 		{1000, 32, 64, 2000},
 		{1000, 16, 128, 500},
-		{1000, 16, 0, 1000},
+		{1000, 16, 0, 0}, // no block size: the index's own capacity
 		{0, 16, 64, 0},
 		{1000, 0, 64, 0},
 	}

@@ -8,11 +8,6 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// DefaultCacheBlocks is the per-endpoint capacity, in blocks, used when
-// neither the model server's num_gpu_blocks nor the pool's cacheBlocks is
-// known: 16384 blocks of 16 tokens, 256k tokens, about 1 MiB of index.
-const DefaultCacheBlocks = 16384
-
 // Memory accounting, in bytes, used by Stats (measured by
 // BenchmarkIndexMemory on amd64, Go 1.26):
 //
@@ -99,12 +94,11 @@ type Index struct {
 }
 
 // NewIndex returns an empty index whose endpoints hold defaultCapacity blocks
-// unless SetCapacity says otherwise. defaultCapacity <= 0 means
-// DefaultCacheBlocks.
+// unless SetCapacity says otherwise. defaultCapacity is the pool's
+// configured inference.cacheBlocks and must be >= 1; a smaller one is raised
+// to 1 block.
 func NewIndex(defaultCapacity int) *Index {
-	if defaultCapacity <= 0 {
-		defaultCapacity = DefaultCacheBlocks
-	}
+	defaultCapacity = max(defaultCapacity, 1)
 	return &Index{
 		defaultCap: defaultCapacity,
 		byName:     make(map[string]int32),
@@ -179,11 +173,10 @@ func (x *Index) SetCapacity(endpoint string, blocks int) bool {
 
 // SetDefaultCapacity changes the capacity of every endpoint that SetCapacity
 // has not sized, evicting their least recently used entries at once where
-// they hold more. blocks <= 0 means DefaultCacheBlocks.
+// they hold more. blocks must be >= 1, as in NewIndex; a smaller one is
+// raised to 1 block.
 func (x *Index) SetDefaultCapacity(blocks int) {
-	if blocks <= 0 {
-		blocks = DefaultCacheBlocks
-	}
+	blocks = max(blocks, 1)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if blocks == x.defaultCap {

@@ -187,10 +187,20 @@ func TestSetDefaultCapacity(t *testing.T) {
 	if m[a] != 4 || m[b] != 8 {
 		t.Errorf("matched a=%d b=%d after a default of 4, want 4 and 8 (b sized on its own)", m[a], m[b])
 	}
-	x.SetDefaultCapacity(0) // DefaultCacheBlocks
+	x.SetDefaultCapacity(0) // below 1: one block, never a default of its own
+	m = x.Match(seq(0, 10), nil)
+	if m[a] != 1 || m[b] != 8 {
+		t.Errorf("matched a=%d b=%d after a default of 0, want 1 and 8", m[a], m[b])
+	}
+	x.SetDefaultCapacity(10)
 	x.Record("a", seq(0, 10))
 	if got := x.Match(seq(0, 10), nil)[a]; got != 10 {
-		t.Errorf("matched %d after restoring DefaultCacheBlocks, want 10", got)
+		t.Errorf("matched %d after a default of 10, want 10", got)
+	}
+	if y := NewIndex(-5); y.Add("a") == 0 && y.Record("a", seq(0, 10)) {
+		if n, _ := y.Stats(); n != 1 {
+			t.Errorf("NewIndex(-5) holds %d entries per endpoint, want 1", n)
+		}
 	}
 	mustCheck(t, x)
 }
@@ -303,7 +313,7 @@ func randomOperations(t *testing.T, endpoints int) {
 }
 
 func TestMatchReusesOut(t *testing.T) {
-	x := NewIndex(0)
+	x := NewIndex(testCacheBlocks)
 	for i := 0; i < 16; i++ {
 		x.Add(fmt.Sprint("10.0.0.", i))
 		x.Record(fmt.Sprint("10.0.0.", i), seq(0, 64))

@@ -7,11 +7,6 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// DefaultLoadBound is the default bounded-load factor: no endpoint takes a
-// new prefix while its load is above 1.25 times the mean (after counting the
-// new request).
-const DefaultLoadBound = 1.25
-
 // Place picks the endpoint for a prompt prefix no endpoint holds yet, so that
 // independent kvgate replicas that see the same endpoints and similar loads
 // pick the same one without sharing any state.
@@ -26,18 +21,17 @@ const DefaultLoadBound = 1.25
 //
 // loads[i] is endpoints[i]'s current load (in-flight requests, say); a nil or
 // short loads slice counts missing loads as 0, and negative loads as 0.
-// bound <= 0 means DefaultLoadBound; a bound below 1 is raised to 1 (with
-// bound >= 1 some endpoint always fits). It returns an index into endpoints,
-// or -1 when endpoints is empty. Place does not allocate; it hashes every
-// address, about 10 ns each.
+// bound is the bounded-load factor over the mean (the pool's configured
+// inference.loadBound) and must be >= 1, so that some endpoint always fits;
+// a smaller one, and NaN, is raised to 1, the strictest balance. With no
+// loads (nil) every endpoint fits and the bound plays no part. It returns an
+// index into endpoints, or -1 when endpoints is empty. Place does not
+// allocate; it hashes every address, about 10 ns each.
 func Place(key uint64, endpoints []string, loads []int, bound float64) int {
 	if len(endpoints) == 0 {
 		return -1
 	}
-	switch {
-	case bound <= 0 || math.IsNaN(bound):
-		bound = DefaultLoadBound
-	case bound < 1:
+	if !(bound >= 1) { // also NaN
 		bound = 1
 	}
 	total := 0

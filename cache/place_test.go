@@ -51,7 +51,7 @@ func TestPlaceSpreadsKeys(t *testing.T) {
 	count := make([]int, len(eps))
 	const keys = 16000
 	for k := uint64(0); k < keys; k++ {
-		count[Place(k*0x9e3779b97f4a7c15, eps, nil, 0)]++
+		count[Place(k*0x9e3779b97f4a7c15, eps, nil, testLoadBound)]++
 	}
 	for i, c := range count {
 		if c < keys/16*7/10 || c > keys/16*13/10 {
@@ -126,16 +126,18 @@ func TestPlaceBoundArguments(t *testing.T) {
 	loads := []int{0, 0, 0, 0}
 	home := Place(7, eps, loads, 1)
 	loads[home] = 1 // total 1: limit with bound 1 = ceil(2/4) = 1, so home is full
-	for _, b := range []float64{0.5, 1, -1, math.NaN()} {
-		got := Place(7, eps, loads, b)
-		full := b == 1 || b == 0.5
-		if full && got == home {
+	// A bound below 1, or NaN, acts as 1: never a default of its own.
+	for _, b := range []float64{1, 0.5, 0, -1, math.NaN()} {
+		if got := Place(7, eps, loads, b); got == home {
 			t.Errorf("bound %v: still placed on the full endpoint", b)
 		}
-		if !full && got != home { // default 1.25: ceil(2.5/4) = 1, also full
-			if Place(7, eps, loads, DefaultLoadBound) != got {
-				t.Errorf("bound %v does not behave as the default", b)
-			}
+	}
+	// With 4 more requests elsewhere, bound 1 (limit ceil(6/4) = 2) fits
+	// home again.
+	loads[(home+1)%4] = 4
+	for _, b := range []float64{1, 0, math.NaN()} {
+		if got := Place(7, eps, loads, b); got != home {
+			t.Errorf("bound %v: placed on %d, want home %d", b, got, home)
 		}
 	}
 	// Short loads slices count as zero.
@@ -165,7 +167,7 @@ func newReplica(eps []string) *replica {
 
 func (r *replica) pick(model string, text []byte) (ep string, placed bool) {
 	seed := Seed(model, "")
-	r.blocks = Blocks(seed, text, DefaultBlockSize, r.blocks)
+	r.blocks = Blocks(seed, text, testBlockSize, r.blocks)
 	r.out = r.x.Match(r.blocks, r.out)
 	best := slices.Max(r.out)
 	loads := make([]int, len(r.eps))
@@ -173,7 +175,7 @@ func (r *replica) pick(model string, text []byte) (ep string, placed bool) {
 		loads[i] = r.loads[e]
 	}
 	if best == 0 {
-		ep = r.eps[Place(PlacementKey(seed, r.blocks, 0), r.eps, loads, DefaultLoadBound)]
+		ep = r.eps[Place(PlacementKey(seed, r.blocks, PlacementDepth), r.eps, loads, testLoadBound)]
 	} else {
 		// Ties between equally matched endpoints are broken by placement too.
 		var tied []string
@@ -185,7 +187,7 @@ func (r *replica) pick(model string, text []byte) (ep string, placed bool) {
 				tiedLoads = append(tiedLoads, r.loads[name])
 			}
 		}
-		ep = tied[Place(r.blocks[best-1], tied, tiedLoads, DefaultLoadBound)]
+		ep = tied[Place(r.blocks[best-1], tied, tiedLoads, testLoadBound)]
 	}
 	r.x.Record(ep, r.blocks)
 	r.loads[ep]++
@@ -246,9 +248,9 @@ func TestPlacementDepthSpreadsSharedSystemPrompt(t *testing.T) {
 	var blocks []uint64
 	for c := 0; c < 800; c++ {
 		text := fmt.Appendf(nil, "%suser: conversation %d asks %s", system, c, strings.Repeat("why ", 300))
-		blocks = Blocks(seed, text, DefaultBlockSize, blocks)
-		deep[Place(PlacementKey(seed, blocks, 0), eps, nil, 0)]++
-		shallow[Place(PlacementKey(seed, blocks, 1), eps, nil, 0)]++
+		blocks = Blocks(seed, text, testBlockSize, blocks)
+		deep[Place(PlacementKey(seed, blocks, PlacementDepth), eps, nil, testLoadBound)]++
+		shallow[Place(PlacementKey(seed, blocks, 1), eps, nil, testLoadBound)]++
 	}
 	if len(shallow) != 1 {
 		t.Errorf("first-block keys used %d endpoints, expected all on one", len(shallow))

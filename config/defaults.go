@@ -1,14 +1,16 @@
 package config
 
-import (
-	"time"
-
-	"github.com/kvgate/kvgate/pick"
-)
+import "time"
 
 // The defaults, in one place. Default applies them; docs and the proxy may
 // refer to them by name. A zero (or absent) value in a configuration means
 // "use the default", except where a field's comment says 0 disables it.
+//
+// The packages that act on these settings (pick, cache, openai, router,
+// mtls) have no defaults of their own: they take the values config.Default
+// filled in, and document what they do with a value outside its range.
+// Names of presets (DefaultPicker, DefaultBalancer) are package pick's
+// registry's; a test checks that these two are registered there.
 const (
 	DefaultAdminAddress = "127.0.0.1:9901" // admin.address: loopback, never public by default
 
@@ -28,7 +30,7 @@ const (
 	DefaultEscapedSlashes       = "reject" // paths.escapedSlashes: %2F and %5C get 400
 
 	DefaultPoolProtocol    = "http1"
-	DefaultBalancer        = pick.DefaultBalancer // least-request
+	DefaultBalancer        = "least-request" // least request by power of two choices
 	DefaultDialTimeout     = 5 * time.Second
 	DefaultIdleConnTimeout = 90 * time.Second
 	DefaultResolveInterval = 5 * time.Second
@@ -41,22 +43,23 @@ const (
 	DefaultMirrorPercent  = 100
 
 	DefaultModelServer    = "vllm"
-	DefaultPicker         = pick.DefaultPreset // prefix-affinity
-	DefaultBlockSize      = 64                 // characters, about 16 tokens
-	DefaultCacheBlocks    = 16384
-	DefaultMaxPromptBytes = 128 << 10 // 131072
-	DefaultLoadBound      = 1.25
+	DefaultPicker         = "prefix-affinity"
+	DefaultBlockSize      = 64        // characters, about 16 tokens: vLLM's default KV block
+	DefaultCacheBlocks    = 16384     // per endpoint until it reports num_gpu_blocks: 256k tokens, about 1 MiB of index
+	DefaultMaxPromptBytes = 128 << 10 // 131072; also the bound on reading a body for model-match rules
+	DefaultLoadBound      = 1.25      // no endpoint takes a new prefix above 1.25 × the mean load
 	DefaultMetricsPath    = "/metrics"
-	DefaultScrapeInterval = pick.DefaultScrapeInterval // 50ms
+	DefaultScrapeInterval = 50 * time.Millisecond // as the Inference Extension polls
 	DefaultQueueThreshold = 5
-	DefaultKVThreshold    = pick.DefaultKVThreshold // 0.8
+	DefaultKVThreshold    = 0.8
 	DefaultQueueSize      = 1024
 	DefaultQueueTimeout   = 30 * time.Second
 	DefaultSessionHeader  = "x-session-id"
 
-	DefaultRetryBudgetPercent = 20
-	DefaultRetryBackoff       = 25 * time.Millisecond
-	DefaultStartupTimeout     = 30 * time.Second // identity.startupTimeout
+	DefaultRetryBudgetPercent   = 20
+	DefaultRetryBackoff         = 25 * time.Millisecond
+	DefaultRetryConnectFailures = true             // retry.connectFailures
+	DefaultStartupTimeout       = 30 * time.Second // identity.startupTimeout
 )
 
 // DefaultProtocols is what a listener serves when it names none: HTTP/1.1 and
@@ -153,7 +156,7 @@ func defaultRoute(r *Route) {
 	}
 	if r.Retry != nil {
 		if r.Retry.ConnectFailures == nil {
-			t := true
+			t := DefaultRetryConnectFailures
 			r.Retry.ConnectFailures = &t
 		}
 		num(&r.Retry.BudgetPercent, DefaultRetryBudgetPercent)

@@ -2,7 +2,7 @@ package config
 
 // Config is one whole kvgate configuration: what `kvgate run` serves and what
 // `kvgate validate` checks. Field names mirror Gateway API and Istio so that
-// cluster manifests map onto it one to one (see DESIGN.md, "The configuration shape").
+// cluster manifests map onto it one to one (examples/full.yaml shows every key).
 type Config struct {
 	// Admin is the listener for /livez, /readyz, /metrics, /reload and inspection.
 	Admin Admin `yaml:"admin"`

@@ -321,13 +321,13 @@ func TestPickNamesAreTheRegistry(t *testing.T) {
 	for _, name := range pick.PresetNames() {
 		t.Run("picker "+name, func(t *testing.T) {
 			valid(t, func(c *Config) { c.Pools[0].Inference = &Inference{Picker: name} })
-			builds(t, pick.Options{Preset: name})
+			builds(t, pick.Options{Preset: name, Balancer: DefaultBalancer})
 		})
 	}
 	for _, name := range pick.Names(pick.KindScorer) {
 		t.Run("scorer "+name, func(t *testing.T) {
 			valid(t, func(c *Config) { c.Pools[0].Inference = &Inference{Scorers: []ScorerWeight{{Name: name, Weight: 1}}} })
-			builds(t, pick.Options{Preset: DefaultPicker, Scorers: []pick.ScorerWeight{{Name: name, Weight: 1}}})
+			builds(t, pick.Options{Preset: DefaultPicker, Balancer: DefaultBalancer, Scorers: []pick.ScorerWeight{{Name: name, Weight: 1}}})
 		})
 	}
 	// A preset that cannot balance a plain pool is not a balancer.
@@ -341,7 +341,12 @@ func TestPickNamesAreTheRegistry(t *testing.T) {
 			t.Errorf("balancer %s: %v, want unknown balancer", pr.Name, err)
 		}
 	}
-	if !slices.Contains(pick.BalancerNames(), DefaultBalancer) || !slices.Contains(pick.PresetNames(), DefaultPicker) {
-		t.Error("a default is not a registered name")
+	// The default names are declared here, the names themselves in pick's
+	// registry: each default must name a registered preset of its kind.
+	if !slices.Contains(pick.BalancerNames(), DefaultBalancer) {
+		t.Errorf("DefaultBalancer %q is not a balancer registered in package pick (%v)", DefaultBalancer, pick.BalancerNames())
+	}
+	if !slices.Contains(pick.PresetNames(), DefaultPicker) {
+		t.Errorf("DefaultPicker %q is not a preset registered in package pick (%v)", DefaultPicker, pick.PresetNames())
 	}
 }

@@ -17,9 +17,6 @@ import (
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 )
 
-// DefaultStartupTimeout bounds the wait for the first SVID when identity.startupTimeout is 0.
-const DefaultStartupTimeout = 30 * time.Second
-
 // Identity is an IdentitySource that holds background resources and must be closed.
 type Identity interface {
 	IdentitySource
@@ -35,17 +32,17 @@ var (
 // OpenIdentity starts the identity source the configuration names and waits for the first
 // SVID: the SVID files in id.Files.Dir when set, else the Workload API (id.WorkloadAPI, default
 // $SPIFFE_ENDPOINT_SOCKET). id nil means no identity and returns (nil, nil). log nil means
-// slog.Default(). ctx bounds the start-up wait together with id.StartupTimeout.
+// slog.Default(). ctx bounds the start-up wait together with id.StartupTimeout, which
+// config.Default sets; a StartupTimeout of 0 or less leaves the bound to ctx alone.
 func OpenIdentity(ctx context.Context, id *config.Identity, log *slog.Logger) (Identity, error) {
 	if id == nil {
 		return nil, nil
 	}
-	timeout := id.StartupTimeout.D()
-	if timeout <= 0 {
-		timeout = DefaultStartupTimeout
+	if timeout := id.StartupTimeout.D(); timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	if id.Files != nil {
 		return NewSVIDFiles(ctx, id.Files.Dir, log)
 	}

@@ -5,10 +5,6 @@ import (
 	"strings"
 )
 
-// DefaultMaxPromptBytes is how much of a request body callers should pass to
-// Extract when the pool configures no maxPromptBytes.
-const DefaultMaxPromptBytes = 128 << 10
-
 var (
 	// ErrInvalidJSON means the body is not a JSON object (nor the beginning of
 	// one). Route the request with the pool's fallback balancer.
@@ -120,8 +116,9 @@ func topField(name []byte) int {
 //
 // path selects the shape by suffix: /chat/completions, /completions,
 // /responses, /embeddings; any other path returns ErrUnsupportedPath. body is
-// at most the first MaxPromptBytes of the request body; when it ends inside
-// the JSON document Extract returns nil with dst.Truncated set. A body that
+// the request body or a prefix of it (the caller bounds it: the proxy reads
+// at most the pool's inference.maxPromptBytes); when it ends inside the JSON
+// document Extract returns nil with dst.Truncated set. A body that
 // is not a JSON object returns ErrInvalidJSON. Duplicate keys: the last wins,
 // as in the Python servers behind kvgate.
 //

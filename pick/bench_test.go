@@ -29,7 +29,7 @@ func BenchmarkPick8KiB16Endpoints(b *testing.B) {
 	seed := cache.Seed("meta-llama/Llama-3.1-8B-Instruct", "")
 	for i := range eps {
 		for range 64 {
-			p.Index().Record(eps[i].Addr, cache.Blocks(seed, text(), 0, nil))
+			p.Index().Record(eps[i].Addr, cache.Blocks(seed, text(), testBlockSize, nil))
 		}
 	}
 	prompts := [][]byte{text(), text(), text(), text()}
@@ -39,7 +39,7 @@ func BenchmarkPick8KiB16Endpoints(b *testing.B) {
 	for b.Loop() {
 		pc := AcquirePickContext()
 		pc.Req.HasPrompt, pc.Req.Seed, pc.Req.PromptTokens = true, seed, 2048
-		pc.Req.Blocks = cache.Blocks(seed, prompts[i%len(prompts)], 0, pc.Req.Blocks)
+		pc.Req.Blocks = cache.Blocks(seed, prompts[i%len(prompts)], testBlockSize, pc.Req.Blocks)
 		d := p.Pick(pc, eps)
 		d.Endpoint.End(d.Tokens)
 		ReleasePickContext(pc)
@@ -67,7 +67,7 @@ func BenchmarkIndexBytesPerEntry(b *testing.B) {
 				for j := range buf {
 					buf[j] = byte('a' + r.IntN(26))
 				}
-				blocks = cache.Blocks(seed, buf, 0, blocks)
+				blocks = cache.Blocks(seed, buf, testBlockSize, blocks)
 				idx.Record(ep, blocks)
 			}
 		}
@@ -83,7 +83,7 @@ func BenchmarkIndexBytesPerEntry(b *testing.B) {
 // BenchmarkBalance measures the pick of a plain pool (and of a retry): the
 // least-request balancer over three endpoints, and the release.
 func BenchmarkBalance(b *testing.B) {
-	p, eps := testPool(b, 3, func(o *Options) { *o = Options{} })
+	p, eps := testPool(b, 3, func(o *Options) { *o = plainOptions() })
 	b.ReportAllocs()
 	for b.Loop() {
 		pc := AcquirePickContext()

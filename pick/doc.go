@@ -32,7 +32,10 @@
 // The package must not do I/O (the proxy fetches metrics pages and hands
 // the bytes to ParseMetrics), read configuration (it takes Options, which the
 // proxy fills from package config, and must not import config, which imports
-// it to validate names), know about HTTP or the proxy's engines and
-// exchanges, or take a pool-wide lock or allocate on the request path: a
-// pick loads atomics and takes only the prefix index's short locks.
+// it to validate names), hold defaults of its own (config/defaults.go
+// declares every one, the default preset and balancer names included, and
+// config's tests check that those names are registered here; Options says
+// what a value outside its range does), know about HTTP or the proxy's
+// engines and exchanges, or take a pool-wide lock or allocate on the request
+// path: a pick loads atomics and takes only the prefix index's short locks.
 package pick

@@ -3,6 +3,7 @@ package pick_test
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/kvgate/kvgate/cache"
 	"github.com/kvgate/kvgate/pick"
@@ -11,7 +12,13 @@ import (
 // A pool places a new prompt with consistent hashing, then sends the next
 // turn of the same conversation to the endpoint that now holds its prefix.
 func ExamplePool_Pick() {
-	pool, _ := pick.NewPool(pick.Options{Preset: "prefix-affinity", QueueThreshold: 5})
+	// The options the proxy passes for an inference pool; package pick has
+	// no defaults, so every value is given.
+	pool, _ := pick.NewPool(pick.Options{
+		Preset: "prefix-affinity", Balancer: "least-request",
+		BlockSize: 64, CacheBlocks: 16384, LoadBound: 1.25,
+		QueueThreshold: 5, KVThreshold: 0.8, ScrapeInterval: 50 * time.Millisecond,
+	})
 	eps := []*pick.Endpoint{pool.Endpoint("10.0.0.1:8000"), pool.Endpoint("10.0.0.2:8000"), pool.Endpoint("10.0.0.3:8000")}
 
 	send := func(text string) pick.Decision {
@@ -19,7 +26,7 @@ func ExamplePool_Pick() {
 		defer pick.ReleasePickContext(pc)
 		seed := cache.Seed("llama", "")
 		pc.Req = pick.PickRequest{HasPrompt: true, Seed: seed, Model: "llama", PromptTokens: len(text) / 4,
-			Blocks: cache.Blocks(seed, []byte(text), 0, pc.Req.Blocks)}
+			Blocks: cache.Blocks(seed, []byte(text), 64, pc.Req.Blocks)}
 		d := pool.Pick(pc, eps)
 		d.Endpoint.End(d.Tokens) // the proxy does this when the stream ends
 		return d
@@ -27,7 +34,7 @@ func ExamplePool_Pick() {
 	turn1 := strings.Repeat("system: be brief. user: hello. ", 20)
 	a := send(turn1)
 	b := send(turn1 + "assistant: hi. user: more?")
-	fmt.Println(a.Reason, b.Reason, a.Endpoint == b.Endpoint, b.Matched == len(cache.Blocks(0, []byte(turn1), 0, nil)))
+	fmt.Println(a.Reason, b.Reason, a.Endpoint == b.Endpoint, b.Matched == len(cache.Blocks(0, []byte(turn1), 64, nil)))
 	// Output: placement affinity true true
 }
 

@@ -102,7 +102,8 @@ func (SessionPicker) Pick(pc *PickContext, cands []Candidate) int {
 		addrs = append(addrs, cands[i].E.Addr)
 	}
 	pc.addrs = addrs
-	return max(cache.Place(xxhash.Sum64String(pc.Req.Session), addrs, nil, 0), 0)
+	// No loads: every endpoint fits, so the bound (1, the least) plays no part.
+	return max(cache.Place(xxhash.Sum64String(pc.Req.Session), addrs, nil, 1), 0)
 }
 
 // SGLangPicker is SGLang's cache_aware router rule (sgl-router), for

@@ -1,7 +1,6 @@
 package pick
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"reflect"
@@ -143,7 +142,8 @@ func ReleasePickContext(pc *PickContext) {
 // QueueThreshold is the pool's queue depth at which an endpoint is saturated.
 func (pc *PickContext) QueueThreshold() float64 { return float64(pc.set.queueT) }
 
-// KVThreshold is the pool's KV utilisation at which an endpoint is saturated.
+// KVThreshold is the pool's KV utilisation at which an endpoint is
+// saturated; +Inf when Options.KVThreshold leaves KV out.
 func (pc *PickContext) KVThreshold() float64 { return pc.set.kvT }
 
 // Saturated reports whether c is saturated by its fresh scraped metrics:
@@ -172,8 +172,10 @@ type Decision struct {
 }
 
 // Options configures the picking of one pool. The proxy fills it from the
-// pool's configuration (balancer, inference); this package reads no
-// configuration itself. Zero fields take the defaults noted.
+// pool's configuration (balancer, inference) after config.Default has filled
+// in every default; this package reads no configuration and has no defaults
+// of its own, so each field is used as given, and a value outside its range
+// acts as noted below, never as a default. A plain pool sets only Balancer.
 type Options struct {
 	// Preset names the pipeline Pick runs (Presets): an inference pool's
 	// picker. "" makes a plain pool, whose Pick runs Balancer.
@@ -181,34 +183,30 @@ type Options struct {
 	// Scorers, when set, replace the preset's weighted scorers (Names(KindScorer)).
 	Scorers []ScorerWeight
 	// Balancer names the pipeline Balance runs, a preset marked Balancer:
-	// retries and mirrors of any pool, and every pick of a plain pool. ""
-	// is DefaultBalancer.
+	// retries and mirrors of any pool, and every pick of a plain pool.
+	// Required: "" is an error, as is any name not in BalancerNames.
 	Balancer string
 	// CacheBlocks is each endpoint's prefix-index capacity, in blocks, until
-	// a scrape reports num_gpu_blocks; 0 is cache.DefaultCacheBlocks.
+	// a scrape reports num_gpu_blocks; at least 1 (smaller is 1, see
+	// cache.NewIndex).
 	CacheBlocks int
 	// BlockSize is the characters per hashed block, to convert the scraped
-	// num_gpu_blocks; 0 is cache.DefaultBlockSize.
+	// num_gpu_blocks; 0 or less leaves every endpoint at CacheBlocks.
 	BlockSize int
-	// LoadBound is the bounded-load factor over the mean (see bounds); below
-	// 1 is cache.DefaultLoadBound.
+	// LoadBound is the bounded-load factor over the mean (see bounds); at
+	// least 1 (smaller, or NaN, is 1: the strictest balance).
 	LoadBound float64
 	// QueueThreshold is the queue depth at which an endpoint is saturated;
-	// at least 1.
+	// at least 1 (smaller is 1).
 	QueueThreshold int
-	// KVThreshold is the KV utilisation at which an endpoint is saturated;
-	// 0 is DefaultKVThreshold.
+	// KVThreshold is the KV utilisation at which an endpoint is saturated,
+	// in (0, 1]; 0 or less (or NaN) leaves KV utilisation out of saturation.
 	KVThreshold float64
 	// ScrapeInterval is how often the caller scrapes server metrics; metrics
-	// older than two intervals are stale. 0 is DefaultScrapeInterval.
+	// older than two intervals are stale. 0 or less: no scrape is ever
+	// fresh, as in a plain pool, which is not scraped.
 	ScrapeInterval time.Duration
 }
-
-// The defaults of Options that package cache does not define.
-const (
-	DefaultKVThreshold    = 0.8
-	DefaultScrapeInterval = 50 * time.Millisecond
-)
 
 func (o *Options) equal(b *Options) bool {
 	c, d := *o, *b
@@ -283,11 +281,10 @@ func (p *Pool) Configure(opts Options) error {
 		return nil
 	}
 	opts.Scorers = slices.Clone(opts.Scorers)
-	balancer := cmp.Or(opts.Balancer, DefaultBalancer)
-	if pr, ok := LookupPreset(balancer); !ok || !pr.Balancer {
-		return fmt.Errorf("pick: unknown balancer %q; use one of %s", balancer, strings.Join(BalancerNames(), ", "))
+	if pr, ok := LookupPreset(opts.Balancer); !ok || !pr.Balancer {
+		return fmt.Errorf("pick: unknown balancer %q; use one of %s", opts.Balancer, strings.Join(BalancerNames(), ", "))
 	}
-	bal, err := buildPipeline(balancer, nil)
+	bal, err := buildPipeline(opts.Balancer, nil)
 	if err != nil {
 		return err
 	}
@@ -297,10 +294,6 @@ func (p *Pool) Configure(opts Options) error {
 			return err
 		}
 	}
-	iv := opts.ScrapeInterval
-	if iv <= 0 {
-		iv = DefaultScrapeInterval
-	}
 	s := &settings{
 		opts:       opts,
 		pick:       newPlan(main),
@@ -308,15 +301,18 @@ func (p *Pool) Configure(opts Options) error {
 		queueT:     max(opts.QueueThreshold, 1),
 		kvT:        opts.KVThreshold,
 		bound:      opts.LoadBound,
-		staleAfter: int64(2 * iv),
+		staleAfter: int64(2 * opts.ScrapeInterval),
 		blockSize:  opts.BlockSize,
-		interval:   iv,
+		interval:   opts.ScrapeInterval,
 	}
-	if s.kvT <= 0 {
-		s.kvT = DefaultKVThreshold
+	if !(s.kvT > 0) { // also NaN
+		s.kvT = math.Inf(1)
 	}
-	if s.bound < 1 {
-		s.bound = cache.DefaultLoadBound
+	if !(s.bound >= 1) { // also NaN
+		s.bound = 1
+	}
+	if opts.ScrapeInterval <= 0 {
+		s.staleAfter = math.MinInt64
 	}
 	p.index.SetDefaultCapacity(opts.CacheBlocks)
 	p.set.Store(s)
@@ -584,11 +580,11 @@ func plainReason(cands []Candidate, i int, useIndex bool) Reason {
 func placeable(best, holders, n int) (depth int, ok bool) {
 	switch {
 	case best == 0:
-		return cache.DefaultPlacementDepth, true
-	case n >= cache.DefaultPlacementDepth && best < cache.DefaultPlacementDepth:
-		return cache.DefaultPlacementDepth, true
+		return cache.PlacementDepth, true
+	case n >= cache.PlacementDepth && best < cache.PlacementDepth:
+		return cache.PlacementDepth, true
 	case holders > 1 && best < n:
-		return max(best+1, cache.DefaultPlacementDepth), true
+		return max(best+1, cache.PlacementDepth), true
 	}
 	return 0, false
 }

@@ -11,15 +11,33 @@ import (
 	"github.com/kvgate/kvgate/cache"
 )
 
-// testOptions are the options the proxy passes for an inference pool with
-// every setting at its configuration default.
+// The settings these tests pass where the proxy passes a pool's configured
+// ones (the configuration defaults when written). Package pick has no
+// defaults: config/defaults.go declares them.
+const (
+	testPreset         = "prefix-affinity"
+	testBalancer       = "least-request"
+	testBlockSize      = 64
+	testCacheBlocks    = 16384
+	testLoadBound      = 1.25
+	testQueueThreshold = 5
+	testKVThreshold    = 0.8
+	testScrapeInterval = 50 * time.Millisecond
+)
+
+// testOptions are the options the proxy passes for an inference pool
+// configured with the test settings.
 func testOptions() Options {
 	return Options{
-		Preset: DefaultPreset, Balancer: DefaultBalancer,
-		BlockSize: cache.DefaultBlockSize, CacheBlocks: cache.DefaultCacheBlocks, LoadBound: cache.DefaultLoadBound,
-		QueueThreshold: 5, KVThreshold: DefaultKVThreshold, ScrapeInterval: DefaultScrapeInterval,
+		Preset: testPreset, Balancer: testBalancer,
+		BlockSize: testBlockSize, CacheBlocks: testCacheBlocks, LoadBound: testLoadBound,
+		QueueThreshold: testQueueThreshold, KVThreshold: testKVThreshold, ScrapeInterval: testScrapeInterval,
 	}
 }
+
+// plainOptions are the options the proxy passes for a plain pool: its
+// balancer alone.
+func plainOptions() Options { return Options{Balancer: testBalancer} }
 
 // testPool is a Pool of n endpoints named 10.0.0.i:8000.
 func testPool(t testing.TB, n int, mod func(o *Options)) (*Pool, []*Endpoint) {
@@ -43,7 +61,7 @@ func testPool(t testing.TB, n int, mod func(o *Options)) (*Pool, []*Endpoint) {
 func prompt(model, salt, text string) PickRequest {
 	seed := cache.Seed(model, salt)
 	return PickRequest{HasPrompt: true, Seed: seed, Model: model, PromptTokens: len(text) / 4,
-		Blocks: cache.Blocks(seed, []byte(text), 0, nil)}
+		Blocks: cache.Blocks(seed, []byte(text), testBlockSize, nil)}
 }
 
 func pick(t testing.TB, p *Pool, eps []*Endpoint, r PickRequest) Decision {
@@ -299,7 +317,10 @@ func TestPresets(t *testing.T) {
 	if _, err := buildPipeline("nope", nil); err == nil {
 		t.Error("unknown preset accepted")
 	}
-	pipe, err := buildPipeline("", []ScorerWeight{{Name: "queue", Weight: 1}})
+	if _, err := buildPipeline("", nil); err == nil {
+		t.Error("empty preset name accepted")
+	}
+	pipe, err := buildPipeline(testPreset, []ScorerWeight{{Name: "queue", Weight: 1}})
 	if err != nil || len(pipe.Scorers) != 1 || pipe.affinity() {
 		t.Errorf("scorer override: %+v, %v; want queue alone and no affinity", pipe, err)
 	}
@@ -595,4 +616,52 @@ func TestBurstGuardReadsFreshQueue(t *testing.T) {
 	for _, d := range open {
 		d.Endpoint.End(d.Tokens)
 	}
+}
+
+// Package pick has no defaults: a pool without a balancer is an error, and
+// an option outside its range acts as Options says, never as a default.
+func TestOptionsWithoutDefaults(t *testing.T) {
+	o := testOptions()
+	o.Balancer = ""
+	if _, err := NewPool(o); err == nil || !strings.Contains(err.Error(), "unknown balancer") {
+		t.Errorf("no balancer: %v, want an unknown balancer error", err)
+	}
+	t.Run("zero kv threshold leaves kv out", func(t *testing.T) {
+		p, eps := testPool(t, 1, func(o *Options) { o.KVThreshold = 0 })
+		p.StoreScrape(eps[0], &ServerMetrics{KV: 1, HasKV: true}, time.Now().UnixNano())
+		r := prompt("m", "", "x")
+		r.StopIfSaturated = true
+		d := pick(t, p, eps, r)
+		if d.Endpoint == nil || d.Saturated {
+			t.Fatalf("a full KV cache saturated with kvThreshold 0: %+v", d)
+		}
+		d.Endpoint.End(d.Tokens)
+	})
+	t.Run("zero scrape interval is never fresh", func(t *testing.T) {
+		p, eps := testPool(t, 1, func(o *Options) { o.ScrapeInterval = 0 })
+		p.StoreScrape(eps[0], &ServerMetrics{Waiting: 50, KV: 0.99, HasKV: true}, time.Now().UnixNano())
+		r := prompt("m", "", "x")
+		r.StopIfSaturated = true
+		d := pick(t, p, eps, r)
+		if d.Endpoint == nil || d.Saturated {
+			t.Fatalf("a scrape counted as fresh with scrapeInterval 0: %+v", d)
+		}
+		d.Endpoint.End(d.Tokens)
+	})
+	t.Run("load bound below 1 is 1", func(t *testing.T) {
+		for _, b := range []float64{0, -1, 0.5, math.NaN()} {
+			p, _ := testPool(t, 1, func(o *Options) { o.LoadBound = b })
+			if got := p.set.Load().bound; got != 1 {
+				t.Errorf("load bound %v became %v, want 1", b, got)
+			}
+		}
+	})
+	t.Run("zero block size keeps the configured capacity", func(t *testing.T) {
+		p, eps := testPool(t, 1, func(o *Options) { o.BlockSize, o.CacheBlocks = 0, 8 })
+		p.StoreScrape(eps[0], &ServerMetrics{NumGPUBlocks: 4, BlockSize: 16}, time.Now().UnixNano())
+		p.Index().Record(eps[0].Addr, cache.Blocks(1, []byte(longText("y", 64*20)), testBlockSize, nil))
+		if n, _ := p.Index().Stats(); n != 8 {
+			t.Errorf("index holds %d entries, want cacheBlocks 8", n)
+		}
+	})
 }

@@ -5,16 +5,11 @@ import (
 	"strings"
 )
 
-// DefaultPreset is the preset of an inference pool that names none;
-// DefaultBalancer the balancer of a pool that names none.
-const (
-	DefaultPreset   = "prefix-affinity"
-	DefaultBalancer = "least-request"
-)
-
 // Preset is a named pipeline made of registered plugins: inference.picker
 // names one, and a pool's balancer names one of those marked Balancer.
 // Presets are fixed at package initialisation; callers must not modify them.
+// Which preset and balancer a pool gets when its configuration names none is
+// package config's to say (config.DefaultPicker, config.DefaultBalancer).
 type Preset struct {
 	Name string
 	// Doc says in one line what the preset does.
@@ -39,7 +34,7 @@ type PluginWeight struct {
 // presets in the order messages and docs list them.
 var presets = []*Preset{
 	{
-		Name:    DefaultPreset,
+		Name:    "prefix-affinity",
 		Doc:     "KV-cache affinity: the endpoint holding the longest prefix within the load bound; new prefixes placed by consistent hashing",
 		Filters: []*Plugin{filterHealthy, filterNotSaturated, filterLoRA},
 		Scorers: []PluginWeight{
@@ -49,7 +44,7 @@ var presets = []*Preset{
 		Picker: pickerMaxScore,
 	},
 	{
-		Name: DefaultBalancer, Balancer: true,
+		Name: "least-request", Balancer: true,
 		Doc:     "least request: the one of two random endpoints with fewer requests in flight",
 		Filters: []*Plugin{filterHealthy, filterNotSaturated},
 		Scorers: []PluginWeight{{scorerInflight, 1}},
@@ -131,12 +126,9 @@ type ScorerWeight struct {
 	Weight float64
 }
 
-// buildPipeline returns a new pipeline of the preset called name ("" is
-// DefaultPreset), with scorers, when any is given, replacing the preset's.
+// buildPipeline returns a new pipeline of the preset called name, with
+// scorers, when any is given, replacing the preset's.
 func buildPipeline(name string, scorers []ScorerWeight) (Pipeline, error) {
-	if name == "" {
-		name = DefaultPreset
-	}
 	pr, ok := LookupPreset(name)
 	if !ok {
 		return Pipeline{}, fmt.Errorf("pick: unknown preset %q; use one of %s", name, strings.Join(PresetNames(), ", "))

@@ -5,25 +5,26 @@ import (
 	"io"
 	"strings"
 
+	"github.com/kvgate/kvgate/config"
 	"github.com/kvgate/kvgate/openai"
 	"github.com/kvgate/kvgate/router"
 )
-
-// modelPrefixBytes is how much of a JSON body is read to find its `model`
-// for model-match rules (the same bound as inference.maxPromptBytes'
-// default). A model that appears only after this many bytes does not match.
-const modelPrefixBytes = 128 << 10
 
 // readModel is the lazy body inspection behind Exchange.Model. The router
 // calls Model only when a model condition is the last one left, so bodies
 // are read only for listeners whose rules need it. The bytes read are kept
 // and replayed in front of the rest of the stream, so the body sent
 // upstream is byte-for-byte what the client sent.
+//
+// At most config.DefaultMaxPromptBytes are read: routing runs before a pool
+// is chosen, so no pool's inference.maxPromptBytes applies, and the bound is
+// that setting's default. A model that appears only after this many bytes
+// does not match.
 func (x *Exchange) readModel() {
 	if !modelBody(x) {
 		return
 	}
-	buf, _ := x.peekBody(modelPrefixBytes, nil)
+	buf, _ := x.peekBody(config.DefaultMaxPromptBytes, nil)
 	x.model = openai.Model(buf)
 }
 

@@ -211,16 +211,16 @@ func (p *Proxy) pickInference(x *Exchange, ip *infPool, route *router.Route) (*e
 	}
 }
 
-// readPrompt reads a bounded prefix of the body, puts it back in front of
-// the rest, and fills req from it. A body that is not a usable OpenAI
-// request leaves req.HasPrompt false (the fallback balancer then picks).
+// readPrompt reads a bounded prefix of the body (in.MaxPromptBytes), puts it
+// back in front of the rest, and fills req from it. A body that is not a
+// usable OpenAI request leaves req.HasPrompt false (the fallback balancer then
+// picks). in comes from a configuration that went through config.Default,
+// so MaxPromptBytes and BlockSize are set; were MaxPromptBytes 0 no prompt
+// would be read, and were BlockSize 0 no block hashed: never a default.
 func readPrompt(x *Exchange, in *config.Inference, sc *inferScratch, req *pick.PickRequest) *Reply {
-	if x.body == nil {
-		return nil
-	}
 	n := in.MaxPromptBytes
-	if n <= 0 {
-		n = openai.DefaultMaxPromptBytes
+	if x.body == nil || n <= 0 {
+		return nil
 	}
 	if x.bodyLen >= 0 && x.bodyLen < int64(n) {
 		n = int(x.bodyLen)
@@ -246,11 +246,9 @@ func readPrompt(x *Exchange, in *config.Inference, sc *inferScratch, req *pick.P
 	if rest := x.bodyLen - int64(len(buf)); rest > 0 && len(buf) == n {
 		// The prompt runs past the bytes read: count the rest too, so the
 		// in-flight tokens and the index's ageing see the whole prompt.
-		bs := in.BlockSize
-		if bs <= 0 {
-			bs = cache.DefaultBlockSize
+		if bs := in.BlockSize; bs > 0 {
+			req.TailBlocks = int(min(rest/int64(bs), 1<<24))
 		}
-		req.TailBlocks = int(min(rest/int64(bs), 1<<24))
 		req.PromptTokens += int(min(rest/4, 1<<30))
 	}
 	return nil

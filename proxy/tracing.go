@@ -34,7 +34,9 @@ type tracing struct {
 }
 
 // newTracing builds the OTLP/HTTP exporter and a parent-based ratio
-// sampler from cfg; nil, nil when tracing is off.
+// sampler from cfg; nil, nil when tracing is off. cfg went through
+// config.Default, which sets sampleRatio and serviceName; an absent ratio
+// samples no new trace (parents' decisions still hold), never a default.
 func newTracing(cfg config.Tracing) (*tracing, error) {
 	if cfg.Endpoint == "" {
 		return nil, nil
@@ -43,18 +45,14 @@ func newTracing(cfg config.Tracing) (*tracing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: tracing.endpoint %q: %w (write the collector's OTLP/HTTP URL, e.g. http://127.0.0.1:4318)", cfg.Endpoint, err)
 	}
-	ratio := config.DefaultTraceSampleRatio
+	ratio := 0.0
 	if cfg.SampleRatio != nil {
 		ratio = *cfg.SampleRatio
-	}
-	name := cfg.ServiceName
-	if name == "" {
-		name = config.DefaultTraceServiceName
 	}
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
-		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", name))),
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", cfg.ServiceName))),
 	)
 	return tracingFrom(tp), nil
 }

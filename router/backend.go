@@ -18,7 +18,7 @@ type Route struct {
 	Listeners []string
 	// Hostnames, lowercase; empty means any.
 	Hostnames []string
-	// Backends with weights resolved (an unset weight is 1). Do not modify.
+	// Backends with their configured weights. Do not modify.
 	Backends []Backend
 	// Filters are the compiled route-level filters.
 	Filters Filters
@@ -55,10 +55,10 @@ type Backend struct {
 func compileBackends(cs []config.Backend) ([]Backend, error) {
 	bs := make([]Backend, 0, len(cs))
 	for i, c := range cs {
-		b := Backend{Pool: c.Pool, Weight: 1}
-		if c.Weight != nil {
-			b.Weight = *c.Weight
+		if c.Weight == nil {
+			return nil, fmt.Errorf("backends[%d].weight is unset: compile a configuration that went through config.Default, which sets it", i)
 		}
+		b := Backend{Pool: c.Pool, Weight: *c.Weight}
 		if b.Weight < 0 {
 			return nil, fmt.Errorf("backends[%d].weight is %d: use 0 or more", i, b.Weight)
 		}

@@ -279,3 +279,26 @@ func FuzzCookieValue(f *testing.F) {
 		}
 	})
 }
+
+// Compile substitutes no default of its own: a configuration that skipped
+// config.Default is refused where a default is missing, never completed.
+func TestCompileWithoutDefaults(t *testing.T) {
+	one := 1
+	for _, tc := range []struct {
+		name string
+		c    config.Route
+		want string
+	}{
+		{"backend weight", config.Route{Name: "r", Backends: []config.Backend{{Pool: "a"}}}, "weight is unset"},
+		{"redirect status", config.Route{Name: "r", Filters: []config.Filter{{RequestRedirect: &config.RequestRedirect{Hostname: "b"}}}}, "statusCode 0"},
+		{"mirror percent", config.Route{Name: "r", Filters: []config.Filter{{RequestMirror: &config.RequestMirror{Pool: "m"}}},
+			Backends: []config.Backend{{Pool: "a", Weight: &one}}}, "percent is 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Compile(&config.Config{Routes: []config.Route{tc.c}})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -34,6 +34,7 @@ routes:
     matches: [{path: {type: PathPrefix, value: /}}]
     backends: [{pool: agent-v1, weight: 95}, {pool: agent-v2, weight: 5}]
 `), &c)
+	config.Default(&c) // config.Parse does this; Compile takes defaulted configs
 	tab, err := router.Compile(&c)
 	if err != nil {
 		panic(err)

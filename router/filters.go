@@ -213,10 +213,10 @@ func newMirror(c *config.RequestMirror) (Mirror, error) {
 	if m.Pool == "" {
 		return m, errors.New("requestMirror.pool is empty: name the pool to mirror to")
 	}
-	switch {
-	case m.Percent == 0 || m.Percent >= 100:
-		m.Percent, m.always = 100, true // unset means 100
-	case m.Percent < 0 || math.IsNaN(m.Percent):
+	switch { // config.Default has set an absent percent
+	case m.Percent >= 100:
+		m.Percent, m.always = 100, true
+	case m.Percent <= 0 || math.IsNaN(m.Percent):
 		return m, fmt.Errorf("requestMirror.percent is %v: use a value in (0, 100]", c.Percent)
 	default:
 		m.threshold = uint64(m.Percent / 100 * (1 << 63) * 2)
@@ -278,9 +278,7 @@ func compileFilters(cs []config.Filter) (Filters, error) {
 				return f, fmt.Errorf("[%d].requestRedirect: %w", i, err)
 			}
 			f.Redirect = &Redirect{Scheme: strings.ToLower(rr.Scheme), Hostname: rr.Hostname, Port: rr.Port, StatusCode: rr.StatusCode, Path: p}
-			switch f.Redirect.StatusCode {
-			case 0:
-				f.Redirect.StatusCode = 302
+			switch f.Redirect.StatusCode { // config.Default has set an absent one
 			case 301, 302, 303, 307, 308:
 			default:
 				return f, fmt.Errorf("[%d].requestRedirect.statusCode %d: use 301, 302, 303, 307 or 308", i, rr.StatusCode)

@@ -62,6 +62,7 @@ func compileYAML(t testing.TB, src string) *Table {
 	if err := yaml.Unmarshal([]byte(src), &c); err != nil {
 		t.Fatalf("yaml: %v", err)
 	}
+	config.Default(&c) // as config.Parse does: Compile takes defaulted configs
 	tab, err := Compile(&c)
 	if err != nil {
 		t.Fatalf("Compile: %v", err)
@@ -99,6 +100,7 @@ func mustDecode(t testing.TB, src string) *config.Config {
 	if err := yaml.Unmarshal([]byte(src), &c); err != nil {
 		t.Fatalf("yaml: %v", err)
 	}
+	config.Default(&c) // as config.Parse does: Compile takes defaulted configs
 	return &c
 }
 
@@ -158,6 +160,7 @@ func bigTable(t testing.TB, n int) (*Table, []*req) {
 	}
 	// Misses: unknown host and path, known host with an unknown path.
 	reqs = append(reqs, get("nowhere.test", "/nothing/here"), get("svc-1.example.com", "/zzz"))
+	config.Default(c)
 	tab, err := Compile(c)
 	if err != nil {
 		t.Fatalf("Compile: %v", err)

@@ -9,10 +9,11 @@ import (
 	"github.com/kvgate/kvgate/config"
 )
 
-// Retry defaults, used when the config leaves a field at zero.
+// Retry limits. The retry settings' defaults are package config's
+// (config.DefaultRetryBackoff, config.DefaultRetryBudgetPercent,
+// config.DefaultRetryConnectFailures); compileRetry takes them as
+// config.Default filled them in.
 const (
-	DefaultBackoff       = 25 * time.Millisecond
-	DefaultBudgetPercent = 20.0
 	// MaxBackoffFactor caps the exponential backoff at this many times the base.
 	MaxBackoffFactor = 10
 	// BudgetWindow is the sliding window a retry budget counts over.
@@ -41,16 +42,17 @@ type RetryPolicy struct {
 	codes [8]uint64 // bit set over status codes 100..611
 }
 
+// compileRetry compiles a retry block that went through config.Default. It
+// substitutes no default: an unset connectFailures does not retry connect
+// failures, a zero backoff retries at once, and a zero budgetPercent allows
+// only BudgetMinRetries per window.
 func compileRetry(c *config.Retry) (*RetryPolicy, error) {
 	if c == nil || c.Attempts <= 0 {
 		return nil, nil
 	}
-	p := &RetryPolicy{Attempts: c.Attempts, ConnectFailures: true, BaseBackoff: c.Backoff.D()}
+	p := &RetryPolicy{Attempts: c.Attempts, BaseBackoff: max(c.Backoff.D(), 0)}
 	if c.ConnectFailures != nil {
 		p.ConnectFailures = *c.ConnectFailures
-	}
-	if p.BaseBackoff <= 0 {
-		p.BaseBackoff = DefaultBackoff
 	}
 	for _, code := range c.Codes {
 		if code < 100 || code > 599 {
@@ -61,9 +63,6 @@ func compileRetry(c *config.Retry) (*RetryPolicy, error) {
 		p.codes[n/64] |= 1 << (n % 64)
 	}
 	pct := c.BudgetPercent
-	if pct == 0 {
-		pct = DefaultBudgetPercent
-	}
 	if pct < 0 {
 		return nil, fmt.Errorf("budgetPercent %v is negative: use a share in [0, 100] or more", c.BudgetPercent)
 	}

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kvgate/kvgate/config"
 )
 
 func TestRetryPolicy(t *testing.T) {
@@ -25,7 +27,7 @@ routes:
 			t.Errorf("RetryOn(%d) = %v, want %v", code, !want, want)
 		}
 	}
-	if q := tab.Route("noconn").Retry; q == nil || q.ConnectFailures || q.BaseBackoff != DefaultBackoff {
+	if q := tab.Route("noconn").Retry; q == nil || q.ConnectFailures || q.BaseBackoff != config.DefaultRetryBackoff {
 		t.Errorf("noconn policy %+v", q)
 	}
 	if tab.Route("none").Retry != nil || tab.Route("unset").Retry != nil {
@@ -34,6 +36,21 @@ routes:
 	var nilPolicy *RetryPolicy
 	if nilPolicy.RetryOn(503) {
 		t.Error("nil policy retries")
+	}
+}
+
+// compileRetry substitutes no default: a retry block that skipped
+// config.Default keeps its zero values, each with a safe meaning.
+func TestRetryWithoutDefaults(t *testing.T) {
+	p, err := compileRetry(&config.Retry{Attempts: 1})
+	if err != nil || p == nil {
+		t.Fatalf("compileRetry: %v, %v", p, err)
+	}
+	if p.ConnectFailures || p.BaseBackoff != 0 || p.Backoff(3, math.MaxUint64) != 0 {
+		t.Errorf("policy %+v: want no connect-failure retries and no backoff", p)
+	}
+	if p.Budget.ratio != 0 || p.Budget.minRetries != BudgetMinRetries {
+		t.Errorf("budget %+v: want only the %d-retry floor", p.Budget, BudgetMinRetries)
 	}
 }
 

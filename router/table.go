@@ -95,9 +95,12 @@ func (s *lenSet) has(n int) bool {
 	return n >= 255 || s[n/64]&(1<<(n%64)) != 0
 }
 
-// Compile builds a Table from a validated, defaulted config (config.Validate
-// has already run). It still reports what it cannot compile, such as a
-// regular expression RE2 rejects, naming the route and the key to fix.
+// Compile builds a Table from a validated, defaulted config (config.Default
+// and config.Validate have already run). It substitutes no default of its
+// own: an unset backend weight, redirect status or mirror percent is an
+// error, and retry settings are used as given (see compileRetry). It still
+// reports what it cannot compile, such as a regular expression RE2 rejects,
+// naming the route and the key to fix.
 func Compile(c *config.Config) (*Table, error) {
 	t := &Table{byName: make(map[string]*Route, len(c.Routes)), byListener: map[string]*listenerTable{}}
 	var entries []*entry
