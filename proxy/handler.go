@@ -33,7 +33,9 @@ func (p *Proxy) Serve(x *Exchange) *Reply {
 	r.Header = append(r.Header, Field{"X-Request-Id", x.requestID})
 	addAltSvc(x, r)
 	x.status = r.Status
-	if r.Body != nil && !x.rt.deadline.IsZero() {
+	// timeouts.request bounds the upstream's stream, never kvgate's own
+	// answer: a 504 for that very deadline must reach the client whole.
+	if r.Body != nil && !x.rt.deadline.IsZero() && x.up != nil && r == &x.reply {
 		r.Body = &deadlineBody{r: r.Body, x: x}
 	}
 	return r

@@ -528,3 +528,28 @@ pools:
 		}
 	})
 }
+
+// kvgate's own answer to timeouts.request (504) reaches the client whole:
+// the deadline bounds the upstream's stream, not the error body written
+// after it passed (which the client once got as an EOF instead).
+func TestRequestTimeoutAnswerIsWhole(t *testing.T) {
+	addr := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(2 * time.Second):
+		}
+	}))
+	p := startProxy(t, fmt.Sprintf(`routes:
+  - name: r
+    backends: [{pool: b}]
+    timeouts: {request: 100ms}
+pools:
+  - {name: b, endpoints: [%q]}`, addr))
+	eachEngine(t, func(t *testing.T, e engine) {
+		resp, body := mustGet(t, e.client(), e.url(p, "/"))
+		_, _, code := openAIError(t, body)
+		if resp.StatusCode != 504 || code != "upstream_timeout" && code != "request_timeout" {
+			t.Fatalf("status %d code %q body %q; want 504 upstream_timeout or request_timeout", resp.StatusCode, code, body)
+		}
+	})
+}
