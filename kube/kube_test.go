@@ -3,14 +3,23 @@ package kube
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
@@ -280,7 +289,7 @@ func TestMissingCRD(t *testing.T) {
 	apply(t, ns, gateway(class)+service("s", [2]string{env.ips[0], "ready"})+route("r", "s"))
 	k := start(t, ctrl, func(o *Options) { o.Rediscover = 200 * time.Millisecond })
 	url := k.url("gw-http", "/")
-	if got := backendOf(t, url + "admin"); got != ep(env.ips[0], 8000) {
+	if got := backendOf(t, url+"admin"); got != ep(env.ips[0], 8000) {
 		t.Fatalf("without Istio's CRD: %s", got)
 	}
 	time.Sleep(600 * time.Millisecond) // three rediscovery passes
@@ -313,4 +322,158 @@ spec:
 	}
 }
 
-var _ = unstructured.Unstructured{}
+// selfSigned is a PEM certificate and key for localhost named cn.
+func selfSigned(t *testing.T, cn string) (crt, key []byte) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
+}
+
+func tlsSecret(t *testing.T, name, cn string) string {
+	crt, key := selfSigned(t, cn)
+	return fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata: {name: %s}
+type: kubernetes.io/tls
+data: {tls.crt: %s, tls.key: %s}
+---
+`, name, base64.StdEncoding.EncodeToString(crt), base64.StdEncoding.EncodeToString(key))
+}
+
+// servedCN is the CommonName of the certificate a TLS listener serves.
+func servedCN(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("TLS to %s: %v", addr, err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].Subject.CommonName
+}
+
+// An HTTPS listener serves the certificate of the Secret it names, read
+// by name, and follows the Secret when it changes; a listener whose Secret
+// is missing is left out.
+func TestListenerCertificateFromSecret(t *testing.T) {
+	ns := newNamespace(t)
+	class, ctrl := gatewayClass(t)
+	apply(t, ns, tlsSecret(t, "gw-cert", "first")+fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: %s
+  listeners:
+  - {name: https, port: 8443, protocol: HTTPS, tls: {certificateRefs: [{name: gw-cert}]}}
+  - {name: other, port: 9443, protocol: HTTPS, tls: {certificateRefs: [{name: nowhere}]}}
+---
+`, class)+service("s", [2]string{env.ips[0], "ready"})+route("r", "s"))
+	k := start(t, ctrl, func(o *Options) {
+		o.SecretRefresh = 200 * time.Millisecond
+		o.Adapt.Listen["gw-other"] = "127.0.0.1:0"
+	})
+	if k.p.Listener("gw-other") != nil {
+		t.Errorf("the listener whose Secret is missing is served")
+	}
+	if !strings.Contains(k.logs.String(), "Secret "+ns+"/nowhere is missing") {
+		t.Errorf("the missing Secret is not logged by name")
+	}
+	if code, body := get(t, k.url("gw-https", "/")); code != 200 || body != ep(env.ips[0], 8000) {
+		t.Fatalf("over TLS: %d %s", code, body)
+	}
+	addr := k.p.Listener("gw-https").Addr().String()
+	if cn := servedCN(t, addr); cn != "first" {
+		t.Fatalf("served certificate %q, want first", cn)
+	}
+	apply(t, ns, tlsSecret(t, "gw-cert", "second"))
+	eventually(t, 5*time.Second, "the rotated certificate is served", func() bool { return servedCN(t, addr) == "second" })
+}
+
+// A reference to another namespace needs a ReferenceGrant there.
+func TestCrossNamespaceNeedsReferenceGrant(t *testing.T) {
+	ns, other := newNamespace(t), newNamespace(t)
+	class, ctrl := gatewayClass(t)
+	apply(t, other, service("s", [2]string{env.ips[8], "ready"}))
+	apply(t, ns, gateway(class)+service("local", [2]string{env.ips[0], "ready"})+fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /other}}]
+    backendRefs: [{name: s, namespace: %s, port: 80}]
+  - backendRefs: [{name: local, port: 80}]
+`, other))
+	k := start(t, ctrl, nil)
+	url := k.url("gw-http", "/other")
+	if got := backendOf(t, url); got != ep(env.ips[0], 8000) {
+		t.Fatalf("without a grant /other went to %s; want the other rule's backend", got)
+	}
+	apply(t, other, fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: from-%[1]s}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: %[1]s}]
+  to: [{group: "", kind: Service}]
+`, ns))
+	eventually(t, time.Second, "the grant lets the route reach the other namespace", func() bool { return backendOf(t, url) == ep(env.ips[8], 8000) })
+}
+
+// A state that does not translate keeps the running configuration and is
+// logged once, naming the object; fixing it applies again.
+func TestBadStateKeepsRunningConfig(t *testing.T) {
+	ns := newNamespace(t)
+	class, ctrl := gatewayClass(t)
+	apply(t, ns, gateway(class)+service("a", [2]string{env.ips[0], "ready"})+service("b", [2]string{env.ips[1], "ready"})+route("r", "a"))
+	k := start(t, ctrl, nil)
+	url := k.url("gw-http", "/")
+	bad := `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: broken}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{headers: [{type: RegularExpression, name: x-user, value: "(unclosed"}]}]
+    backendRefs: [{name: b, port: 80}]
+`
+	apply(t, ns, bad+"---\n"+route("r", "b"))
+	eventually(t, 2*time.Second, "the error is logged", func() bool {
+		return strings.Contains(k.logs.String(), "keeping the running configuration")
+	})
+	if got := backendOf(t, url); got != ep(env.ips[0], 8000) {
+		t.Errorf("with a broken route the running configuration changed: %s", got)
+	}
+	logs := k.logs.String()
+	if !strings.Contains(logs, "HTTPRoute "+ns+"/broken") {
+		t.Errorf("the log does not name HTTPRoute %s/broken:\n%s", ns, logs)
+	}
+	remove(t, schema.GroupVersionResource{Group: groupGateway, Version: "v1", Resource: "httproutes"}, ns, "broken")
+	eventually(t, 2*time.Second, "fixed: the change applies", func() bool { return backendOf(t, url) == ep(env.ips[1], 8000) })
+	if n := strings.Count(k.logs.String(), "keeping the running configuration"); n != 1 {
+		t.Errorf("the error was logged %d times, want once", n)
+	}
+}
+
+func TestTestbinMissingSaysWhatToRun(t *testing.T) {
+	t.Setenv("KVGATE_TESTBIN", t.TempDir())
+	_, err := testbinDir()
+	if err == nil || !strings.Contains(err.Error(), "hack/testbin/build.sh") {
+		t.Errorf("err = %v, want it to name hack/testbin/build.sh", err)
+	}
+}
