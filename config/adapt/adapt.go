@@ -210,14 +210,14 @@ func FromObjects(objs []map[string]any, source string, opts Options) (*Result, e
 	var warns []Warning
 	budget := maxObjects + len(objs) // a cluster's objects hold no aliases to multiply
 	for _, o := range objs {
-		var n yaml.Node
-		if err := n.Encode(o); err != nil {
+		n, err := objectNode(o, 0)
+		if err != nil {
 			md, _ := o["metadata"].(map[string]any)
 			name, _ := md["name"].(string)
 			kind, _ := o["kind"].(string)
 			return nil, &Error{Resource: Resource{Kind: kind, Name: name}, Msg: "cannot read the object: " + err.Error(), Err: err}
 		}
-		docs, warns = collect(&n, "", docs, warns, 0, &budget)
+		docs, warns = collect(n, "", docs, warns, 0, &budget)
 		if budget < 0 {
 			return nil, &Error{Msg: "too many objects in Lists; give the objects one by one"}
 		}

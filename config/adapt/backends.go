@@ -156,8 +156,10 @@ func (a *adapter) flagEndpoints(keys []string) ([]string, bool) {
 // validator then asks for host:port).
 func withPorts(addrs []string, ports []int) []string {
 	var out []string
+	seen := make(map[string]bool, len(addrs))
 	add := func(s string) {
-		if !slices.Contains(out, s) {
+		if !seen[s] {
+			seen[s] = true
 			out = append(out, s)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -236,4 +237,48 @@ func TestParsePodsGiveInferencePoolEndpoints(t *testing.T) {
 
 func hasWarning(ws []Warning, sub string) bool {
 	return slices.ContainsFunc(ws, func(w Warning) bool { return strings.Contains(w.String(), sub) })
+}
+
+// objectNode gives what (*yaml.Node).Encode gives, without the round trip
+// through YAML text.
+func TestObjectNodeMatchesEncode(t *testing.T) {
+	obj := map[string]any{
+		"apiVersion": "v1", "kind": "Service",
+		"metadata": map[string]any{"name": "s", "labels": map[string]any{"a": "true", "b": "8000"}},
+		"spec": map[string]any{
+			"ports":     []any{map[string]any{"port": int64(80), "targetPort": "http"}, map[string]any{"port": float64(81), "targetPort": int64(8001)}},
+			"weight":    1.5,
+			"flag":      true,
+			"nothing":   nil,
+			"empty":     map[string]any{},
+			"emptyList": []any{},
+		},
+	}
+	got, err := objectNode(obj, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want yaml.Node
+	if err := want.Encode(obj); err != nil {
+		t.Fatal(err)
+	}
+	var a, b any
+	if err := got.Decode(&a); err != nil {
+		t.Fatal(err)
+	}
+	if err := want.Decode(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a, b) {
+		t.Errorf("objectNode decodes to\n%v\nEncode to\n%v", a, b)
+	}
+	deep := map[string]any{}
+	for i, m := 0, deep; i < 200; i++ {
+		next := map[string]any{}
+		m["x"] = next
+		m = next
+	}
+	if _, err := objectNode(deep, 0); err == nil {
+		t.Errorf("no error for an object 200 levels deep")
+	}
 }
