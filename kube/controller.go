@@ -80,10 +80,9 @@ type Controller struct {
 	applied   *config.Config  // the configuration the target runs (nil: unknown)
 	listeners []config.Listener
 
-	dirty    chan struct{} // something changed (capacity 1)
-	kick     chan struct{} // the wanted Secrets changed (capacity 1)
-	ctx      context.Context
-	stopOnce sync.Once
+	dirty chan struct{} // something changed (capacity 1)
+	kick  chan struct{} // the wanted Secrets changed (capacity 1)
+	ctx   context.Context
 }
 
 // New prepares a Controller for the API server rc names. Nothing is
@@ -152,7 +151,7 @@ func (c *Controller) Start(ctx context.Context) error {
 // server now serves.
 func (c *Controller) discover(ctx context.Context, first bool) error {
 	for _, k := range kinds {
-		if c.informer(k.key) != nil || c.started(k.key) {
+		if c.started(k.key) {
 			continue
 		}
 		version, err := c.servedVersion(ctx, &k.spec)
@@ -305,7 +304,7 @@ func (c *Controller) once(key string, log func()) {
 	}
 }
 
-// synced reports whether every started informer has its first list.
+// allSynced reports whether every started informer has its first list.
 func (c *Controller) allSynced() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -409,6 +409,7 @@ func run(args ...string) error {
 // of this machine uses yet. The returned netns is deleted by delete even
 // when setting it up failed half-way.
 func newNetns() (*netns, error) {
+	sweepStaleNetns()
 	pid := os.Getpid()
 	n := &netns{name: fmt.Sprintf("kvgt-%d", pid), host: fmt.Sprintf("kvh%d", pid)}
 	peer := fmt.Sprintf("kvn%d", pid)
@@ -446,6 +447,30 @@ func newNetns() (*netns, error) {
 	}
 	env.ports = []int{8000, 8001}
 	return n, nil
+}
+
+// sweepStaleNetns deletes the namespaces (and veth pairs) of earlier test
+// processes that died without their cleanup (a panic skips TestMain's).
+func sweepStaleNetns() {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		pid, ok := strings.CutPrefix(name, "kvgt-")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.Atoi(pid); err != nil || n == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + pid); err == nil {
+			continue // its process still runs
+		}
+		(&netns{name: name, host: "kvh" + pid}).delete()
+		fmt.Fprintf(os.Stderr, "kube tests: deleted network namespace %s left by a test process that died\n", name)
+	}
 }
 
 // delete removes the veth pair (both ends) and the namespace.
