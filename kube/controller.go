@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -50,6 +51,13 @@ type Options struct {
 	// Rediscover is how often resources that were not served are looked
 	// for again (a CRD installed after start); default 1m.
 	Rediscover time.Duration
+	// LeaderElection chooses the replica that writes status (--leader-elect).
+	LeaderElection LeaderElection
+	// Addresses are reported in a Gateway's status.addresses for its
+	// listeners bound to every address (--bind 0.0.0.0): the pod's or
+	// node's IP ($POD_IP in kvgate run). A listener bound to one address
+	// reports that one.
+	Addresses []string
 	// Log receives what happens; default slog.Default().
 	Log *slog.Logger
 }
@@ -71,6 +79,7 @@ type Controller struct {
 	disc    *discoverer
 	secrets *secretFiles
 	source  string
+	rc      *rest.Config
 
 	mu        sync.Mutex
 	informers map[string]*informer
@@ -83,6 +92,12 @@ type Controller struct {
 	dirty chan struct{} // something changed (capacity 1)
 	kick  chan struct{} // the wanted Secrets changed (capacity 1)
 	ctx   context.Context
+
+	// status writing (status.go, leader.go)
+	last         translation   // what the last translation said (under mu)
+	statusDirty  chan struct{} // status may differ (capacity 1)
+	leading      atomic.Bool   // this replica writes status
+	statusWrites atomic.Int64  // status updates made
 }
 
 // New prepares a Controller for the API server rc names. Nothing is
@@ -107,6 +122,7 @@ func New(rc *rest.Config, opts Options) (*Controller, error) {
 		opts.Log = slog.Default()
 	}
 	opts.Adapt.Live = true
+	opts.LeaderElection.defaults()
 	dyn, err := dynamic.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kube: client for %s: %w", rc.Host, err)
@@ -116,10 +132,10 @@ func New(rc *rest.Config, opts Options) (*Controller, error) {
 		return nil, err
 	}
 	c := &Controller{
-		opts: opts, log: opts.Log, dyn: dyn, disc: disc, source: "kubernetes " + rc.Host,
+		opts: opts, log: opts.Log, dyn: dyn, disc: disc, source: "kubernetes " + rc.Host, rc: rc,
 		informers: map[string]*informer{}, logged: map[string]bool{}, warned: map[string]bool{},
 		status: errors.New("waiting for the first list of every watched resource"),
-		dirty:  make(chan struct{}, 1), kick: make(chan struct{}, 1),
+		dirty:  make(chan struct{}, 1), kick: make(chan struct{}, 1), statusDirty: make(chan struct{}, 1),
 	}
 	if c.secrets, err = newSecretFiles(c, dyn); err != nil {
 		return nil, err
@@ -144,6 +160,7 @@ func (c *Controller) Start(ctx context.Context) error {
 	}()
 	go c.secretLoop(ctx)
 	go c.rediscoverLoop(ctx)
+	go c.elect(ctx, c.rc, c.writeStatus)
 	return nil
 }
 
@@ -335,6 +352,7 @@ func (c *Controller) First(ctx context.Context) (*config.Config, error) {
 				c.mu.Lock()
 				c.applied, c.listeners = cfg, cfg.Listeners
 				c.mu.Unlock()
+				c.markStatus() // now Programmed
 				c.log.Info("kubernetes: first configuration", "source", cfg.Source, "listeners", len(cfg.Listeners), "routes", len(cfg.Routes), "pools", len(cfg.Pools))
 				return cfg, nil
 			}
@@ -373,6 +391,7 @@ func (c *Controller) translate(ctx context.Context, syncSecrets bool) (*config.C
 	in, err := c.gather()
 	if err != nil {
 		c.setStatus(err)
+		c.record(nil, nil)
 		return nil, err
 	}
 	if c.secrets.want(in.secrets) {
@@ -396,6 +415,7 @@ func (c *Controller) translate(ctx context.Context, syncSecrets bool) (*config.C
 		warns = res.Warnings
 	}
 	c.logWarnings(warns)
+	c.record(res, err)
 	if err != nil {
 		err = fmt.Errorf("kube: the cluster's objects do not translate: %w", err)
 		c.setStatus(err)
@@ -456,15 +476,16 @@ func (c *Controller) Run(ctx context.Context, t Target) {
 			return
 		case <-c.dirty:
 		}
-		if !c.settle(ctx) {
+		if !c.settle(ctx, c.dirty) {
 			return
 		}
 		c.apply(t)
 	}
 }
 
-// settle waits until changes pause for Debounce, or MaxDelay has passed.
-func (c *Controller) settle(ctx context.Context) bool {
+// settle waits until changes (on dirty) pause for Debounce, or MaxDelay
+// has passed.
+func (c *Controller) settle(ctx context.Context, dirty chan struct{}) bool {
 	quiet := time.NewTimer(c.opts.Debounce)
 	defer quiet.Stop()
 	limit := time.NewTimer(c.opts.MaxDelay)
@@ -473,7 +494,7 @@ func (c *Controller) settle(ctx context.Context) bool {
 		select {
 		case <-ctx.Done():
 			return false
-		case <-c.dirty:
+		case <-dirty:
 			quiet.Reset(c.opts.Debounce)
 		case <-quiet.C:
 			return true

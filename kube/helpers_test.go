@@ -157,6 +157,7 @@ type kvgate struct {
 	c    *Controller
 	p    *proxy.Proxy
 	logs *syncBuffer
+	stop context.CancelFunc // stops the controller (and releases its Lease)
 }
 
 // startController starts a controller (not yet a proxy) for controller
@@ -173,6 +174,12 @@ func startController(t *testing.T, ctrl string, tweak func(*Options)) *kvgate {
 		Admin:          "127.0.0.1:0",
 		Log:            log,
 		Adapt:          adapt.Options{Listen: map[string]string{"gw-http": "127.0.0.1:0", "gw-https": "127.0.0.1:0"}},
+		// A Lease per test (each test's controller name is its own), so
+		// that one test's controller does not wait for another's.
+		LeaderElection: LeaderElection{
+			Name: strings.TrimPrefix(ctrl, "kvgate.dev/"), Namespace: "default",
+			LeaseDuration: 2 * time.Second, RenewDeadline: time.Second, RetryPeriod: 200 * time.Millisecond,
+		},
 	}
 	if tweak != nil {
 		tweak(&opts)
@@ -186,7 +193,7 @@ func startController(t *testing.T, ctrl string, tweak func(*Options)) *kvgate {
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	k.c = c
+	k.c, k.stop = c, cancel
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("kvgate log:\n%s", tail(k.logs.String(), 6000))

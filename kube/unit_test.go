@@ -68,15 +68,15 @@ func TestTrimKeepsWhatTheTranslationReads(t *testing.T) {
 		"status":   map[string]any{"podIP": "10.1.0.1", "conditions": []any{map[string]any{"type": "Ready", "status": "True"}}},
 	}
 	a, b := &unstructured.Unstructured{Object: pod}, &unstructured.Unstructured{Object: want}
-	if !sameContent(a, b) || a.GetResourceVersion() != "7" {
+	if !sameContent(a, b, false) || a.GetResourceVersion() != "7" {
 		t.Errorf("trimmed pod = %v\nwant %v", pod, want)
 	}
 	b.SetResourceVersion("8")
-	if !sameContent(a, b) {
+	if !sameContent(a, b, false) {
 		t.Errorf("objects differing only in resourceVersion are not the same content")
 	}
 	b.SetLabels(map[string]string{"app": "other"})
-	if sameContent(a, b) {
+	if sameContent(a, b, false) {
 		t.Errorf("a label change is the same content")
 	}
 }

@@ -31,7 +31,10 @@ type kindSpec struct {
 	trim func(map[string]any)
 	// keepStatus keeps status (a Pod's address and readiness).
 	keepStatus bool
-	indexers   cache.Indexers
+	// ownStatus keeps status too, for the status writer to compare with
+	// (status.go); a change of status alone is no change to translate.
+	ownStatus bool
+	indexers  cache.Indexers
 }
 
 const (
@@ -65,11 +68,11 @@ var kinds = []struct {
 	key  string
 	spec kindSpec
 }{
-	{kGatewayClass, kindSpec{kind: "GatewayClass", group: groupGateway, versions: []string{"v1", "v1beta1"}, resource: "gatewayclasses"}},
-	{kGateway, kindSpec{kind: "Gateway", group: groupGateway, versions: []string{"v1", "v1beta1"}, resource: "gateways"}},
-	{kHTTPRoute, kindSpec{kind: "HTTPRoute", group: groupGateway, versions: []string{"v1", "v1beta1"}, resource: "httproutes"}},
+	{kGatewayClass, kindSpec{kind: "GatewayClass", group: groupGateway, versions: []string{"v1", "v1beta1"}, resource: "gatewayclasses", ownStatus: true}},
+	{kGateway, kindSpec{kind: "Gateway", group: groupGateway, versions: []string{"v1", "v1beta1"}, resource: "gateways", ownStatus: true}},
+	{kHTTPRoute, kindSpec{kind: "HTTPRoute", group: groupGateway, versions: []string{"v1", "v1beta1"}, resource: "httproutes", ownStatus: true}},
 	{kGrant, kindSpec{kind: "ReferenceGrant", group: groupGateway, versions: []string{"v1", "v1beta1"}, resource: "referencegrants"}},
-	{kPool, kindSpec{kind: "InferencePool", group: groupInference, versions: []string{"v1"}, resource: "inferencepools"}},
+	{kPool, kindSpec{kind: "InferencePool", group: groupInference, versions: []string{"v1"}, resource: "inferencepools", ownStatus: true}},
 	{kPoolAlpha, kindSpec{kind: "InferencePool", group: groupInferX, versions: []string{"v1alpha2"}, resource: "inferencepools"}},
 	{kObjective, kindSpec{kind: "InferenceObjective", group: groupInferX, versions: []string{"v1alpha2"}, resource: "inferenceobjectives"}},
 	{kPolicy, kindSpec{kind: "AuthorizationPolicy", group: groupIstio, versions: []string{"v1", "v1beta1"}, resource: "authorizationpolicies"}},
@@ -133,8 +136,11 @@ func (c *Controller) newInformer(key string, spec kindSpec, gvr schema.GroupVers
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { c.changed(in) },
 		UpdateFunc: func(old, cur any) {
-			if !sameContent(old, cur) {
+			switch {
+			case !sameContent(old, cur, spec.ownStatus):
 				c.changed(in)
+			case spec.ownStatus && in.synced.Load():
+				c.markStatus() // someone wrote status: check it is still ours
 			}
 		},
 		DeleteFunc: func(any) { c.changed(in) },
@@ -160,8 +166,9 @@ func (c *Controller) watchError(in *informer, err error) {
 }
 
 // sameContent reports whether an update changed nothing kvgate reads
-// (trimmed objects equal but for resourceVersion).
-func sameContent(a, b any) bool {
+// (trimmed objects equal but for resourceVersion, and status when
+// ignoreStatus).
+func sameContent(a, b any, ignoreStatus bool) bool {
 	ua, ok1 := a.(*unstructured.Unstructured)
 	ub, ok2 := b.(*unstructured.Unstructured)
 	if !ok1 || !ok2 {
@@ -173,6 +180,9 @@ func sameContent(a, b any) bool {
 			md = maps.Clone(md)
 			delete(md, "resourceVersion")
 			out["metadata"] = md
+		}
+		if ignoreStatus {
+			delete(out, "status")
 		}
 		return out
 	}
@@ -193,13 +203,13 @@ func trimObject(o map[string]any, apiVersion string, spec *kindSpec) {
 	if md, ok := o["metadata"].(map[string]any); ok {
 		for k := range md {
 			switch k {
-			case "name", "namespace", "uid", "resourceVersion", "labels", "deletionTimestamp", "creationTimestamp":
+			case "name", "namespace", "uid", "resourceVersion", "generation", "labels", "deletionTimestamp", "creationTimestamp":
 			default:
 				delete(md, k)
 			}
 		}
 	}
-	if !spec.keepStatus {
+	if !spec.keepStatus && !spec.ownStatus {
 		delete(o, "status")
 	}
 	if spec.trim != nil {
