@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -24,15 +25,17 @@ type kubeOpts struct {
 	enabled    bool
 	kubeconfig string
 	controller string
+	elect      bool
 }
 
 // kubeFlags are listed under "Kubernetes" in run's help.
-var kubeFlags = []string{"kubernetes", "kubeconfig", "controller-name"}
+var kubeFlags = []string{"kubernetes", "kubeconfig", "controller-name", "leader-elect"}
 
 func (k *kubeOpts) register(fs *flag.FlagSet) {
 	fs.BoolVar(&k.enabled, "kubernetes", false, "serve what a Kubernetes cluster says: its Gateways, HTTPRoutes, InferencePools, AuthorizationPolicies and endpoints, followed as they change")
 	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "reach the API server as kubeconfig `FILE` says (default: $KUBECONFIG, then the pod's service account)")
 	fs.StringVar(&k.controller, "controller-name", kube.DefaultControllerName, "serve the Gateways of GatewayClasses whose spec.controllerName is `NAME`")
+	fs.BoolVar(&k.elect, "leader-elect", true, "write Gateway API status only while holding the Lease "+kube.DefaultLeaseName+" in the pod's namespace ($POD_NAMESPACE); every replica serves traffic either way. false: this replica writes status (run one)")
 }
 
 // check refuses the Kubernetes flags without --kubernetes.
@@ -42,7 +45,7 @@ func (k *kubeOpts) check(fs *flag.FlagSet) error {
 	}
 	var err error
 	fs.Visit(func(f *flag.Flag) {
-		if err == nil && (f.Name == "kubeconfig" || f.Name == "controller-name") {
+		if err == nil && (f.Name == "kubeconfig" || f.Name == "controller-name" || f.Name == "leader-elect") {
 			err = usageError("run: --%s is for the Kubernetes mode: add --kubernetes; %s", f.Name, cmdRun.seeHelp())
 		}
 	})
@@ -77,6 +80,8 @@ func runKube(ctx context.Context, o *serveOpts, log *slog.Logger) error {
 		Base:           base,
 		Admin:          o.src.admin,
 		Log:            log,
+		LeaderElection: kube.LeaderElection{Disabled: !o.kube.elect},
+		Addresses:      podAddresses(),
 	})
 	if err != nil {
 		return err
@@ -157,4 +162,17 @@ func (w *waitingAdmin) close() {
 	if w.srv != nil {
 		_ = w.srv.Close()
 	}
+}
+
+// podAddresses are the addresses a Gateway's status reports for listeners
+// bound to every address: $POD_IP (the chart sets it from the downward
+// API; with hostNetwork it is the node's IP), or none.
+func podAddresses() []string {
+	var out []string
+	for _, a := range strings.Split(os.Getenv("POD_IP"), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }

@@ -157,7 +157,8 @@ With --kubernetes, kvgate serves the Gateways of the cluster whose GatewayClass 
 ready endpoints of their Services and pods, and follows every change. The manifest flags
 below apply to what it reads; FILE, if given, is a kvgate config whose admin, identity,
 limits, paths, accessLog, tracing and drainTimeout apply (its listeners, routes, pools and
-authorization are the cluster's). /readyz answers 503 until the first configuration.`,
+authorization are the cluster's). /readyz answers 503 until the first configuration. The
+replica holding the Lease (--leader-elect) writes Gateway API status on what it serves.`,
 	args:    "config FILE",
 	maxArgs: 1,
 	groups: []flagGroup{
