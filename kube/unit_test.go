@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kvgate/kvgate/config"
+	"github.com/kvgate/kvgate/config/adapt"
 )
 
 func TestEndpointChanges(t *testing.T) {
@@ -131,5 +132,55 @@ func TestChoosingObjects(t *testing.T) {
 	}
 	if got := listenerSecrets(gw); !slices.Equal(got, []string{"infra/cert", "certs/shared"}) {
 		t.Errorf("listenerSecrets = %v", got)
+	}
+}
+
+// The reasons a route's status gives come from adapt's warnings: this pins
+// the messages they are read from (status.go) to what adapt says.
+func TestRouteReasonsFromAdaptWarnings(t *testing.T) {
+	gw := map[string]any{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+		"metadata": map[string]any{"name": "gw", "namespace": "ns"},
+		"spec": map[string]any{"gatewayClassName": "c", "listeners": []any{map[string]any{"name": "http", "port": int64(8080), "protocol": "HTTP"}}}}
+	routeTo := func(name string, backend map[string]any, parent map[string]any) map[string]any {
+		return map[string]any{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+			"metadata": map[string]any{"name": name, "namespace": "ns", "generation": int64(1)},
+			"spec": map[string]any{"parentRefs": []any{parent},
+				"rules": []any{map[string]any{"backendRefs": []any{backend}}}}}
+	}
+	gwRef := map[string]any{"name": "gw"}
+	missing := routeTo("missing", map[string]any{"name": "nowhere", "port": int64(80)}, gwRef)
+	other := routeTo("other", map[string]any{"name": "s", "namespace": "elsewhere", "port": int64(80)}, gwRef)
+	kind := routeTo("kind", map[string]any{"group": "example.com", "kind": "Bucket", "name": "b"}, gwRef)
+	section := routeTo("section", map[string]any{"name": "nowhere", "port": int64(80)}, map[string]any{"name": "gw", "sectionName": "nope"})
+	res, err := adapt.FromObjects([]map[string]any{gw, missing, other, kind, section}, "test", adapt.Options{Live: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byObj := map[string][]adapt.Warning{}
+	for _, w := range res.Warnings {
+		byObj[w.Resource.String()] = append(byObj[w.Resource.String()], w)
+	}
+	c := &Controller{}
+	gateways := map[string]map[string]any{"ns/gw": gw}
+	for _, tc := range []struct {
+		route            map[string]any
+		accepted, reason string
+	}{
+		{missing, reasonAccepted, reasonBackendNotFound},
+		{other, reasonAccepted, reasonRefNotPermitted},
+		{kind, reasonAccepted, reasonInvalidKind},
+		{section, reasonNoMatchingParent, ""},
+	} {
+		name := str(tc.route, "metadata", "name")
+		ps := c.routeParents(tc.route, gateways, byObj["HTTPRoute ns/"+name], nil)
+		if len(ps) != 1 {
+			t.Fatalf("%s: %d parents", name, len(ps))
+		}
+		if got := ps[0].cond[0].reason; got != tc.accepted {
+			t.Errorf("%s: Accepted reason %s, want %s (warnings %v)", name, got, tc.accepted, byObj["HTTPRoute ns/"+name])
+		}
+		if got := ps[0].cond[1]; tc.reason != "" && (got.reason != tc.reason || got.status != "False") {
+			t.Errorf("%s: ResolvedRefs %s/%s, want False/%s (warnings %v)", name, got.status, got.reason, tc.reason, byObj["HTTPRoute ns/"+name])
+		}
 	}
 }
