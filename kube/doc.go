@@ -20,9 +20,27 @@
 // `kvgate adapt` runs on files; here are only the choices of which objects
 // to hand over (the Gateways of GatewayClasses whose controllerName is
 // Options.ControllerName, the HTTPRoutes attached to them, and what those
-// refer to). It must not change cluster objects, and must not block or crash
-// when a custom resource is not installed or not readable: that kind is
-// logged once, by name, and left out.
+// refer to). It changes no cluster object but for their status, and must
+// not block or crash when a custom resource is not installed or not
+// readable: that kind is logged once, by name, and left out.
+//
+// Status (status.go) is written as a Gateway API implementation writes it:
+// GatewayClass Accepted (classes of Options.ControllerName); Gateway
+// Accepted and Programmed, status.addresses (the host each served listener
+// is bound to, or Options.Addresses for 0.0.0.0) and status.listeners
+// (Accepted, Programmed, ResolvedRefs, attachedRoutes); HTTPRoute
+// status.parents entries of its controllerName (Accepted, ResolvedRefs
+// False with BackendNotFound, RefNotPermitted or InvalidKind); and
+// InferencePool (v1) status.parents (Accepted, ResolvedRefs). Every
+// reason comes from the translation's warnings and errors keyed by object
+// (nothing is judged twice); every condition carries the object's
+// generation, keeps its lastTransitionTime while its status holds, and an
+// object is written (status subresource, update) only when its status
+// differs. Other implementations' parent entries are kept. Only the replica
+// holding the coordination.k8s.io Lease Options.LeaderElection names
+// (leader.go; "kvgate-status" in the pod's namespace, released on stop)
+// writes; every replica serves. A write that is forbidden or fails is
+// logged once naming the object.
 //
 // A burst of changes is coalesced (Options.Debounce after the last event, at
 // most Options.MaxDelay after the first); a state that does not translate or
@@ -31,8 +49,11 @@
 // terminating) get no new requests; requests in flight on them finish.
 //
 // Not done yet:
-//   - Gateway API status (conditions, addresses) and the leader election of
-//     the replica that writes it.
+//   - Status: a listener's attachedRoutes counts accepted routes by
+//     sectionName and port only (not hostnames or allowedRoutes); routes of
+//     a listener that is not Accepted get no per-listener reason; GRPCRoute
+//     and the alpha InferencePool get no status; supportedFeatures is not
+//     written.
 //   - Listeners are fixed when the proxy starts: a Gateway listener added,
 //     removed or moved later (port, TLS Secret name) is logged as needing a
 //     restart; routes, pools, policies and endpoints follow the cluster. A

@@ -140,7 +140,7 @@ func TestChoosingObjects(t *testing.T) {
 func TestRouteReasonsFromAdaptWarnings(t *testing.T) {
 	gw := map[string]any{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
 		"metadata": map[string]any{"name": "gw", "namespace": "ns"},
-		"spec": map[string]any{"gatewayClassName": "c", "listeners": []any{map[string]any{"name": "http", "port": int64(8080), "protocol": "HTTP"}}}}
+		"spec":     map[string]any{"gatewayClassName": "c", "listeners": []any{map[string]any{"name": "http", "port": int64(8080), "protocol": "HTTP"}}}}
 	routeTo := func(name string, backend map[string]any, parent map[string]any) map[string]any {
 		return map[string]any{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
 			"metadata": map[string]any{"name": name, "namespace": "ns", "generation": int64(1)},
