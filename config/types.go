@@ -261,6 +261,12 @@ type Pool struct {
 	MaxConnsPerEndpoint int `yaml:"maxConnsPerEndpoint,omitempty"`
 	// Inference makes this an inference pool with KV-cache-aware picking.
 	Inference *Inference `yaml:"inference,omitempty"`
+
+	// Discovered marks a pool whose endpoints a discovery source keeps up to
+	// date while kvgate runs (kvgate run --kubernetes: the ready endpoints
+	// of a Service or InferencePool). Its Endpoints may then be empty: the
+	// pool answers 503 until one is ready. A file cannot set it.
+	Discovered bool `yaml:"-"`
 }
 
 // UpstreamTLS dials upstreams over TLS.

@@ -548,7 +548,7 @@ func (v *validator) pool(p string, pl *Pool) {
 	switch {
 	case len(pl.Endpoints) > 0 && pl.DNS != "":
 		v.errf(childPath(p, "dns"), "set either endpoints or dns, not both")
-	case len(pl.Endpoints) == 0 && pl.DNS == "":
+	case len(pl.Endpoints) == 0 && pl.DNS == "" && !pl.Discovered:
 		v.errf(childPath(p, "endpoints"), "a pool needs endpoints: [host:port, ...] or dns: name:port")
 	case pl.DNS != "":
 		if msg := upstreamAddrProblem(pl.DNS); msg != "" {

@@ -160,8 +160,8 @@ func (u *upstreams) sync(cfg *config.Config) (map[string]*pool, error) {
 		switch {
 		case slices.Contains(built, p):
 			p.start(u.log)
-		case len(pc.Endpoints) > 0:
-			p.setEndpoints(pc.Endpoints)
+		case pc.DNS == "":
+			p.setEndpoints(pc.Endpoints) // empty only for a Discovered pool
 		}
 	}
 	u.pools = next

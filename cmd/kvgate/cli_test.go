@@ -96,6 +96,9 @@ func TestEveryCommandRefusesWhatItDoesNotUnderstand(t *testing.T) {
 		tc{[]string{"demo", "--duration", "5"}, []string{"--duration", "10s"}},
 		tc{[]string{"demo", "--synthetic=maybe"}, []string{"--synthetic", "true or false"}},
 		tc{[]string{"adapt"}, []string{"FILE"}},
+		tc{[]string{"run", "--kubeconfig", "k.yaml"}, []string{"--kubeconfig", "--kubernetes"}},
+		tc{[]string{"run", "--controller-name", "x/y"}, []string{"--controller-name", "--kubernetes"}},
+		tc{[]string{"run", "--kubernetes", manifest}, []string{manifest, "from the cluster"}},
 	)
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {

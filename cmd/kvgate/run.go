@@ -55,7 +55,9 @@ var manifestFlags = func() []string {
 
 // resolve takes the positional FILE of cmd (at most one, the same file as
 // --config when both are given) and notes which manifest flags were given.
-func (s *configSource) resolve(cmd *command, fs *flag.FlagSet, pos []string) error {
+// With kubernetes (run --kubernetes) the manifests come from the cluster,
+// so the manifest flags need no FILE.
+func (s *configSource) resolve(cmd *command, fs *flag.FlagSet, pos []string, kubernetes bool) error {
 	if len(pos) == 1 {
 		if s.path != "" && filepath.Clean(s.path) != filepath.Clean(pos[0]) {
 			return usageError("%s: two config files, --config %s and %s: give one, as kvgate %s FILE; %s", cmd.name, s.path, pos[0], cmd.name, cmd.seeHelp())
@@ -67,7 +69,7 @@ func (s *configSource) resolve(cmd *command, fs *flag.FlagSet, pos []string) err
 			s.adaptFlags = append(s.adaptFlags, "--"+f.Name)
 		}
 	})
-	if len(s.adaptFlags) > 0 && s.path == "" {
+	if len(s.adaptFlags) > 0 && s.path == "" && !kubernetes {
 		return usageError("%s: %s %s for Kubernetes manifests, but no FILE was given: write kvgate %s FILE %s ...; %s",
 			cmd.name, strings.Join(s.adaptFlags, ", "), isAre(s.adaptFlags), cmd.name, s.adaptFlags[0], cmd.seeHelp())
 	}
@@ -124,6 +126,7 @@ func (s *configSource) load(warn func(adapt.Warning)) (*config.Config, error) {
 type serveOpts struct {
 	src      configSource
 	logLevel string
+	kube     kubeOpts // kube.go
 }
 
 func (o *serveOpts) flagSet() *flag.FlagSet {
@@ -131,6 +134,7 @@ func (o *serveOpts) flagSet() *flag.FlagSet {
 	o.src.register(fs)
 	fs.StringVar(&o.src.admin, "admin", "", "serve /livez, /readyz, /metrics and POST /reload on `HOST:PORT` instead of the config's admin.address (\"off\": no admin listener)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "`LEVEL` of the JSON log on stderr: debug, info, warn or error")
+	o.kube.register(fs)
 	return fs
 }
 
@@ -146,12 +150,21 @@ Kubernetes manifests; without one, kvgate serves its embedded quickstart config
 
 The file is watched and read again when it changes, on SIGHUP and on POST /reload to the
 admin listener, the same way as at start (manifests with the flags below); a file with an
-error is refused and the running config keeps serving.`,
+error is refused and the running config keeps serving.
+
+With --kubernetes, kvgate serves the Gateways of the cluster whose GatewayClass has
+--controller-name, with their HTTPRoutes, InferencePools, AuthorizationPolicies and the
+ready endpoints of their Services and pods, and follows every change. The manifest flags
+below apply to what it reads; FILE, if given, is a kvgate config whose admin, identity,
+limits, paths, accessLog, tracing and drainTimeout apply (its listeners, routes, pools and
+authorization are the cluster's). /readyz answers 503 until the first configuration. The
+replica holding the Lease (--leader-elect) writes Gateway API status on what it serves.`,
 	args:    "config FILE",
 	maxArgs: 1,
 	groups: []flagGroup{
 		{"Config", []string{"config"}},
-		{manifestGroupTitle, manifestFlags},
+		{manifestGroupTitle + ", or the cluster's objects with --kubernetes", manifestFlags},
+		{"Kubernetes", kubeFlags},
 		{"Listening", []string{"admin"}},
 		{"Logging", []string{"log-level"}},
 	},
@@ -165,7 +178,10 @@ func runServe(ctx context.Context, args []string, stdout, logOut io.Writer) erro
 	if !ok {
 		return err
 	}
-	if err := o.src.resolve(cmdRun, fs, pos); err != nil {
+	if err := o.src.resolve(cmdRun, fs, pos, o.kube.enabled); err != nil {
+		return err
+	}
+	if err := o.kube.check(fs); err != nil {
 		return err
 	}
 	var lv slog.Level
@@ -176,6 +192,9 @@ func runServe(ctx context.Context, args []string, stdout, logOut io.Writer) erro
 		return usageError("run: --admin %q: write HOST:PORT, like 127.0.0.1:9901 (or 127.0.0.1:0 for a free port), or off; %s", a, cmdRun.seeHelp())
 	}
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: lv}))
+	if o.kube.enabled {
+		return runKube(ctx, &o, log)
+	}
 	load := func() (*config.Config, error) {
 		return o.src.load(func(w adapt.Warning) { log.Warn("manifest not fully honoured", "warning", w.String()) })
 	}
@@ -201,6 +220,12 @@ func runServe(ctx context.Context, args []string, stdout, logOut io.Writer) erro
 			}
 		}()
 	}
+	serveUntilDone(ctx, p, cfg, log)
+	return nil
+}
+
+// serveUntilDone reloads p on SIGHUP until ctx ends, then drains it.
+func serveUntilDone(ctx context.Context, p *proxy.Proxy, cfg *config.Config, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -219,7 +244,6 @@ func runServe(ctx context.Context, args []string, stdout, logOut io.Writer) erro
 		log.Warn("drain ended early", "err", err)
 	}
 	log.Info("kvgate stopped")
-	return nil
 }
 
 // isListenAddr reports whether a is HOST:PORT with a port kvgate can listen
@@ -260,7 +284,7 @@ func runValidate(args []string, out io.Writer) error {
 	if !ok {
 		return err
 	}
-	if err := src.resolve(cmdValidate, fs, pos); err != nil {
+	if err := src.resolve(cmdValidate, fs, pos, false); err != nil {
 		return err
 	}
 	if src.path == "" {

@@ -36,6 +36,16 @@ type Options struct {
 	// RootNamespace is Istio's root namespace: an AuthorizationPolicy there
 	// without a selector applies to every pool. Default istio-system.
 	RootNamespace string
+	// Live says the input is a cluster's current state (kvgate run
+	// --kubernetes), not files, and changes the few choices that differ:
+	// every pool is config.Pool.Discovered and may have no endpoint now (it
+	// answers 503 until one is ready) instead of that being an error or a
+	// cluster DNS name; an InferencePool's endpoints come from the Pods in
+	// the input only; with no Gateway there is no listener (no "default");
+	// an HTTPS listener whose Secret is not in Certs is ignored with a
+	// warning; a reference to another namespace needs a ReferenceGrant
+	// there; and Result.YAML is not printed.
+	Live bool
 }
 
 // CertFiles are the PEM files that stand for one TLS Secret.
@@ -190,6 +200,31 @@ func Parse(data []byte, source string, opts Options) (*Result, error) {
 	return adaptDocs(docs, warns, opts, source)
 }
 
+// FromObjects adapts decoded Kubernetes objects (an unstructured object's
+// content, as client-go's dynamic client returns it) with the same decoder
+// and translation as Parse; source names the input in messages and is the
+// configuration's Source. kvgate run --kubernetes feeds it the cluster's
+// objects. An object that cannot be encoded is an error naming it.
+func FromObjects(objs []map[string]any, source string, opts Options) (*Result, error) {
+	var docs []doc
+	var warns []Warning
+	budget := maxObjects + len(objs) // a cluster's objects hold no aliases to multiply
+	for _, o := range objs {
+		n, err := objectNode(o, 0)
+		if err != nil {
+			md, _ := o["metadata"].(map[string]any)
+			name, _ := md["name"].(string)
+			kind, _ := o["kind"].(string)
+			return nil, &Error{Resource: Resource{Kind: kind, Name: name}, Msg: "cannot read the object: " + err.Error(), Err: err}
+		}
+		docs, warns = collect(n, "", docs, warns, 0, &budget)
+		if budget < 0 {
+			return nil, &Error{Msg: "too many objects in Lists; give the objects one by one"}
+		}
+	}
+	return adaptDocs(docs, warns, opts, source)
+}
+
 // LoadAny reads path as a native configuration (config.Load) or, when it
 // holds Kubernetes manifests (see IsManifest), adapts them. The returned
 // configuration is defaulted and validated either way; warnings are only
@@ -227,9 +262,12 @@ func adaptDocs(docs []doc, warns []Warning, opts Options, source string) (*Resul
 	if len(a.errs) > 0 {
 		return &Result{Warnings: a.warns}, a.errs
 	}
-	out, err := Marshal(a.cfg)
-	if err != nil {
-		return nil, &Error{Msg: "cannot print the configuration: " + err.Error(), Err: err}
+	var out []byte
+	if !opts.Live {
+		var err error
+		if out, err = Marshal(a.cfg); err != nil {
+			return nil, &Error{Msg: "cannot print the configuration: " + err.Error(), Err: err}
+		}
 	}
 	c := a.cfg
 	c.Source = source

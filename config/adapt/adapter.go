@@ -40,6 +40,9 @@ type adapter struct {
 	baseRoutes map[string]bool            // kvgate routes adapted from HTTPRoutes
 	used       map[string]map[string]bool // list → names taken
 	labelKeys  map[string]bool            // --labels keys that named a pool
+	pods       map[string][]*podDoc       // namespace → Pods in the input
+	podsSeen   bool                       // the input holds Pods (maybe none ready)
+	grants     map[string][]*grantDoc     // namespace → ReferenceGrants there
 }
 
 // poolInfo is a kvgate pool and what AuthorizationPolicy selectors see of it.
@@ -76,6 +79,8 @@ func newAdapter(opts Options) *adapter {
 		baseRoutes: map[string]bool{},
 		used:       map[string]map[string]bool{},
 		labelKeys:  map[string]bool{},
+		pods:       map[string][]*podDoc{},
+		grants:     map[string][]*grantDoc{},
 	}
 }
 
@@ -171,16 +176,28 @@ func (a *adapter) run(docs []doc) {
 				key := d.res.Namespace + "/" + svc
 				a.slices[key] = append(a.slices[key], s)
 			}
+		case group == "" && version == "v1" && kind == "Pod":
+			a.podsSeen = true
+			var p podDoc
+			if err := safeNodeDecode(d.node, &p); err != nil {
+				a.warn(d.res, "", "cannot read the Pod (%v); ignored", trimYAMLErr(err))
+				continue
+			}
+			a.pods[d.res.Namespace] = append(a.pods[d.res.Namespace], &p)
+		case kind == "ReferenceGrant" && group == groupGateway && a.opts.Live:
+			if g := decodeTyped[grantDoc](a, d); g != nil {
+				a.grants[d.res.Namespace] = append(a.grants[d.res.Namespace], g)
+			}
 		case kind == "ReferenceGrant" && group == groupGateway:
 			a.warn(d.res, "", "not needed: kvgate accepts cross-namespace references (it has no namespaces); ignored")
 		default:
-			a.warn(d.res, "", "%s %s is not supported (kvgate adapts Gateway, HTTPRoute, InferencePool, InferenceModel, InferenceObjective, AuthorizationPolicy, Service, EndpointSlice); ignored", d.apiVersion, kind)
+			a.warn(d.res, "", "%s %s is not supported (kvgate adapts Gateway, HTTPRoute, InferencePool, InferenceModel, InferenceObjective, AuthorizationPolicy, Service, EndpointSlice, Pod); ignored", d.apiVersion, kind)
 		}
 	}
 	for _, g := range gateways {
 		a.gateway(g.d.res, g.obj)
 	}
-	if len(gateways) == 0 {
+	if len(gateways) == 0 && !a.opts.Live {
 		a.defaultListener()
 	}
 	for _, p := range pools {
@@ -256,6 +273,7 @@ func (a *adapter) defaultListener() {
 }
 
 func (a *adapter) addPool(res Resource, p config.Pool, info *poolInfo) {
+	p.Discovered = a.opts.Live && p.DNS == ""
 	a.cfg.Pools = append(a.cfg.Pools, p)
 	a.poolFrom = append(a.poolFrom, res)
 	a.pools[p.Name] = info

@@ -19,7 +19,13 @@ func (a *adapter) resolveBackend(res Resource, path string, br *backendRef) (poo
 	if ns == "" {
 		ns = res.Namespace
 	}
-	if ns != res.Namespace {
+	switch {
+	case ns == res.Namespace:
+	case a.opts.Live:
+		if !a.granted(res, ns, group, kind, br.Name) {
+			return "", fmt.Sprintf("no ReferenceGrant in namespace %s lets %s from namespace %s refer to %s %s/%s", ns, res.Kind, res.Namespace, kind, ns, br.Name)
+		}
+	default:
 		a.warn(res, path+".namespace", "cross-namespace reference to %s/%s accepted without a ReferenceGrant check", ns, br.Name)
 	}
 	switch {
@@ -85,6 +91,8 @@ func (a *adapter) servicePool(res Resource, path, ns, name string, port int) (st
 		switch {
 		case svc != nil && svc.Spec.Type == "ExternalName" && svc.Spec.ExternalName != "":
 			pool.DNS = net.JoinHostPort(svc.Spec.ExternalName, strconv.Itoa(port))
+		case svc != nil && a.opts.Live:
+			// No ready endpoint now: the pool waits for one (503 until then).
 		case svc != nil:
 			pool.DNS = net.JoinHostPort(name+"."+ns+".svc.cluster.local", strconv.Itoa(port))
 			a.warn(res, path, "no endpoints for Service %s/%s: pool %s uses dns %s, which resolves only inside the cluster (and to one ClusterIP unless the Service is headless); on a bare VM pass --endpoints %s=ADDR,ADDR", ns, name, pool.Name, pool.DNS, pool.Name)
@@ -148,8 +156,10 @@ func (a *adapter) flagEndpoints(keys []string) ([]string, bool) {
 // validator then asks for host:port).
 func withPorts(addrs []string, ports []int) []string {
 	var out []string
+	seen := make(map[string]bool, len(addrs))
 	add := func(s string) {
-		if !slices.Contains(out, s) {
+		if !seen[s] {
+			seen[s] = true
 			out = append(out, s)
 		}
 	}
@@ -182,7 +192,7 @@ func (a *adapter) sliceEndpoints(ns, svc string, sp *servicePort, target int) []
 			port = target
 		}
 		for _, ep := range s.Endpoints {
-			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+			if !ep.Conditions.usable() {
 				continue
 			}
 			out = append(out, withPorts(ep.Addresses, []int{port})...)
@@ -204,7 +214,7 @@ func (a *adapter) selectedEndpoints(ns string, selector map[string]string, ports
 		}
 		for _, s := range a.slices[key] {
 			for _, ep := range s.Endpoints {
-				if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+				if !ep.Conditions.usable() {
 					continue
 				}
 				for _, ad := range ep.Addresses {
@@ -215,4 +225,29 @@ func (a *adapter) selectedEndpoints(ns string, selector map[string]string, ports
 	}
 	slices.Sort(out)
 	return withPorts(out, nil)
+}
+
+// granted reports whether a ReferenceGrant in namespace ns lets an object of
+// res's kind and namespace refer to the named object of group and kind
+// there (Gateway API: the grant lives in the referent's namespace).
+func (a *adapter) granted(res Resource, ns, group, kind, name string) bool {
+	if group == "core" {
+		group = ""
+	}
+	for _, g := range a.grants[ns] {
+		from := slices.ContainsFunc(g.Spec.From, func(f grantFrom) bool {
+			return f.Group == groupGateway && f.Kind == res.Kind && f.Namespace == res.Namespace
+		})
+		to := slices.ContainsFunc(g.Spec.To, func(t grantTo) bool {
+			tg := t.Group
+			if tg == "core" {
+				tg = ""
+			}
+			return tg == group && t.Kind == kind && (t.Name == nil || *t.Name == "" || *t.Name == name)
+		})
+		if from && to {
+			return true
+		}
+	}
+	return false
 }

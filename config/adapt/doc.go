@@ -3,9 +3,9 @@
 // (gateway.networking.k8s.io v1, v1beta1), Inference Extension InferencePool
 // (inference.networking.k8s.io/v1 and inference.networking.x-k8s.io
 // v1alpha2, v1alpha1), InferenceModel and InferenceObjective, Istio
-// AuthorizationPolicy (security.istio.io v1, v1beta1), and Service and
-// EndpointSlice as sources of endpoints. Files may hold many "---" separated
-// documents and `kind: List` objects.
+// AuthorizationPolicy (security.istio.io v1, v1beta1), and Service,
+// EndpointSlice and Pod as sources of endpoints. Files may hold many "---"
+// separated documents and `kind: List` objects.
 //
 // It owns the mapping and nothing else: it must not contact a cluster, open
 // the certificate files it names, or change the native schema's meaning. The
@@ -52,8 +52,12 @@
 //
 // InferencePool: becomes a pool with `inference: {}` (picker prefix-affinity)
 // named as the InferencePool. Endpoints come from --endpoints (addresses
-// without a port get every target port), else from the EndpointSlices of
-// Services in the input whose selector equals the pool's; none is an error.
+// without a port get every target port), else, when the input holds Pods,
+// from the ready ones it selects (Ready condition True, not terminating: its
+// podIP on every target port, one endpoint per data-parallel rank), else
+// from the EndpointSlices of Services in the input whose selector equals
+// the pool's; none is an error. EndpointSlice endpoints count when ready
+// (serving when ready is unset) and never while terminating.
 // The endpoint picker reference is a warning: kvgate picks in process.
 // Published manifests mix the versions' field names, so each is read under
 // every version: v1's selector.matchLabels, targetPorts and
@@ -87,6 +91,13 @@
 // apply to each pool whose labels do not contradict the selector, or says
 // that no flag can (the policy is in a namespace without pools).
 //
+// A cluster's live state (Options.Live, kvgate run --kubernetes through
+// FromObjects) changes a few of these choices, listed at Options.Live: pools
+// may be empty (503 until an endpoint is ready), a missing TLS Secret leaves
+// its listener out, and references to other namespaces need a
+// ReferenceGrant.
+//
 // Entry points: Parse and Load adapt manifests; LoadAny reads either a native
-// configuration or manifests, for `kvgate run` and `kvgate validate`.
+// configuration or manifests, for `kvgate run` and `kvgate validate`;
+// FromObjects adapts decoded objects, for `kvgate run --kubernetes`.
 package adapt

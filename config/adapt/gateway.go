@@ -145,9 +145,17 @@ func (a *adapter) listenerTLS(res Resource, path string, l *gwListener) (*config
 	if ns == "" {
 		ns = res.Namespace
 	}
+	if a.opts.Live && ns != res.Namespace && !a.granted(res, ns, "", "Secret", secret.Name) {
+		a.warn(res, path+".certificateRefs", "no ReferenceGrant in namespace %s lets Gateway %s/%s use Secret %s/%s; listener %s ignored", ns, res.Namespace, res.Name, ns, secret.Name, l.Name)
+		return nil, false
+	}
 	files, ok := a.opts.Certs[ns+"/"+secret.Name]
 	if !ok {
 		files, ok = a.opts.Certs[secret.Name]
+	}
+	if !ok && a.opts.Live {
+		a.warn(res, path+".certificateRefs", "Secret %s/%s is missing or holds no valid tls.crt and tls.key; listener %s ignored until it does", ns, secret.Name, l.Name)
+		return nil, false
 	}
 	if !ok {
 		files = CertFiles{Cert: "secrets/" + secret.Name + "/tls.crt", Key: "secrets/" + secret.Name + "/tls.key"}
@@ -169,7 +177,7 @@ func (a *adapter) httpRoute(res Resource, r *routeDoc) {
 		hosts[i] = strings.ToLower(h)
 	}
 	var atts []attachment
-	if len(a.gateways) == 0 {
+	if len(a.gateways) == 0 && !a.opts.Live {
 		atts = []attachment{{hosts: hosts}}
 	}
 	for j := range r.Spec.ParentRefs {

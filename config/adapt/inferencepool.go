@@ -54,13 +54,16 @@ func (a *adapter) inferencePool(res Resource, selector map[string]string, ports 
 	info := &poolInfo{name: pool.Name, namespace: res.Namespace, selector: selector, from: "InferencePool " + res.Namespace + "/" + res.Name}
 	info.labels = a.labels(info, []string{pool.Name, res.Name, res.Namespace + "/" + res.Name})
 	a.ipools[res.Namespace+"/"+res.Name] = info
-	if eps, ok := a.flagEndpoints([]string{pool.Name, res.Name, res.Namespace + "/" + res.Name}); ok {
+	switch eps, ok := a.flagEndpoints([]string{pool.Name, res.Name, res.Namespace + "/" + res.Name}); {
+	case ok:
 		pool.Endpoints = withPorts(eps, ports)
-	} else {
+	case a.podsSeen || a.opts.Live:
+		pool.Endpoints = a.podEndpoints(res.Namespace, selector, ports)
+	default:
 		pool.Endpoints = a.selectedEndpoints(res.Namespace, selector, ports)
 	}
-	if len(pool.Endpoints) == 0 && readOK {
-		a.fail(res, "", "no endpoints for pool %s: pass --endpoints %s=ADDR[:PORT],... (or include a Service with the same selector and its EndpointSlices in the input)", pool.Name, pool.Name)
+	if len(pool.Endpoints) == 0 && readOK && !a.opts.Live {
+		a.fail(res, "", "no endpoints for pool %s: pass --endpoints %s=ADDR[:PORT],... (or include its ready Pods, or a Service with the same selector and its EndpointSlices, in the input)", pool.Name, pool.Name)
 	}
 	a.addPool(res, pool, info)
 }
@@ -290,4 +293,31 @@ func keyLine(n *yaml.Node, key string) int {
 		}
 	}
 	return 0
+}
+
+// podEndpoints is every target port of each ready Pod in namespace ns whose
+// labels hold the selector: one endpoint per port (per data-parallel rank
+// of a model server), sorted.
+func (a *adapter) podEndpoints(ns string, selector map[string]string, ports []int) []string {
+	if len(selector) == 0 {
+		return nil
+	}
+	var out []string
+	for _, p := range a.pods[ns] {
+		if !p.ready() {
+			continue
+		}
+		match := true
+		for k, v := range selector {
+			if got, ok := p.Metadata.Labels[k]; !ok || got != v {
+				match = false
+				break
+			}
+		}
+		if match {
+			out = append(out, withPorts([]string{p.Status.PodIP}, ports)...)
+		}
+	}
+	slices.Sort(out)
+	return withPorts(out, nil)
 }

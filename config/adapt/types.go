@@ -238,17 +238,13 @@ type sliceDoc struct {
 	object      `yaml:",inline"`
 	AddressType string `yaml:"addressType"`
 	Endpoints   []struct {
-		Addresses  []string `yaml:"addresses"`
-		Conditions struct {
-			Ready       *bool `yaml:"ready"`
-			Serving     *bool `yaml:"serving"`
-			Terminating *bool `yaml:"terminating"`
-		} `yaml:"conditions"`
-		Hostname  yaml.Node `yaml:"hostname"`
-		NodeName  yaml.Node `yaml:"nodeName"`
-		Zone      yaml.Node `yaml:"zone"`
-		TargetRef yaml.Node `yaml:"targetRef"`
-		Hints     yaml.Node `yaml:"hints"`
+		Addresses  []string        `yaml:"addresses"`
+		Conditions sliceConditions `yaml:"conditions"`
+		Hostname   yaml.Node       `yaml:"hostname"`
+		NodeName   yaml.Node       `yaml:"nodeName"`
+		Zone       yaml.Node       `yaml:"zone"`
+		TargetRef  yaml.Node       `yaml:"targetRef"`
+		Hints      yaml.Node       `yaml:"hints"`
 	} `yaml:"endpoints"`
 	Ports []struct {
 		Name        *string `yaml:"name"`
@@ -256,4 +252,77 @@ type sliceDoc struct {
 		Protocol    string  `yaml:"protocol"`
 		AppProtocol string  `yaml:"appProtocol"`
 	} `yaml:"ports"`
+}
+
+// Pod (core v1), read as a source of an InferencePool's endpoints: where
+// it is and whether it serves. Its other keys are not configuration and are
+// skipped without a warning.
+type podDoc struct {
+	Metadata struct {
+		Labels            map[string]string `yaml:"labels"`
+		DeletionTimestamp string            `yaml:"deletionTimestamp"`
+	} `yaml:"metadata"`
+	Status struct {
+		PodIP      string `yaml:"podIP"`
+		Conditions []struct {
+			Type   string `yaml:"type"`
+			Status string `yaml:"status"`
+		} `yaml:"conditions"`
+	} `yaml:"status"`
+}
+
+// ready reports whether the pod takes new requests: it has an address, its
+// Ready condition is True and it is not being deleted (terminating).
+func (p *podDoc) ready() bool {
+	if p.Status.PodIP == "" || p.Metadata.DeletionTimestamp != "" {
+		return false
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == "Ready" {
+			return c.Status == "True"
+		}
+	}
+	return false
+}
+
+// Gateway API ReferenceGrant (v1beta1, v1): read with Options.Live only.
+type grantDoc struct {
+	object `yaml:",inline"`
+	Spec   struct {
+		From []grantFrom `yaml:"from"`
+		To   []grantTo   `yaml:"to"`
+	} `yaml:"spec"`
+}
+
+type grantFrom struct {
+	Group     string `yaml:"group"`
+	Kind      string `yaml:"kind"`
+	Namespace string `yaml:"namespace"`
+}
+
+type grantTo struct {
+	Group string  `yaml:"group"`
+	Kind  string  `yaml:"kind"`
+	Name  *string `yaml:"name"`
+}
+
+// sliceConditions are an EndpointSlice endpoint's conditions.
+type sliceConditions struct {
+	Ready       *bool `yaml:"ready"`
+	Serving     *bool `yaml:"serving"`
+	Terminating *bool `yaml:"terminating"`
+}
+
+// usable reports whether an endpoint takes new requests: ready (serving and
+// not terminating; an unset condition counts as true, as in Kubernetes),
+// and never while terminating, even where ready is forced (a Service that
+// publishes not-ready addresses).
+func (c sliceConditions) usable() bool {
+	if c.Terminating != nil && *c.Terminating {
+		return false
+	}
+	if c.Ready != nil {
+		return *c.Ready
+	}
+	return c.Serving == nil || *c.Serving
 }
