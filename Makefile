@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 OUT     ?= bin/kvgate
 
-.PHONY: help build test bench fuzz lint clean manifests deploycheck image
+.PHONY: help build test testbin bench fuzz lint clean manifests deploycheck image
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -14,7 +14,10 @@ build: ## build bin/kvgate (static, trimmed; OUT=path, GOARCH=arm64 cross-builds
 
 test: ## vet, then every test with the race detector (the README's test command)
 	$(GO) vet ./...
-	$(GO) test -race -timeout 20m ./...
+	KVGATE_TESTBIN=$${KVGATE_TESTBIN:-$$(hack/testbin/build.sh)} $(GO) test -race -timeout 20m ./...
+
+testbin: ## build (once, then cached) the real kube-apiserver and etcd the kube/ tests run
+	@hack/testbin/build.sh
 
 bench: ## Go microbenchmarks (compare runs with benchstat)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
