@@ -32,7 +32,7 @@ lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
 
-manifests: ## render deploy/manifests/kvgate.yaml from the Helm chart's defaults (needs helm)
+manifests: ## render deploy/manifests/kvgate.yaml (chart defaults) and kvgate-kubernetes.yaml (kubernetes.enabled) (needs helm)
 	deploy/manifests/generate.sh
 
 deploycheck: ## Helm chart tests, manifests up to date, systemd unit verify (needs helm, systemd-analyze)
