@@ -123,7 +123,14 @@ func newNamespace(t *testing.T) string {
 // both names.
 func gatewayClass(t *testing.T) (class, controller string) {
 	t.Helper()
-	class = "kvt-" + strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-"))
+	// The name is the test's and a count: with -count=N a later run must not
+	// see the Gateways an earlier one left (no namespace controller here
+	// ever deletes them).
+	nsCount.Lock()
+	nsCount.n++
+	n := nsCount.n
+	nsCount.Unlock()
+	class = fmt.Sprintf("kvt-%s-%d", strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")), n)
 	controller = "kvgate.dev/" + class
 	apply(t, "", fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
