@@ -289,9 +289,6 @@ func TestNoRoutes(t *testing.T) {
 	if rt := tab.Match("", get("x", "/")); rt != nil {
 		t.Fatalf("matched %q in an empty table", rt.Name)
 	}
-	if tab.NeedsModel("") {
-		t.Fatal("empty table needs the model")
-	}
 }
 
 func TestModelMatching(t *testing.T) {
@@ -311,9 +308,6 @@ routes:
   - name: fallback
     backends: [{pool: c}]
 `)
-	if !tab.NeedsModel("ai") || tab.NeedsModel("web") {
-		t.Fatalf("NeedsModel(ai)=%v NeedsModel(web)=%v, want true, false", tab.NeedsModel("ai"), tab.NeedsModel("web"))
-	}
 	post := func(path, model string) *req { return &req{host: "x", method: "POST", path: path, model: model} }
 	runMatchCases(t, tab, []matchCase{
 		{"exact model", "ai", post("/v1/chat/completions", "llama-3-8b"), "llama"},

@@ -64,10 +64,9 @@ func (p PathType) String() string {
 // first: the exact hostname, then matching wildcards from longest to
 // shortest, then routes without hostnames.
 type listenerTable struct {
-	exact      map[string][]*group // lowercase hostname
-	wild       map[string][]*group // wildcard suffix without "*.", lowercase
-	any        []*group
-	needsModel bool
+	exact map[string][]*group // lowercase hostname
+	wild  map[string][]*group // wildcard suffix without "*.", lowercase
+	any   []*group
 }
 
 // group holds the match entries of one hostname key, indexed by path.
@@ -142,12 +141,6 @@ func (t *Table) Route(name string) *Route { return t.byName[name] }
 // Match returns the route for a request arriving on a listener, or nil (answer 404).
 func (t *Table) Match(listener string, r Request) *Route {
 	return t.MatchFull(listener, r).Route
-}
-
-// NeedsModel reports whether any route on this listener tests the body's
-// model, so the proxy reads the body only when it must.
-func (t *Table) NeedsModel(listener string) bool {
-	return t.listener(listener).needsModel
 }
 
 // MatchFull is Match that also says which match of the route won and the
@@ -302,9 +295,6 @@ func buildListener(all []*entry, keep func(*Route) bool) *listenerTable {
 	for _, e := range all {
 		if !keep(e.route) {
 			continue
-		}
-		if e.model != nil {
-			lt.needsModel = true
 		}
 		if len(e.route.Hostnames) == 0 {
 			anyG.add(e)
