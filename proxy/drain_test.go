@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,43 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quic-go/quic-go/http3"
-
 	"github.com/kvgate/kvgate/config"
 )
-
-// startProxyH3 is startProxy with HTTP/3 on the TLS listener as well.
-func startProxyH3(t *testing.T, yaml string) *Proxy {
-	t.Helper()
-	certs(t)
-	full := fmt.Sprintf(`
-admin: {address: "127.0.0.1:0"}
-accessLog: {path: "off"}
-listeners:
-  - {name: plain, address: "127.0.0.1:0", protocols: [http1, http2]}
-  - name: tls
-    address: "127.0.0.1:0"
-    protocols: [http1, http2, http3]
-    tls: {certFile: %q, keyFile: %q}
-%s`, testCertFiles.cert, testCertFiles.key, yaml)
-	cfg, err := config.Parse([]byte(full), "test.yaml")
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, full)
-	}
-	return startConfig(t, cfg, nil)
-}
 
 // cutEngines are the client engines the drain and cancellation tables run:
 // HTTP/1.1 (fasthttp), h2c and HTTP/2 over TLS (x/net/http2) and HTTP/3
 // (quic-go), against a proxy from startProxyH3.
 func cutEngines(t *testing.T) []engine {
-	all := engines()
-	h3 := func() *http.Client {
-		tr := &http3.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
-		t.Cleanup(func() { _ = tr.Close() })
-		return &http.Client{Transport: tr}
-	}
-	return []engine{all[0], all[1], all[3], {"h3", "tls", "https", h3, 3}}
+	all := withH3(t)
+	return []engine{all[0], all[1], all[3], all[4]}
 }
 
 // silentStream answers with one event and then stays silent until its

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go/http3"
 	"go.uber.org/goleak"
 	"golang.org/x/net/http2"
 
@@ -56,7 +57,11 @@ func serveLoopback(t *testing.T, s *http.Server) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = s.Serve(ln) }()
+	if s.TLSConfig != nil {
+		go func() { _ = s.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { _ = s.Serve(ln) }()
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -108,7 +113,23 @@ func engines() []engine {
 // given pools. extra is YAML appended at top level (routes, limits...).
 func startProxy(t *testing.T, yaml string) *Proxy {
 	t.Helper()
+	return startConfig(t, proxyConfig(t, yaml, false), nil)
+}
+
+// startProxyH3 is startProxy with HTTP/3 on the TLS listener as well.
+func startProxyH3(t *testing.T, yaml string) *Proxy {
+	t.Helper()
+	return startConfig(t, proxyConfig(t, yaml, true), nil)
+}
+
+// proxyConfig is the config of startProxy (h3: HTTP/3 on the TLS listener too).
+func proxyConfig(t *testing.T, yaml string, h3 bool) *config.Config {
+	t.Helper()
 	certs(t)
+	protos := "http1, http2"
+	if h3 {
+		protos += ", http3"
+	}
 	full := fmt.Sprintf(`
 admin: {address: "127.0.0.1:0"}
 accessLog: {path: "off"}
@@ -116,14 +137,25 @@ listeners:
   - {name: plain, address: "127.0.0.1:0", protocols: [http1, http2]}
   - name: tls
     address: "127.0.0.1:0"
-    protocols: [http1, http2]
+    protocols: [%s]
     tls: {certFile: %q, keyFile: %q}
-%s`, testCertFiles.cert, testCertFiles.key, yaml)
+%s`, protos, testCertFiles.cert, testCertFiles.key, yaml)
 	cfg, err := config.Parse([]byte(full), "test.yaml")
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, full)
 	}
-	return startConfig(t, cfg, nil)
+	return cfg
+}
+
+// withH3 is engines() plus an HTTP/3 client (quic-go) for the TLS
+// listener of a proxy from startProxyH3.
+func withH3(t *testing.T) []engine {
+	h3 := func() *http.Client {
+		tr := &http3.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+		t.Cleanup(func() { _ = tr.Close() })
+		return &http.Client{Transport: tr}
+	}
+	return append(engines(), engine{"h3", "tls", "https", h3, 3})
 }
 
 // startConfig builds and starts kvgate from a parsed config, logging to

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quic-go/quic-go/http3"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/kvgate/kvgate/config"
@@ -55,41 +53,8 @@ func h2TLSBackend(t *testing.T, h http.Handler) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &http.Server{Handler: h, ErrorLog: discardLog,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.ServeTLS(ln, "", "") }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx)
-		s.Close()
-	})
-	return ln.Addr().String()
-}
-
-// isoEngine is one client engine: the four of engines() plus HTTP/3.
-type isoEngine struct {
-	name     string
-	listener string
-	scheme   string
-	client   func(t *testing.T) *http.Client
-}
-
-func isoEngines() []isoEngine {
-	var out []isoEngine
-	for _, e := range engines() {
-		out = append(out, isoEngine{e.name, e.listener, e.scheme, func(*testing.T) *http.Client { return e.client() }})
-	}
-	out = append(out, isoEngine{"http3", "tls", "https", func(t *testing.T) *http.Client {
-		tr := &http3.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
-		t.Cleanup(func() { _ = tr.Close() })
-		return &http.Client{Transport: tr}
-	}})
-	return out
+	return serveLoopback(t, &http.Server{Handler: h, ErrorLog: discardLog,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}})
 }
 
 // isoRequest is what request i of a cell carries; every value embeds the
@@ -167,7 +132,8 @@ func (c *isoChecker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // isoProxyConfig is kvgate with a plain and a TLS listener (HTTP/3 too) in
-// front of one pool of the given protocol. more is appended to the route.
+// front of one pool of the given protocol. routeExtra is appended to the
+// route, poolsExtra to the pools.
 func isoProxyConfig(t *testing.T, up isoUpstream, addr, routeExtra, poolsExtra string) *config.Config {
 	t.Helper()
 	certs(t)
@@ -175,27 +141,13 @@ func isoProxyConfig(t *testing.T, up isoUpstream, addr, routeExtra, poolsExtra s
 	if up.tls {
 		poolTLS = fmt.Sprintf(", tls: {caFile: %q, serverName: localhost}", testCertFiles.cert)
 	}
-	yaml := fmt.Sprintf(`
-admin: {address: "127.0.0.1:0"}
-accessLog: {path: "off"}
-listeners:
-  - {name: plain, address: "127.0.0.1:0", protocols: [http1, http2]}
-  - name: tls
-    address: "127.0.0.1:0"
-    protocols: [http1, http2, http3]
-    tls: {certFile: %q, keyFile: %q}
-routes:
+	return proxyConfig(t, fmt.Sprintf(`routes:
   - name: r
     backends: [{pool: b}]
 %s
 pools:
   - {name: b, endpoints: [%q], protocol: %s%s}
-%s`, testCertFiles.cert, testCertFiles.key, routeExtra, addr, up.protocol, poolTLS, poolsExtra)
-	cfg, err := config.Parse([]byte(yaml), "iso.yaml")
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, yaml)
-	}
-	return cfg
+%s`, routeExtra, addr, up.protocol, poolTLS, poolsExtra), true)
 }
 
 // isoRequests is how many requests each cell sends: enough that HPACK's
@@ -266,14 +218,14 @@ func TestIsolationMatrix(t *testing.T) {
 	n := isoRequests()
 	for _, up := range isoUpstreams() {
 		t.Run(up.name, func(t *testing.T) {
-			for _, e := range isoEngines() {
+			for _, e := range withH3(t) {
 				t.Run(e.name, func(t *testing.T) {
 					cell := up.name + "." + e.name
 					chk := &isoChecker{cell: cell}
 					addr := up.start(t, chk)
 					p := startConfig(t, isoProxyConfig(t, up, addr, "", ""), nil)
 					base := e.scheme + "://" + p.Listener(e.listener).Addr().String()
-					sendIso(t, e.client(t), base, cell, n)
+					sendIso(t, e.client(), base, cell, n)
 					for _, msg := range chk.errors {
 						t.Error(msg)
 					}
@@ -310,8 +262,8 @@ func TestIsolationRetryAndMirror(t *testing.T) {
 			cfg.Pools[0].Endpoints = []string{dead, addr}
 			cfg.Pools[0].Balancer = "round-robin"
 			p := startConfig(t, cfg, nil)
-			for _, e := range isoEngines()[:2] {
-				sendIso(t, e.client(t), e.scheme+"://"+p.Listener(e.listener).Addr().String(), cell, n)
+			for _, e := range withH3(t)[:2] {
+				sendIso(t, e.client(), e.scheme+"://"+p.Listener(e.listener).Addr().String(), cell, n)
 			}
 			for _, msg := range append(chk.errors, mirror.errors...) {
 				t.Error(msg)
