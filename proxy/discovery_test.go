@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -55,6 +56,43 @@ pools: [{name: d, endpoints: ["127.0.0.1:1"]}]
 	for _, bad := range []struct{ pool, addr string }{{"nope", a}, {"d", "no-port"}} {
 		if err := p.SetEndpoints(bad.pool, []string{bad.addr}); err == nil {
 			t.Errorf("SetEndpoints(%s, %s): no error", bad.pool, bad.addr)
+		}
+	}
+}
+
+// BenchmarkSetEndpoints10k is one endpoint-only change of a 10,000-endpoint
+// pool (one endpoint leaves, another arrives): the work a Kubernetes
+// EndpointSlice update costs kvgate after translation.
+func BenchmarkSetEndpoints10k(b *testing.B) {
+	cfg, err := config.Parse([]byte(`
+admin: {address: "off"}
+accessLog: {path: "off"}
+listeners: [{name: plain, address: "127.0.0.1:0"}]
+routes: [{name: r, backends: [{pool: d}]}]
+pools: [{name: d, endpoints: ["127.0.0.1:1"]}]
+`), "bench.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Pools[0].Endpoints, cfg.Pools[0].Discovered = nil, true
+	p := startConfig(b, cfg, nil)
+	const n = 10000
+	addrs := make([]string, n+1)
+	for i := range addrs {
+		addrs[i] = fmt.Sprintf("10.%d.%d.%d:8000", i>>16&255, i>>8&255, i&255)
+	}
+	if err := p.SetEndpoints("d", addrs[:n]); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		set := addrs[:n] // alternately without the last and without the first
+		if i%2 == 0 {
+			set = addrs[1:]
+		}
+		if err := p.SetEndpoints("d", set); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

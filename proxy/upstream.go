@@ -230,11 +230,16 @@ func (p *pool) setEndpoints(addrs []string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cur := p.list.Load().eps
+	byAddr := make(map[string]*endpoint, len(cur))
+	for _, e := range cur {
+		byAddr[e.addr] = e
+	}
 	next := &endpointList{eps: make([]*endpoint, 0, len(addrs)), states: make([]*pick.Endpoint, 0, len(addrs))}
+	kept := make(map[*endpoint]bool, len(cur))
 	for _, a := range addrs {
-		var e *endpoint
-		if i := slices.IndexFunc(cur, func(e *endpoint) bool { return e.addr == a }); i >= 0 {
-			e = cur[i]
+		e := byAddr[a]
+		if e != nil {
+			kept[e] = true
 		} else {
 			e = &endpoint{state: p.picks.Endpoint(a), pool: p.name, addr: a, rt: p.tr.forEndpoint(a)}
 		}
@@ -242,7 +247,7 @@ func (p *pool) setEndpoints(addrs []string) {
 		next.states = append(next.states, e.state)
 	}
 	for _, e := range cur {
-		if !slices.Contains(next.eps, e) {
+		if !kept[e] {
 			e.rt.close()
 		}
 	}
