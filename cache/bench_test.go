@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/kvgate/kvgate/internal/benchcpu"
 )
 
 // prefixFixture is a pool of 16 endpoints that have each served 64 prompts of
@@ -64,12 +66,12 @@ func BenchmarkBlocksMatch(b *testing.B) {
 			out := make([]int, 0, 16)
 			b.ReportAllocs()
 			b.SetBytes(int64(len(f.prompt)))
-			clk := startCPU()
+			clk := benchcpu.Start()
 			for b.Loop() {
 				blocks = Blocks(f.seed, f.prompt, testBlockSize, blocks)
 				out = f.idx.Match(blocks, out)
 			}
-			clk.stop(b)
+			clk.Stop(b)
 			if out[3] != len(blocks) {
 				b.Fatalf("endpoint 3 matched %d of %d blocks", out[3], len(blocks))
 			}
@@ -83,22 +85,22 @@ func BenchmarkBlocks8KiB(b *testing.B) {
 	seed := Seed("m", "")
 	b.ReportAllocs()
 	b.SetBytes(int64(len(text)))
-	clk := startCPU()
+	clk := benchcpu.Start()
 	for b.Loop() {
 		dst = Blocks(seed, text, testBlockSize, dst)
 	}
-	clk.stop(b)
+	clk.Stop(b)
 }
 
 func BenchmarkRecord8KiB(b *testing.B) {
 	f := newPrefixFixture(false)
 	blocks := Blocks(f.seed, f.prompt, testBlockSize, nil)
 	b.ReportAllocs()
-	clk := startCPU()
+	clk := benchcpu.Start()
 	for b.Loop() {
 		f.idx.Record("10.0.0.5:8000", blocks)
 	}
-	clk.stop(b)
+	clk.Stop(b)
 }
 
 func BenchmarkPlace16(b *testing.B) {
@@ -106,12 +108,12 @@ func BenchmarkPlace16(b *testing.B) {
 	loads := make([]int, 16)
 	b.ReportAllocs()
 	var k uint64
-	clk := startCPU()
+	clk := benchcpu.Start()
 	for b.Loop() {
 		k++
 		loads[Place(k, eps, loads, testLoadBound)]++
 	}
-	clk.stop(b)
+	clk.Stop(b)
 }
 
 // fillIndex builds an index of 16 endpoints holding perEndpoint distinct

@@ -3,6 +3,8 @@ package openai
 import (
 	"fmt"
 	"testing"
+
+	"github.com/kvgate/kvgate/internal/benchcpu"
 )
 
 func BenchmarkExtractChat(b *testing.B) {
@@ -12,13 +14,13 @@ func BenchmarkExtractChat(b *testing.B) {
 			p := Prompt{Text: make([]byte, 0, len(body))}
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
-			clk := startCPU()
+			clk := benchcpu.Start()
 			for b.Loop() {
 				if err := Extract("/v1/chat/completions", body, &p); err != nil {
 					b.Fatal(err)
 				}
 			}
-			clk.stop(b)
+			clk.Stop(b)
 		})
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/kvgate/kvgate/internal/benchcpu"
 )
 
 // bigChatBody returns an OpenAI chat body with n messages (nested objects,
@@ -227,13 +229,13 @@ func BenchmarkRewriteModel(b *testing.B) {
 	body := bigChatBody(500, "llama-3-8b")
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
-	clk := startCPU()
+	clk := benchcpu.Start()
 	for b.Loop() {
 		if _, ok := RewriteModel(body, "llama-3-70b"); !ok {
 			b.Fatal("not found")
 		}
 	}
-	clk.stop(b)
+	clk.Stop(b)
 }
 
 // BenchmarkModel reads the model behind a long messages array: the bounded
@@ -251,13 +253,13 @@ func BenchmarkModel(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(tc.body)))
 			b.ReportAllocs()
-			clk := startCPU()
+			clk := benchcpu.Start()
 			for b.Loop() {
 				if Model(tc.body) == "" {
 					b.Fatal("no model")
 				}
 			}
-			clk.stop(b)
+			clk.Stop(b)
 		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kvgate/kvgate/cache"
+	"github.com/kvgate/kvgate/internal/benchcpu"
 )
 
 // BenchmarkPick8KiB16Endpoints measures one inference pick as the proxy does
@@ -35,7 +36,7 @@ func BenchmarkPick8KiB16Endpoints(b *testing.B) {
 	prompts := [][]byte{text(), text(), text(), text()}
 	b.ReportAllocs()
 	i := 0
-	clk := startCPU()
+	clk := benchcpu.Start()
 	for b.Loop() {
 		pc := AcquirePickContext()
 		pc.Req.HasPrompt, pc.Req.Seed, pc.Req.PromptTokens = true, seed, 2048
@@ -45,7 +46,7 @@ func BenchmarkPick8KiB16Endpoints(b *testing.B) {
 		ReleasePickContext(pc)
 		i++
 	}
-	clk.stop(b)
+	clk.Stop(b)
 }
 
 // BenchmarkIndexBytesPerEntry reports the prefix index's memory per
