@@ -49,7 +49,7 @@ func gvrOf(u *unstructured.Unstructured) schema.GroupVersionResource {
 
 // apply creates or replaces every object of a YAML document stream; ns is
 // the namespace of those that name none (cluster-scoped kinds keep none).
-func apply(t *testing.T, ns, docs string) {
+func apply(t testing.TB, ns, docs string) {
 	t.Helper()
 	ctx := context.Background()
 	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(docs), 4096)
@@ -94,7 +94,7 @@ func apply(t *testing.T, ns, docs string) {
 }
 
 // remove deletes one object.
-func remove(t *testing.T, gvr schema.GroupVersionResource, ns, name string) {
+func remove(t testing.TB, gvr schema.GroupVersionResource, ns, name string) {
 	t.Helper()
 	err := env.dyn.Resource(gvr).Namespace(ns).Delete(context.Background(), name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
@@ -108,7 +108,7 @@ var nsCount struct {
 }
 
 // newNamespace creates a namespace of the test's own.
-func newNamespace(t *testing.T) string {
+func newNamespace(t testing.TB) string {
 	t.Helper()
 	nsCount.Lock()
 	nsCount.n++
@@ -121,7 +121,7 @@ func newNamespace(t *testing.T) string {
 // gatewayClass creates a GatewayClass with a controllerName of the
 // test's own, so that Gateways of other tests are not served, and returns
 // both names.
-func gatewayClass(t *testing.T) (class, controller string) {
+func gatewayClass(t testing.TB) (class, controller string) {
 	t.Helper()
 	// The name is the test's and a count: with -count=N a later run must not
 	// see the Gateways an earlier one left (no namespace controller here
@@ -165,11 +165,14 @@ type kvgate struct {
 	p    *proxy.Proxy
 	logs *syncBuffer
 	stop context.CancelFunc // stops the controller (and releases its Lease)
+	// wrap, when set before serve, is what the controller runs against
+	// instead of the proxy itself (benchmarks observe its calls).
+	wrap func(*proxy.Proxy) Target
 }
 
 // startController starts a controller (not yet a proxy) for controller
 // name ctrl; its logs go to the returned kvgate's buffer.
-func startController(t *testing.T, ctrl string, tweak func(*Options)) *kvgate {
+func startController(t testing.TB, ctrl string, tweak func(*Options)) *kvgate {
 	t.Helper()
 	k := &kvgate{logs: &syncBuffer{}}
 	log := slog.New(slog.NewJSONHandler(k.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -211,7 +214,7 @@ func startController(t *testing.T, ctrl string, tweak func(*Options)) *kvgate {
 
 // serve waits for the first configuration, starts the proxy on it and runs
 // the controller against it, as kvgate run --kubernetes does.
-func (k *kvgate) serve(t *testing.T) {
+func (k *kvgate) serve(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -230,7 +233,11 @@ func (k *kvgate) serve(t *testing.T) {
 	k.p = p
 	rctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { k.c.Run(rctx, p); close(done) }()
+	var target Target = p
+	if k.wrap != nil {
+		target = k.wrap(p)
+	}
+	go func() { k.c.Run(rctx, target); close(done) }()
 	t.Cleanup(func() {
 		stop()
 		<-done
@@ -241,7 +248,7 @@ func (k *kvgate) serve(t *testing.T) {
 }
 
 // start is startController then serve.
-func start(t *testing.T, ctrl string, tweak func(*Options)) *kvgate {
+func start(t testing.TB, ctrl string, tweak func(*Options)) *kvgate {
 	t.Helper()
 	k := startController(t, ctrl, tweak)
 	k.serve(t)
