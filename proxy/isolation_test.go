@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -251,7 +250,6 @@ func TestIsolationRetryAndMirror(t *testing.T) {
 			mirror := &isoChecker{cell: cell}
 			addr := up.start(t, chk)
 			maddr := up.start(t, mirror)
-			dead := closedPort(t)
 			poolTLS := ""
 			if up.tls {
 				poolTLS = fmt.Sprintf(", tls: {caFile: %q, serverName: localhost}", testCertFiles.cert)
@@ -259,7 +257,7 @@ func TestIsolationRetryAndMirror(t *testing.T) {
 			cfg := isoProxyConfig(t, up, addr,
 				"    filters: [{requestMirror: {pool: shadow}}]\n    retry: {attempts: 3, budgetPercent: 100, backoff: 1ms}",
 				fmt.Sprintf("  - {name: shadow, endpoints: [%q], protocol: %s%s}", maddr, up.protocol, poolTLS))
-			cfg.Pools[0].Endpoints = []string{dead, addr}
+			cfg.Pools[0].Endpoints = []string{"127.0.0.1:1", addr} // the first refuses, as in testConnectRefused
 			cfg.Pools[0].Balancer = "round-robin"
 			p := startConfig(t, cfg, nil)
 			for _, e := range withH3(t)[:2] {
@@ -281,18 +279,6 @@ func TestIsolationRetryAndMirror(t *testing.T) {
 			}
 		})
 	}
-}
-
-// closedPort is a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // Spans outlive their request (a batching exporter sends them later), so
