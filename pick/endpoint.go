@@ -37,6 +37,8 @@ type Endpoint struct {
 	picks  [numReasons]atomic.Uint64
 	recent atomic.Int64 // picks among its pool's last RecentWindow picks (recentWindow)
 	since  atomic.Int64 // picks since the last good scrape (not yet in its counts)
+
+	ttft latencyRing // recent observed TTFTs (outcome.go)
 }
 
 // LoRAInfo is what a vLLM server reports in lora_requests_info. It is

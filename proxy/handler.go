@@ -181,7 +181,8 @@ func (x *Exchange) finish(err error, n int64) {
 		}
 	}
 	p := x.proxy
-	x.endUsage() // usage.go: tokens for metrics, log and span
+	x.endUsage() // usage.go: tokens and TTFT for metrics, log and span
+	x.observeOutcome(status)
 	p.metrics.observe(x, status)
 	p.access.log(x, status, n, err)
 	if x.span.s != nil {

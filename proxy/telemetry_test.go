@@ -189,3 +189,48 @@ func readLog(t *testing.T, path string) []map[string]any {
 	}
 	return out
 }
+
+// TestOutcomeTTFT checks that a finished chat completion reports its time to
+// first body byte to its endpoint (pick.Endpoint.Observe), on every engine,
+// and that a non-OpenAI path does not: a backend that waits 40 ms before the
+// first byte must show a TTFT of at least that, and one request per engine.
+func TestOutcomeTTFT(t *testing.T) {
+	const wait = 40 * time.Millisecond
+	stream := sseStream()
+	slow := openAIBackend(stream)
+	addr := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush() // headers first: TTFT counts the body, not the headers
+		time.Sleep(wait)
+		slow.ServeHTTP(w, r)
+	}))
+	p, _, stop := startTelemetryProxy(t, simple(addr), nil)
+	defer stop()
+	sent := 0
+	eachEngine(t, func(t *testing.T, e engine) {
+		for _, path := range []string{"/v1/chat/completions", "/other"} {
+			resp, err := e.client().Post(e.url(p, path), "application/json", strings.NewReader(`{"model":"m","stream":true}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		sent++
+	})
+	ep := p.snap.Load().pools["b"].list.Load().eps[0].state
+	var q []time.Duration
+	var n int
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if q, n = ep.TTFTQuantiles(0, 1); n >= sent {
+			break
+		}
+	}
+	if n != sent {
+		t.Fatalf("endpoint observed %d TTFTs, want %d (one per engine, none for /other)", n, sent)
+	}
+	if q[0] < wait || q[1] > 10*time.Second {
+		t.Fatalf("TTFT min %v max %v: want at least %v", q[0], q[1], wait)
+	}
+}

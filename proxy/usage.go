@@ -5,8 +5,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/kvgate/kvgate/openai"
+	"github.com/kvgate/kvgate/pick"
 )
 
 // This file reads token usage from OpenAI-shaped responses as they stream
@@ -16,14 +18,21 @@ import (
 // before the engine writes it, and keeps only its own bounded state.
 
 // usageReader is a reply body that feeds what it reads to a UsageScanner.
+// It also notes when the first body byte arrived: the request's time to
+// first token as the proxy sees it.
 type usageReader struct {
-	r io.Reader
-	s openai.UsageScanner
+	r     io.Reader
+	s     openai.UsageScanner
+	start time.Time     // the request's start (Exchange.start)
+	ttft  time.Duration // start to the first body byte read; 0 until then
 }
 
 func (u *usageReader) Read(p []byte) (int, error) {
 	n, err := u.r.Read(p)
 	if n > 0 {
+		if u.ttft == 0 {
+			u.ttft = max(time.Since(u.start), 1)
+		}
 		u.s.Scan(p[:n])
 	}
 	return n, err
@@ -51,6 +60,8 @@ func watchUsage(x *Exchange, r *Reply) {
 	}
 	u := usageReaders.Get().(*usageReader)
 	u.r = r.Body
+	u.start = x.start
+	u.ttft = 0
 	u.s.Reset(mode)
 	x.usage = u
 	r.Body = u
@@ -65,6 +76,7 @@ func (x *Exchange) endUsage() {
 	}
 	x.usage = nil
 	x.tokens, x.hasTokens = u.s.Usage()
+	x.ttft = u.ttft
 	u.r = nil
 	usageReaders.Put(u)
 	if x.hasTokens {
@@ -80,4 +92,18 @@ func appendTokens(b []byte, x *Exchange) []byte {
 	b = strconv.AppendInt(b, x.tokens.Completion, 10)
 	b = append(b, `,"cached_tokens":`...)
 	return strconv.AppendInt(b, x.tokens.Cached, 10)
+}
+
+// observeOutcome reports a finished try's outcome to its endpoint
+// (pick.Endpoint.Observe): what the picker learns from and the status page
+// shows. Only replies the usage reader watched are reported, so the
+// endpoint's latencies are those of model requests, not of health checks.
+func (x *Exchange) observeOutcome(status int) {
+	if x.ep == nil || x.ttft == 0 {
+		return
+	}
+	x.ep.state.Observe(pick.Outcome{
+		TTFT: x.ttft, Duration: time.Since(x.start), Status: status,
+		PromptTokens: int(x.tokens.Prompt), CachedTokens: int(x.tokens.Cached), CompletionTokens: int(x.tokens.Completion),
+	})
 }
