@@ -88,7 +88,7 @@ type Exchange struct {
 	tokens    openai.Usage // what the usage object said, set in finish
 	hasTokens bool
 	ttft      time.Duration // start to the first upstream body byte of a watched reply (usage.go); 0 none
-	span      spanState // the request's server span (tracing.go); zero when tracing is off
+	span      spanState     // the request's server span (tracing.go); zero when tracing is off
 }
 
 var _ router.Request = (*Exchange)(nil)
