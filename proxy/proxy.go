@@ -111,6 +111,7 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 		return err
 	}
 	p.infer.sync(cfg, pools)
+	p.metrics.models.configure(cfg) // metrics_genai.go
 	p.snap.Store(&snapshot{cfg: cfg, table: table, pools: pools, authz: authz, paths: compilePaths(cfg.Paths)})
 	p.metrics.reloads.WithLabel("ok").Add(1)
 	return nil
