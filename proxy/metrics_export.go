@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"net/http"
+	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/kvgate/kvgate/internal/buildinfo"
 )
@@ -24,14 +27,29 @@ import (
 // the library's collectors. Nothing here runs on the request path.
 
 // newMetricsHandler builds p's registry and its /metrics handler.
-func newMetricsHandler(p *Proxy) http.Handler {
+//
+// The Go collector's go_memstats_alloc_bytes_total is left out: in
+// OpenMetrics a counter's family drops _total, so it would clash with the
+// gauge go_memstats_alloc_bytes and the exposition would not parse;
+// go_gc_heap_allocs_bytes_total (from runtime/metrics) counts the same.
+func newMetricsHandler(p *Proxy) http.Handler { return metricsHandler(p, true) }
+
+// metricsHandler serves p's families, and the Go and process ones when runtime is set.
+func metricsHandler(p *Proxy, runtime bool) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		proxyCollector{p},
-	)
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	reg.MustRegister(proxyCollector{p})
+	if runtime {
+		reg.MustRegister(
+			collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+				collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/allocs:bytes$`)})),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		)
+	}
+	g := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		mfs, err := reg.Gather()
+		return slices.DeleteFunc(mfs, func(mf *dto.MetricFamily) bool { return mf.GetName() == "go_memstats_alloc_bytes_total" }), err
+	})
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{
 		EnableOpenMetrics: true,
 		ErrorHandling:     promhttp.ContinueOnError,
 	})
