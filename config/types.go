@@ -39,6 +39,11 @@ type Config struct {
 type Admin struct {
 	// Address to listen on; default 127.0.0.1:9901. "off" disables the admin listener.
 	Address string `yaml:"address"`
+	// Pprof serves Go's net/http/pprof profiles under /debug/pprof/ on the
+	// admin listener; default false. Profiles show memory contents and cost
+	// CPU while they run: turn it on where the admin listener is private.
+	// Read at start; a reload does not change it.
+	Pprof bool `yaml:"pprof,omitempty"`
 }
 
 // Listener is one client-facing socket.

@@ -20,5 +20,8 @@ func (p *Proxy) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /reload", p.handleReload)   // reload.go
 	mux.Handle("GET /metrics", newMetricsHandler(p)) // metrics_export.go
+	if p.snap.Load().cfg.Admin.Pprof {
+		mountPprof(mux) // admin_pprof.go
+	}
 	return mux
 }
