@@ -50,8 +50,18 @@ type reqSeries struct {
 }
 
 func newMetrics() *metrics {
-	return &metrics{reqs: map[reqKey]*reqSeries{}, genai: map[genaiKey]*genaiSeries{}, reloads: newLabeledCounter(),
+	m := &metrics{reqs: map[reqKey]*reqSeries{}, genai: map[genaiKey]*genaiSeries{}, reloads: newLabeledCounter(),
 		errors: newLabeledCounter(), retries: newLabeledCounter(), mirrors: newLabeledCounter()}
+	// Known label values are exposed from the start, at 0, so that rate()
+	// and dashboards see a series before its first event.
+	for c, vs := range map[*labeledCounter][]string{
+		m.reloads: {"ok", "error"}, m.retries: {"retried", "budget_exhausted"}, m.mirrors: {"sent", "error", "dropped"},
+	} {
+		for _, v := range vs {
+			c.WithLabel(v)
+		}
+	}
+	return m
 }
 
 // observe counts a finished request. Exchange.finish calls it once.
