@@ -359,3 +359,29 @@ func TestExemplarsWithTracing(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMetricsObserve is the accounting of one finished model request
+// (request series, GenAI histograms and token usage), on a series that
+// already exists: atomics under a read lock, no allocation.
+func BenchmarkMetricsObserve(b *testing.B) {
+	m := newMetrics()
+	x := &Exchange{listener: &Listener{name: "plain"}, route: "r", pool: "llm", ep: &endpoint{addr: "10.0.0.1:8000"},
+		model: "llama-3", start: time.Now(), status: 200, ttft: 30 * time.Millisecond, hasTokens: true}
+	x.tokens.Prompt, x.tokens.Completion, x.tokens.Cached = 1200, 180, 1024
+	b.ReportAllocs()
+	for b.Loop() {
+		x.modelLabel = ""
+		m.observe(x, 200)
+	}
+}
+
+func TestMetricsObserveAllocs(t *testing.T) {
+	m := newMetrics()
+	x := &Exchange{listener: &Listener{name: "plain"}, route: "r", pool: "llm", ep: &endpoint{addr: "10.0.0.1:8000"},
+		model: "llama-3", start: time.Now(), status: 200, ttft: 30 * time.Millisecond, hasTokens: true}
+	x.tokens.Prompt, x.tokens.Completion = 1200, 180
+	m.observe(x, 200) // creates the series
+	if n := testing.AllocsPerRun(100, func() { x.modelLabel = ""; m.observe(x, 200) }); n != 0 {
+		t.Fatalf("observe allocates %v times per request, want 0", n)
+	}
+}
