@@ -69,6 +69,17 @@ func attrs(s tracetest.SpanStub) map[attribute.Key]attribute.Value {
 	return m
 }
 
+// serverSpans keeps the server spans of spans, in order.
+func serverSpans(spans tracetest.SpanStubs) tracetest.SpanStubs {
+	var out tracetest.SpanStubs
+	for _, s := range spans {
+		if s.SpanKind == trace.SpanKindServer {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // spanOf returns the one span of kind k among spans.
 func spanOf(t *testing.T, spans tracetest.SpanStubs, k trace.SpanKind) tracetest.SpanStub {
 	t.Helper()
