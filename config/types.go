@@ -447,4 +447,10 @@ type Tracing struct {
 	SampleRatio *float64 `yaml:"sampleRatio,omitempty"`
 	// ServiceName is the service.name resource attribute; default kvgate.
 	ServiceName string `yaml:"serviceName,omitempty"`
+	// MetricsInterval, above 0, also pushes the families of /metrics to the
+	// collector over OTLP/HTTP (endpoint + /v1/metrics) at this interval,
+	// and once more at shutdown; default 0: no push (scrape /metrics).
+	// Needs endpoint; sampleRatio 0 pushes metrics while recording only
+	// the traces sampled callers started.
+	MetricsInterval Duration `yaml:"metricsInterval,omitempty"`
 }

@@ -36,6 +36,15 @@ func newMetricsHandler(p *Proxy) http.Handler { return metricsHandler(p, true) }
 
 // metricsHandler serves p's families, and the Go and process ones when runtime is set.
 func metricsHandler(p *Proxy, runtime bool) http.Handler {
+	return promhttp.HandlerFor(metricsGatherer(p, runtime), promhttp.HandlerOpts{
+		EnableOpenMetrics: true,
+		ErrorHandling:     promhttp.ContinueOnError,
+	})
+}
+
+// metricsGatherer gathers p's families, and the Go and process ones when
+// runtime is set: what /metrics serves and the OTLP push sends.
+func metricsGatherer(p *Proxy, runtime bool) prometheus.Gatherer {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(proxyCollector{p})
 	if runtime {
@@ -45,13 +54,9 @@ func metricsHandler(p *Proxy, runtime bool) http.Handler {
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		)
 	}
-	g := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
 		mfs, err := reg.Gather()
 		return slices.DeleteFunc(mfs, func(mf *dto.MetricFamily) bool { return mf.GetName() == "go_memstats_alloc_bytes_total" }), err
-	})
-	return promhttp.HandlerFor(g, promhttp.HandlerOpts{
-		EnableOpenMetrics: true,
-		ErrorHandling:     promhttp.ContinueOnError,
 	})
 }
 

@@ -302,3 +302,61 @@ func TestTracingOTLPExport(t *testing.T) {
 		t.Fatalf("collector saw %d trace exports (service name seen: %v), want at least 1 after Shutdown", posts.Load(), gotService.Load())
 	}
 }
+
+// TestMetricsOTLPExport: with tracing.metricsInterval set, the families of
+// /metrics reach an OTLP/HTTP collector at /v1/metrics (here by the push
+// Shutdown makes; the interval is an hour), with the service name.
+func TestMetricsOTLPExport(t *testing.T) {
+	var posts atomic.Int32
+	var gotFamily, gotService atomic.Bool
+	collector := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Method == "POST" && r.URL.Path == "/v1/metrics" && r.Header.Get("Content-Type") == "application/x-protobuf" {
+			posts.Add(1)
+			gotFamily.Store(gotFamily.Load() || bytes.Contains(body, []byte("kvgate_gen_ai_server_time_to_first_token_seconds")))
+			gotService.Store(gotService.Load() || bytes.Contains(body, []byte("kvgate-otlp-metrics")))
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: collector, ErrorLog: discardLog}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	addr := backend(t, openAIBackend(sseStream()))
+	p, _, stop := startTelemetryProxy(t, simple(addr, fmt.Sprintf(
+		"tracing: {endpoint: \"http://%s\", sampleRatio: 0, serviceName: kvgate-otlp-metrics, metricsInterval: 1h}", ln.Addr())), nil)
+	if p.push == nil {
+		t.Fatal("tracing.metricsInterval set but no metrics push")
+	}
+	resp, err := plainClient().Post(engines()[0].url(p, "/v1/chat/completions"), "application/json", strings.NewReader(`{"model":"m"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	waitGenAI(t, p)
+	stop() // pushes once more
+	if posts.Load() == 0 || !gotFamily.Load() || !gotService.Load() {
+		t.Fatalf("collector saw %d metric exports (TTFT family: %v, service name: %v), want at least 1 with both after Shutdown",
+			posts.Load(), gotFamily.Load(), gotService.Load())
+	}
+}
+
+// waitGenAI waits (bounded) until p has counted a GenAI series: the
+// accounting runs just after the client has its last byte.
+func waitGenAI(t *testing.T, p *Proxy) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		p.metrics.mu.RLock()
+		n := len(p.metrics.genai)
+		p.metrics.mu.RUnlock()
+		if n > 0 {
+			return
+		}
+	}
+	t.Fatal("no GenAI series after 5s")
+}
