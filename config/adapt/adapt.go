@@ -210,6 +210,13 @@ func FromObjects(objs []map[string]any, source string, opts Options) (*Result, e
 	var warns []Warning
 	budget := maxObjects + len(objs) // a cluster's objects hold no aliases to multiply
 	for _, o := range objs {
+		if d, ok := directDoc(o); ok {
+			if budget--; budget < 0 {
+				return nil, &Error{Msg: "too many objects in Lists; give the objects one by one"}
+			}
+			docs = append(docs, d)
+			continue
+		}
 		n, err := objectNode(o, 0)
 		if err != nil {
 			md, _ := o["metadata"].(map[string]any)
