@@ -43,6 +43,7 @@ type adapter struct {
 	pods       map[string][]*podDoc       // namespace → Pods in the input
 	podsSeen   bool                       // the input holds Pods (maybe none ready)
 	grants     map[string][]*grantDoc     // namespace → ReferenceGrants there
+	attached   map[string]map[string]bool // namespace/gateway/listener → routes attached (namespace/name)
 }
 
 // poolInfo is a kvgate pool and what AuthorizationPolicy selectors see of it.
@@ -81,6 +82,7 @@ func newAdapter(opts Options) *adapter {
 		labelKeys:  map[string]bool{},
 		pods:       map[string][]*podDoc{},
 		grants:     map[string][]*grantDoc{},
+		attached:   map[string]map[string]bool{},
 	}
 }
 
