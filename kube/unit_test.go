@@ -61,7 +61,7 @@ func TestTrimKeepsWhatTheTranslationReads(t *testing.T) {
 			},
 		},
 	}
-	spec := kinds[len(kinds)-1].spec // Pod
+	spec := podSpec
 	trimObject(pod, "v1", &spec)
 	want := map[string]any{
 		"apiVersion": "v1", "kind": "Pod",
@@ -112,13 +112,11 @@ func TestChoosingObjects(t *testing.T) {
 			t.Errorf("poolSelector(%v) = %v", p, sel)
 		}
 	}
-	pod := func(labels map[string]any) map[string]any {
-		return map[string]any{"metadata": map[string]any{"labels": labels}}
+	if s, ok := scopeOf("ai", map[string]string{"b": "2", "a": "1"}); !ok || s.selector != "a=1,b=2" || s.namespace != "ai" {
+		t.Errorf("scopeOf = %+v %v", s, ok)
 	}
-	sel := []map[string]string{{"app": "vllm"}}
-	if !selectedByAny(pod(map[string]any{"app": "vllm", "x": "y"}), sel) || selectedByAny(pod(map[string]any{"app": "web"}), sel) ||
-		selectedByAny(pod(nil), sel) || selectedByAny(pod(map[string]any{"app": "vllm"}), []map[string]string{{}}) {
-		t.Errorf("selectedByAny")
+	if _, ok := scopeOf("ai", nil); ok {
+		t.Errorf("an empty selector has a Pod scope (it selects no Pod)")
 	}
 	gw := map[string]any{
 		"metadata": map[string]any{"name": "gw", "namespace": "infra"},

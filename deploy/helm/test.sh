@@ -188,7 +188,7 @@ need() { # KIND OBJECT-NAME GROUP VERBS RESOURCES...
 }
 need ClusterRole kvgate gateway.networking.k8s.io "list watch" gatewayclasses gateways httproutes referencegrants
 need ClusterRole kvgate inference.networking.k8s.io "list watch" inferencepools
-need ClusterRole kvgate inference.networking.x-k8s.io "list watch" inferencepools inferenceobjectives
+need ClusterRole kvgate inference.networking.x-k8s.io "list watch" inferencepools inferenceobjectives inferencemodels
 need ClusterRole kvgate security.istio.io "list watch" authorizationpolicies
 need ClusterRole kvgate "" "list watch" services pods
 need ClusterRole kvgate discovery.k8s.io "list watch" endpointslices
