@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"sync"
 	"sync/atomic"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -262,8 +263,43 @@ func trimSlice(o map[string]any) {
 	for _, e := range eps {
 		if m, ok := e.(map[string]any); ok {
 			keepOnly(m, "addresses", "conditions")
+			if c, ok := m["conditions"].(map[string]any); ok {
+				m["conditions"] = sharedConditions(c)
+			}
 		}
 	}
+}
+
+// conditionSets holds one map for each combination of an endpoint's
+// ready, serving and terminating (true, false or unset): the cached
+// EndpointSlices share them instead of holding a map per endpoint (a
+// third of an endpoint's memory). Nothing writes to a cached object, so
+// sharing is safe; a map with other keys or values is kept as it is.
+var conditionSets sync.Map // "ready,serving,terminating" as t/f/- → map[string]any
+
+func sharedConditions(c map[string]any) map[string]any {
+	var key [3]byte
+	n := 0
+	for i, k := range [3]string{"ready", "serving", "terminating"} {
+		switch v, ok := c[k]; {
+		case !ok:
+			key[i] = '-'
+		case v == true:
+			key[i], n = 't', n+1
+		case v == false:
+			key[i], n = 'f', n+1
+		default:
+			return c
+		}
+	}
+	if n != len(c) {
+		return c // keys kvgate does not know: keep them
+	}
+	if m, ok := conditionSets.Load(string(key[:])); ok {
+		return m.(map[string]any)
+	}
+	m, _ := conditionSets.LoadOrStore(string(key[:]), c)
+	return m.(map[string]any)
 }
 
 // trimPod keeps a Pod's labels, address and Ready condition: what an
