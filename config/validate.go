@@ -555,13 +555,15 @@ func (v *validator) pool(p string, pl *Pool) {
 			v.errf(childPath(p, "dns"), "%s", msg)
 		}
 	}
-	seen := map[string]int{}
+	seen := make(map[string]int, len(pl.Endpoints))
 	for j, ep := range pl.Endpoints {
-		ep2 := indexPath(childPath(p, "endpoints"), j)
+		// the path is built only for a message: a discovered pool may list
+		// 10,000 endpoints
+		ep2 := func() string { return indexPath(childPath(p, "endpoints"), j) }
 		if msg := upstreamAddrProblem(ep); msg != "" {
-			v.errf(ep2, "%s", msg)
+			v.errf(ep2(), "%s", msg)
 		} else if first, dup := seen[ep]; dup {
-			v.errf(ep2, "endpoint %s is listed twice (first at index %d); remove one", ep, first)
+			v.errf(ep2(), "endpoint %s is listed twice (first at index %d); remove one", ep, first)
 		} else {
 			seen[ep] = j
 		}
@@ -759,6 +761,9 @@ func (v *validator) negativeDurations(val reflect.Value, path string) {
 			v.negativeDurations(val.Elem(), path)
 		}
 	case reflect.Slice:
+		if val.Type().Elem().Kind() == reflect.String {
+			return // a pool's endpoints: no duration there, and no path to build for each
+		}
 		for i := range val.Len() {
 			v.negativeDurations(val.Index(i), indexPath(path, i))
 		}

@@ -69,15 +69,26 @@ func (r *latencyRing) quantiles(qs ...float64) ([]time.Duration, int) {
 }
 
 // Observe records a finished request's outcome: its TTFT joins the recent
-// window (TTFTQuantiles). Safe for concurrent use; it does not allocate.
+// window (TTFTQuantiles). Safe for concurrent use; it allocates only the
+// window, on the endpoint's first TTFT.
 func (e *Endpoint) Observe(o Outcome) {
-	if o.TTFT > 0 {
-		e.ttft.add(o.TTFT)
+	if o.TTFT <= 0 {
+		return
 	}
+	r := e.ttft.Load()
+	if r == nil {
+		e.ttft.CompareAndSwap(nil, new(latencyRing)) // a racing first TTFT may win instead
+		r = e.ttft.Load()
+	}
+	r.add(o.TTFT)
 }
 
 // TTFTQuantiles returns the q-quantiles of the endpoint's last 256 observed
 // TTFTs and how many samples they are over (0: none yet).
 func (e *Endpoint) TTFTQuantiles(qs ...float64) ([]time.Duration, int) {
-	return e.ttft.quantiles(qs...)
+	r := e.ttft.Load()
+	if r == nil {
+		return make([]time.Duration, len(qs)), 0
+	}
+	return r.quantiles(qs...)
 }
