@@ -1,0 +1,1 @@
+run_cluster() { die "not yet"; }
