@@ -289,4 +289,3 @@ func chart(rows []Row, title string) *image.RGBA {
 	drawText(img, margin, height-26, scale, "ROWS IN TABLE ORDER; COLOUR = DATA PLANE; SEE THE MARKDOWN TABLE FOR EVERY COLUMN", color.RGBA{0x60, 0x60, 0x60, 0xff})
 	return img
 }
-
