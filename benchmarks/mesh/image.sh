@@ -30,7 +30,7 @@ trap cleanup EXIT
 
 IMAGE="$base" ARCH="$ARCH" VERSION="$VERSION" ARCHIVE="" deploy/image/build.sh
 echo "== mesh image: meshbench for linux/$ARCH"
-CGO_ENABLED=0 GOOS=linux GOARCH="$ARCH" timeout 900 go build -trimpath -o "$work/meshbench" ./benchmarks/mesh/meshbench
+CGO_ENABLED=0 GOOS=linux GOARCH="$ARCH" timeout 900 go build -trimpath -ldflags "-s -w" -o "$work/meshbench" ./benchmarks/mesh/meshbench
 ctr="$("${bh[@]}" from "$base")"
 "${bh[@]}" copy --quiet --chown 0:0 --chmod 0755 "$ctr" "$work/meshbench" /usr/local/bin/meshbench >/dev/null
 "${bh[@]}" config --label org.opencontainers.image.title=kvgate-mesh \

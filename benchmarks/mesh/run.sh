@@ -2,7 +2,7 @@
 # The mesh benchmark kit: what a data plane costs, measured the same way for every one.
 #
 #   benchmarks/mesh/run.sh --local            # one machine: client → proxy → (mTLS) → proxy → server,
-#                                             # kvgate, HAProxy and nginx as the two hops (about 13 min)
+#                                             # kvgate, HAProxy and nginx as the two hops (about 15 min)
 #   benchmarks/mesh/run.sh --local --short    # the same in seconds, and fail unless the table is complete (CI)
 #   benchmarks/mesh/run.sh --cluster          # your cluster (kubectl's current context, or $KUBECONFIG):
 #                                             # install each data plane in turn, measure, remove it
