@@ -89,6 +89,17 @@ func TestMeshKitManifestsServerDryRun(t *testing.T) {
 		}
 	}
 
+	// cluster.sh's render must fill in exactly the placeholders this test does.
+	script, err := os.ReadFile(filepath.Join("..", "benchmarks", "mesh", "cluster.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range meshKitVars {
+		if !strings.Contains(string(script), `s|\${`+name+`}|`) {
+			t.Errorf("cluster.sh's render does not fill in ${%s}: keep it in step with meshKitVars", name)
+		}
+	}
+
 	dc, err := discovery.NewDiscoveryClientForConfig(env.rest)
 	if err != nil {
 		t.Fatal(err)
