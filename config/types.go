@@ -39,6 +39,11 @@ type Config struct {
 type Admin struct {
 	// Address to listen on; default 127.0.0.1:9901. "off" disables the admin listener.
 	Address string `yaml:"address"`
+	// TokenFile holds a bearer token that the status page, the /debug
+	// endpoints and POST /reload require (Authorization: Bearer TOKEN).
+	// Bound beyond loopback without it, those answer 403; /livez, /readyz
+	// and /metrics never need it.
+	TokenFile string `yaml:"tokenFile,omitempty"`
 }
 
 // Listener is one client-facing socket.

@@ -38,7 +38,9 @@ type Endpoint struct {
 	recent atomic.Int64 // picks among its pool's last RecentWindow picks (recentWindow)
 	since  atomic.Int64 // picks since the last good scrape (not yet in its counts)
 
-	ttft latencyRing // recent observed TTFTs (outcome.go)
+	ttft       latencyRing   // recent observed TTFTs (outcome.go)
+	promptToks atomic.Uint64 // prompt tokens reported in usage (Observe)
+	cachedToks atomic.Uint64 // of those, cached tokens
 }
 
 // LoRAInfo is what a vLLM server reports in lora_requests_info. It is
