@@ -26,6 +26,9 @@ type Source interface {
 
 var _ Source = (*proxy.Proxy)(nil)
 
+// pagePicks is how many pick decisions the page lists.
+const pagePicks = 12
+
 // maxExplainBody bounds POST /debug/explain's body.
 const maxExplainBody = 1 << 20
 
@@ -37,7 +40,7 @@ func Handler(src Source, version string) http.Handler {
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	page := func(w http.ResponseWriter, r *http.Request) {
 		st := src.Status()
-		d := pageData{Status: st, Picks: src.Picks(20), Version: version}
+		d := pageData{Status: st, Picks: src.Picks(pagePicks), Version: version}
 		var buf bytes.Buffer
 		name := "page"
 		if r.URL.Query().Get("partial") == "1" {

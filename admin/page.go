@@ -40,6 +40,12 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 		}
 		return strconv.FormatFloat(math.Min(*p, 1)*100, 'f', 0, 64)
 	},
+	"short": func(s string) string {
+		if len(s) > 12 {
+			return s[:12] + "…"
+		}
+		return s
+	},
 	"deref":    func(p *float64) float64 { return *p },
 	"expiring": func(t time.Time) bool { return !t.IsZero() && time.Until(t) < 72*time.Hour },
 }).Parse(pageHTML))

@@ -41,8 +41,9 @@ type Admin struct {
 	Address string `yaml:"address"`
 	// TokenFile holds a bearer token that the status page, the /debug
 	// endpoints and POST /reload require (Authorization: Bearer TOKEN).
-	// Bound beyond loopback without it, those answer 403; /livez, /readyz
-	// and /metrics never need it.
+	// Bound beyond loopback without it, those answer only callers on the
+	// machine itself (port-forwards) and 403 to others; /livez, /readyz and
+	// /metrics never need it.
 	TokenFile string `yaml:"tokenFile,omitempty"`
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 )
@@ -47,14 +48,15 @@ func (p *Proxy) adminHandler() (http.Handler, error) {
 // admin access rule (see Start's log line). Call it before Start.
 func (p *Proxy) SetAdminUI(h http.Handler) { p.adminUI = h }
 
-// adminAuth decides who may use the admin inspection endpoints: on a
-// loopback address anyone local may, unless admin.tokenFile is set; on any
-// other address only a caller presenting the token as a bearer token, and,
-// without admin.tokenFile, nobody.
+// adminAuth decides who may use the admin inspection endpoints. With
+// admin.tokenFile set, only a caller presenting the token. Without it,
+// callers on loopback only: everyone who can connect when admin listens on
+// loopback (the default); when it listens beyond loopback, connections from
+// the machine itself (kubectl port-forward, ssh -L) and 403 to the rest.
 type adminAuth struct {
 	token    []byte // nil: no token required
 	loopback bool
-	off      bool // not loopback and no token: inspection is refused
+	off      bool // not loopback and no token: inspection is refused to remote callers
 	file     string
 }
 
@@ -82,20 +84,20 @@ func (a *adminAuth) setup(tokenFile string, addr net.Addr) error {
 func (a *adminAuth) describe() string {
 	switch {
 	case a.off:
-		return "refused: admin is bound beyond loopback without admin.tokenFile, so the status page, /debug and /reload answer 403 (/livez, /readyz and /metrics stay open); set admin.tokenFile to use them"
+		return "local callers only: admin is bound beyond loopback without admin.tokenFile, so the status page, /debug and /reload answer 403 to remote callers (/livez, /readyz and /metrics stay open); set admin.tokenFile to use them remotely"
 	case a.token != nil && a.loopback:
 		return "bearer token from admin.tokenFile required (loopback)"
 	case a.token != nil:
 		return "bearer token from admin.tokenFile required (admin is bound beyond loopback)"
 	}
-	return "open to local callers (loopback)"
+	return "open to callers on loopback"
 }
 
 func (a *adminAuth) guard(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case a.off:
-			adminError(w, http.StatusForbidden, "the admin listener is bound beyond loopback and admin.tokenFile is not set, so inspection and reload are off: set admin.tokenFile (and send Authorization: Bearer TOKEN), or bind admin.address to 127.0.0.1 and use a port-forward")
+		case a.off && !loopbackPeer(r):
+			adminError(w, http.StatusForbidden, "the admin listener is bound beyond loopback and admin.tokenFile is not set, so inspection and reload answer callers on the machine itself only: set admin.tokenFile (and send Authorization: Bearer TOKEN), or connect through a port-forward (kubectl port-forward, ssh -L)")
 			return
 		case a.token != nil:
 			if !a.allows(r) {
@@ -108,6 +110,12 @@ func (a *adminAuth) guard(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// loopbackPeer reports whether r came from the machine itself.
+func loopbackPeer(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && ap.Addr().Unmap().IsLoopback()
 }
 
 // allows reports whether r presents the token, as a bearer token or as the

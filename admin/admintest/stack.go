@@ -125,7 +125,7 @@ func Start(ctx context.Context, dir string) (*Stack, error) {
 		s.Close()
 		return nil, err
 	}
-	p.SetAdminUI(admin.Handler(p, "test"))
+	p.SetAdminUI(admin.Handler(p, "dev"))
 	if err := p.Start(); err != nil {
 		s.Close()
 		return nil, err
