@@ -69,9 +69,10 @@ type Options struct {
 	// Setup, when set, is called with each kvgate before it starts (the
 	// demo mounts the status page with it).
 	Setup func(*proxy.Proxy)
-	// Hold, when set, is called after the replay, while kvgate and the
-	// simulators still run (the demo keeps its status page up with it).
-	Hold func(ctx context.Context)
+	// Hold, when set, is called with the scenario's report after the
+	// replay, while kvgate and the simulators still run (the demo keeps its
+	// status page up with it until ctx ends).
+	Hold func(ctx context.Context, r Report)
 }
 
 // Report summarises one scenario. Durations and rates are in model time:
@@ -166,10 +167,11 @@ func Run(ctx context.Context, o Options, sc Scenario) (Report, error) {
 		keys = SessionKeys(o.Workload, o.HotShare)
 	}
 	results, wall := replay(ctx, &cl, o, urls, keys)
+	r := summarise(sc, o, results, sims, wall)
 	if o.Hold != nil {
-		o.Hold(ctx)
+		o.Hold(ctx, r)
 	}
-	return summarise(sc, o, results, sims, wall), nil
+	return r, nil
 }
 
 func sessionHeader(in config.Inference) string {

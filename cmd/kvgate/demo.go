@@ -101,6 +101,7 @@ func runDemo(ctx context.Context, args []string, out, progressOut io.Writer) err
 			fmt.Fprintf(out, "  (no status page: %v; pass --admin HOST:PORT to choose another address)\n\n", err)
 			f.admin = ""
 		} else {
+			f.admin = ln.Addr().String() // the port, when --admin asked for any (:0)
 			_ = ln.Close()
 			fmt.Fprintf(out, "  status page: http://%s/   (kvgate inspect picks --admin %s)\n\n", f.admin, f.admin)
 			opts.Admin = f.admin
@@ -110,15 +111,18 @@ func runDemo(ctx context.Context, args []string, out, progressOut io.Writer) err
 		f.admin = ""
 	}
 	var reports []loadgen.Report
+	printed := false // --keep prints the table before it holds
 	for i, sc := range scenarios {
 		opts.Hold = nil
 		if f.keep && i == len(scenarios)-1 {
-			opts.Hold = func(ctx context.Context) {
-				fmt.Fprintf(progressOut, "\nkvgate demo: %s is done; kvgate and the simulators stay up", sc.Name)
+			opts.Hold = func(ctx context.Context, r loadgen.Report) {
+				printSideBySide(out, append(reports, r))
+				printed = true
+				fmt.Fprintf(out, "\nkvgate demo: the %s run is over; kvgate and the simulators stay up", sc.Name)
 				if f.admin != "" {
-					fmt.Fprintf(progressOut, " (status page http://%s/)", f.admin)
+					fmt.Fprintf(out, " (status page http://%s/)", f.admin)
 				}
-				fmt.Fprintln(progressOut, " until interrupted (Ctrl-C)")
+				fmt.Fprintln(out, " until interrupted (Ctrl-C)")
 				<-ctx.Done()
 			}
 		}
@@ -134,7 +138,9 @@ func runDemo(ctx context.Context, args []string, out, progressOut io.Writer) err
 			return ctx.Err()
 		}
 	}
-	printSideBySide(out, reports)
+	if !printed {
+		printSideBySide(out, reports)
+	}
 	for _, r := range reports {
 		if r.Failed > 0 {
 			return fmt.Errorf("demo: %d of %d requests failed with %s; first error: %s", r.Failed, r.Requests, r.Scenario, r.FirstError)
