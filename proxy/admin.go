@@ -32,10 +32,13 @@ func (p *Proxy) adminHandler() (http.Handler, error) {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("POST /reload", p.adminAuth.guard(http.HandlerFunc(p.handleReload))) // reload.go
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		p.writeMetrics(w)
-	})
+	mux.Handle("GET /metrics", newMetricsHandler(p)) // metrics_export.go
+	if p.snap.Load().cfg.Admin.Pprof {
+		// Profiles show memory contents: behind the same rule as the page.
+		pp := http.NewServeMux()
+		mountPprof(pp) // admin_pprof.go
+		mux.Handle("/debug/pprof/", p.adminAuth.guard(pp))
+	}
 	if p.adminUI != nil {
 		mux.Handle("/", p.adminAuth.guard(p.adminUI))
 	}

@@ -49,6 +49,7 @@ type Proxy struct {
 	selfIDs   atomic.Pointer[selfIDCache]
 	closeID   sync.Once    // closeIdentity runs once; Shutdown may be called twice
 	tracing   *tracing     // nil when tracing is off (tracing.go); set before Start, read-only after
+	push      *metricsPush // OTLP metrics push (metrics_otlp.go); nil when off
 	loader    Loader       // how ReloadSource reads the config (reload.go); set before Start
 	status    statusState  // what the status page shows (status.go)
 	adminUI   http.Handler // mounted on the admin listener (SetAdminUI); nil none
@@ -91,6 +92,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 		acc.close()
 		return nil, err
 	}
+	if p.push, err = newMetricsPush(cfg.Tracing, metricsGatherer(p, true)); err != nil { // metrics_otlp.go
+		p.tracing.shutdown(context.Background())
+		p.infer.stopAll()
+		p.ups.closeAll()
+		p.closeIdentity()
+		acc.close()
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -121,6 +130,7 @@ func (p *Proxy) reload(cfg *config.Config) error {
 	}
 	p.infer.sync(cfg, pools)
 	p.status.syncRoutes(cfg)
+	p.metrics.models.configure(cfg) // metrics_genai.go
 	p.snap.Store(&snapshot{cfg: cfg, table: table, pools: pools, authz: authz, paths: compilePaths(cfg.Paths)})
 	p.metrics.reloads.WithLabel("ok").Add(1)
 	return nil
@@ -239,6 +249,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.ups.closeAll()
 	p.closeIdentity()
 	p.access.close()
+	p.push.shutdown(ctx)    // pushes the metrics once more
 	p.tracing.shutdown(ctx) // flushes spans still batched
 	return err
 }
