@@ -43,6 +43,7 @@ func TestAdminAccessRule(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := proxyConfig(t, simple(up), false)
 			cfg.Admin.TokenFile = tc.tokenFile
+			cfg.Admin.Pprof = true
 			var logs bytes.Buffer
 			p, err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 			if err != nil {
@@ -54,7 +55,7 @@ func TestAdminAccessRule(t *testing.T) {
 			}
 			t.Cleanup(func() { _ = p.Shutdown(t.Context()) })
 			base := "http://" + p.AdminAddr().String()
-			for _, path := range []string{"/", "/debug/pools"} {
+			for _, path := range []string{"/", "/debug/pools", "/debug/pprof/"} {
 				req, _ := http.NewRequest("GET", base+path, nil)
 				if tc.auth != nil {
 					tc.auth(req)
