@@ -32,7 +32,7 @@ func (p *Proxy) adminHandler() (http.Handler, error) {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("POST /reload", p.adminAuth.guard(http.HandlerFunc(p.handleReload))) // reload.go
-	mux.Handle("GET /metrics", newMetricsHandler(p)) // metrics_export.go
+	mux.Handle("GET /metrics", newMetricsHandler(p))                                // metrics_export.go
 	if p.snap.Load().cfg.Admin.Pprof {
 		// Profiles show memory contents: behind the same rule as the page.
 		pp := http.NewServeMux()
