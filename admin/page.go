@@ -206,24 +206,24 @@ func chart(samples []proxy.Sample, kind string) template.HTML {
 	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %g %g" preserveAspectRatio="none" role="img" aria-label="%s over the last %d seconds">`, w, h, title, len(vals))
 	// One path; a gap where a second had no value.
 	var path strings.Builder
-	pen := false
 	n := max(len(vals), 2)
 	for i, v := range vals {
 		if v < 0 {
-			pen = false
 			continue
 		}
 		x := w * float64(i) / float64(n-1)
 		y := h - 2 - (h-4)*v/top
-		if pen {
+		switch {
+		case i > 0 && vals[i-1] >= 0:
 			fmt.Fprintf(&path, "L%.1f %.1f", x, y)
-		} else {
+		case i+1 < len(vals) && vals[i+1] >= 0:
 			fmt.Fprintf(&path, "M%.1f %.1f", x, y)
-			pen = true
+		default: // a lone second between gaps: a dot (round caps on a zero-length line)
+			fmt.Fprintf(&path, "M%.1f %.1fh0.01", x, y)
 		}
 	}
 	if path.Len() > 0 {
-		fmt.Fprintf(&b, `<path d="%s" fill="none" stroke="currentColor" stroke-width="1.5" vector-effect="non-scaling-stroke"/>`, path.String())
+		fmt.Fprintf(&b, `<path d="%s" fill="none" stroke="currentColor" stroke-width="1.5" stroke-linecap="round" stroke-linejoin="round" vector-effect="non-scaling-stroke"/>`, path.String())
 	}
 	b.WriteString(`</svg>`)
 	val := "–"
