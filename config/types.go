@@ -44,6 +44,12 @@ type Admin struct {
 	// CPU while they run: turn it on where the admin listener is private.
 	// Read at start; a reload does not change it.
 	Pprof bool `yaml:"pprof,omitempty"`
+	// TokenFile holds a bearer token that the status page, the /debug
+	// endpoints and POST /reload require (Authorization: Bearer TOKEN).
+	// Bound beyond loopback without it, those answer only callers on the
+	// machine itself (port-forwards) and 403 to others; /livez, /readyz and
+	// /metrics never need it.
+	TokenFile string `yaml:"tokenFile,omitempty"`
 }
 
 // Listener is one client-facing socket.

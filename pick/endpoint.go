@@ -42,6 +42,8 @@ type Endpoint struct {
 	// one: 1 KB that a pool of 10,000 discovered endpoints, most of them
 	// never used by this replica, would otherwise hold for each.
 	ttft atomic.Pointer[latencyRing]
+	promptToks atomic.Uint64 // prompt tokens reported in usage (Observe)
+	cachedToks atomic.Uint64 // of those, cached tokens
 }
 
 // LoRAInfo is what a vLLM server reports in lora_requests_info. It is

@@ -72,6 +72,10 @@ func (r *latencyRing) quantiles(qs ...float64) ([]time.Duration, int) {
 // window (TTFTQuantiles). Safe for concurrent use; it allocates only the
 // window, on the endpoint's first TTFT.
 func (e *Endpoint) Observe(o Outcome) {
+	if o.PromptTokens > 0 {
+		e.promptToks.Add(uint64(o.PromptTokens))
+		e.cachedToks.Add(uint64(min(max(o.CachedTokens, 0), o.PromptTokens)))
+	}
 	if o.TTFT <= 0 {
 		return
 	}
@@ -81,6 +85,13 @@ func (e *Endpoint) Observe(o Outcome) {
 		r = e.ttft.Load()
 	}
 	r.add(o.TTFT)
+}
+
+// UsageTokens returns the prompt tokens and, of those, the cached tokens the
+// endpoint reported in its replies' usage (Observe), since the endpoint was
+// created: cached/prompt is its prefix cache hit rate.
+func (e *Endpoint) UsageTokens() (prompt, cached uint64) {
+	return e.promptToks.Load(), e.cachedToks.Load()
 }
 
 // TTFTQuantiles returns the q-quantiles of the endpoint's last 256 observed

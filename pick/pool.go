@@ -109,6 +109,14 @@ type PickContext struct {
 	Now int64
 	// Saturated is set by the not-saturated filter when every candidate was.
 	Saturated bool
+	// Keep makes a pick copy the candidates it scored (those past the
+	// filters, with their Score) into Kept, for a decision log or a dry
+	// run; the copy reuses Kept's memory. Off (the default), a pick keeps
+	// nothing.
+	Keep bool
+	// Kept holds the scored candidates of the last pick when Keep is set;
+	// filtered-out endpoints are absent. Valid until the next pick with pc.
+	Kept []Candidate
 
 	set    *settings
 	cands  []Candidate
@@ -128,6 +136,8 @@ func AcquirePickContext() *PickContext {
 	pc.Req = PickRequest{Blocks: pc.Req.Blocks[:0]}
 	pc.Now = 0
 	pc.Saturated = false
+	pc.Keep = false
+	pc.Kept = pc.Kept[:0]
 	return pc
 }
 
@@ -136,6 +146,7 @@ func ReleasePickContext(pc *PickContext) {
 	pc.set = nil
 	clear(pc.cands)
 	clear(pc.addrs)
+	clear(pc.Kept)
 	pickContexts.Put(pc)
 }
 
@@ -396,7 +407,18 @@ func (p *Pool) RatioSum() float64 { return float64(p.rsum.Load()) / 1e6 }
 // blocks and does no I/O. eps must be endpoints of this pool (from Endpoint).
 func (p *Pool) Pick(pc *PickContext, eps []*Endpoint) Decision {
 	s := p.set.Load()
-	return p.pick(pc, s, &s.pick, eps)
+	return p.pick(pc, s, &s.pick, eps, false)
+}
+
+// Explain is a dry run of Pick: the same filters, scorers, placement and
+// picker over the same state, with no effect on it. It calls no Begin (the
+// Decision's Endpoint must not be Ended), counts no pick and records nothing
+// in the prefix index, so the answer says where Pick would send pc.Req now.
+// A stateful picker (round-robin) may still advance. Set pc.Keep to read
+// each endpoint's score from pc.Kept.
+func (p *Pool) Explain(pc *PickContext, eps []*Endpoint) Decision {
+	s := p.set.Load()
+	return p.pick(pc, s, &s.pick, eps, true)
 }
 
 // Balance is Pick with the pool's balancer (Options.Balancer), which reads
@@ -404,10 +426,10 @@ func (p *Pool) Pick(pc *PickContext, eps []*Endpoint) Decision {
 // pool.
 func (p *Pool) Balance(pc *PickContext, eps []*Endpoint) Decision {
 	s := p.set.Load()
-	return p.pick(pc, s, &s.balance, eps)
+	return p.pick(pc, s, &s.balance, eps, false)
 }
 
-func (p *Pool) pick(pc *PickContext, s *settings, pl *plan, eps []*Endpoint) Decision {
+func (p *Pool) pick(pc *PickContext, s *settings, pl *plan, eps []*Endpoint, dry bool) Decision {
 	pc.set = s
 	if pc.Now == 0 {
 		pc.Now = time.Now().UnixNano()
@@ -442,6 +464,9 @@ func (p *Pool) pick(pc *PickContext, s *settings, pl *plan, eps []*Endpoint) Dec
 		cands = out
 	}
 	i, reason := p.choose(pc, s, pl, cands, useIndex)
+	if pc.Keep {
+		pc.Kept = append(pc.Kept[:0], cands...)
+	}
 	c := &cands[i]
 	for j, e := range eps {
 		if e == c.E {
@@ -450,6 +475,9 @@ func (p *Pool) pick(pc *PickContext, s *settings, pl *plan, eps []*Endpoint) Dec
 		}
 	}
 	d.Endpoint, d.Reason, d.Matched, d.Tokens = c.E, reason, c.Matched, pc.Req.PromptTokens
+	if dry {
+		return d
+	}
 	c.E.Begin(d.Tokens)
 	p.recent.add(c.E)
 	c.E.picks[reason].Add(1)

@@ -48,6 +48,7 @@ func (p *Proxy) authorize(s *snapshot, x *Exchange) *Reply {
 		return nil
 	}
 	p.metrics.authzDenied().WithLabel(d.Policy).Add(1)
+	p.status.denials.add(d.Policy, x) // status.go
 	who := "anonymous caller"
 	if x.peerID != "" {
 		who = x.peerID

@@ -190,6 +190,7 @@ func (x *Exchange) finish(err error, n int64) {
 	p := x.proxy
 	x.endUsage() // usage.go: tokens and TTFT for metrics, log and span
 	x.observeOutcome(status)
+	p.status.observe(x, status) // status.go
 	p.metrics.observe(x, status)
 	p.access.log(x, status, n, err)
 	if x.span.c != nil {

@@ -175,6 +175,7 @@ func (p *Proxy) pickInference(x *Exchange, ip *infPool, route *router.Route) (*e
 		pc.Req.Session = x.hdr.Get(in.SessionHeader)
 	}
 	pc.Req.StopIfSaturated = true
+	pc.Keep = true // the scores go to the decision log (status.go)
 	prio := priorityOf(x, in, route)
 	var deadline time.Time
 	for {
@@ -183,6 +184,7 @@ func (p *Proxy) pickInference(x *Exchange, ip *infPool, route *router.Route) (*e
 		pc.Saturated = false
 		d := ip.picks().Pick(pc, l.states)
 		if d.Endpoint != nil {
+			p.status.picks.record(x, ip.name, pc, &d, l.states)
 			st.picked, st.tokens, st.reason = true, d.Tokens, d.Reason.String()
 			x.ep = l.eps[d.Index]
 			if in.EndpointHeader {

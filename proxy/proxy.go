@@ -51,6 +51,9 @@ type Proxy struct {
 	tracing   *tracing     // nil when tracing is off (tracing.go); set before Start, read-only after
 	push      *metricsPush // OTLP metrics push (metrics_otlp.go); nil when off
 	loader    Loader       // how ReloadSource reads the config (reload.go); set before Start
+	status    statusState  // what the status page shows (status.go)
+	adminUI   http.Handler // mounted on the admin listener (SetAdminUI); nil none
+	adminAuth adminAuth    // who may use the admin inspection endpoints (admin.go)
 }
 
 // New compiles cfg (already defaulted and validated) into a Proxy that is
@@ -104,6 +107,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 // error the running snapshot stays. Requests in flight finish on the
 // snapshot they started with; endpoint state carries over by pool and address.
 func (p *Proxy) Reload(cfg *config.Config) error {
+	err := p.reload(cfg)
+	p.status.recordReload(cfg.Source, err)
+	return err
+}
+
+func (p *Proxy) reload(cfg *config.Config) error {
 	table, err := router.Compile(cfg)
 	if err != nil {
 		p.metrics.reloads.WithLabel("error").Add(1)
@@ -120,6 +129,7 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 		return err
 	}
 	p.infer.sync(cfg, pools)
+	p.status.syncRoutes(cfg)
 	p.metrics.models.configure(cfg) // metrics_genai.go
 	p.snap.Store(&snapshot{cfg: cfg, table: table, pools: pools, authz: authz, paths: compilePaths(cfg.Paths)})
 	p.metrics.reloads.WithLabel("ok").Add(1)
@@ -147,9 +157,16 @@ func (p *Proxy) Start() error {
 		return fmt.Errorf("proxy: admin listener on %s: %w (set admin.address to a free port)", addr, err)
 	}
 	p.adminLn = ln
-	p.admin = &http.Server{Handler: p.adminHandler(), ErrorLog: discardLog}
+	h, err := p.adminHandler()
+	if err != nil {
+		_ = ln.Close()
+		p.closeListeners()
+		return err
+	}
+	p.admin = &http.Server{Handler: h, ErrorLog: discardLog}
 	go func() { _ = p.admin.Serve(ln) }()
-	p.log.Info("admin listening", "address", ln.Addr().String())
+	p.status.startSampler()
+	p.log.Info("admin listening", "address", ln.Addr().String(), "inspection", p.adminAuth.describe())
 	return nil
 }
 
@@ -226,6 +243,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	if p.admin != nil {
 		_ = p.admin.Close()
 	}
+	p.status.stopSampler()
 	p.mirrors.stop(ctx)
 	p.infer.stopAll()
 	p.ups.closeAll()

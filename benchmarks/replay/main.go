@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kvgate/kvgate/internal/progress"
 	"github.com/kvgate/kvgate/loadgen"
 	"github.com/kvgate/kvgate/sim"
 )
@@ -141,13 +142,14 @@ func replayAll(ctx context.Context, opts loadgen.Options, scenarios []loadgen.Sc
 			if runs > 1 {
 				name = fmt.Sprintf("%s #%d", sc.Name, run)
 			}
-			fmt.Fprintf(stderr, "replay: %s ...", name)
-			opts.Progress = progress(stderr, name)
+			bar := progress.New(stderr, name) // nil (silent) when stderr is not a terminal
+			opts.Progress = bar.Set
 			r, err := loadgen.Run(ctx, opts, sc)
+			bar.End()
 			if err != nil {
 				return nil, err
 			}
-			fmt.Fprintf(stderr, "\rreplay: %-36s hit %5.1f%%  TTFT p50 %6.0f ms  p99 %6.0f ms  failed %d  (%.1fs)\n",
+			fmt.Fprintf(stderr, "replay: %-36s hit %5.1f%%  TTFT p50 %6.0f ms  p99 %6.0f ms  failed %d  (%.1fs)\n",
 				name, 100*r.HitRate, float64(r.TTFTP50)/1e6, float64(r.TTFTP99)/1e6, r.Failed, r.Wall.Seconds())
 			if r.FirstError != "" {
 				fmt.Fprintf(stderr, "replay:   first error: %s\n", r.FirstError)
@@ -177,15 +179,6 @@ func selectScenarios(all []loadgen.Scenario, only string) []loadgen.Scenario {
 	return slices.DeleteFunc(all, func(s loadgen.Scenario) bool {
 		return !slices.ContainsFunc(want, func(w string) bool { return strings.TrimSpace(w) == s.Name })
 	})
-}
-
-// progress prints a done/total counter at most every 5%.
-func progress(w io.Writer, name string) func(done, total int) {
-	return func(done, total int) {
-		if step := max(total/20, 1); done%step == 0 || done == total {
-			fmt.Fprintf(w, "\rreplay: %-32s %d/%d", name, done, total)
-		}
-	}
 }
 
 func environment(args []string, f flags, reqs []loadgen.Request) string {

@@ -59,7 +59,7 @@ func exitCode(err error) int {
 }
 
 // commands lists the subcommands in the order `kvgate help` shows them.
-var commands = []*command{cmdRun, cmdValidate, cmdAdapt, cmdSim, cmdDemo, cmdVersion, cmdHelp}
+var commands = []*command{cmdRun, cmdValidate, cmdAdapt, cmdInspect, cmdSim, cmdDemo, cmdVersion, cmdHelp}
 
 func lookup(name string) *command {
 	for _, c := range commands {
@@ -96,6 +96,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runValidate(rest, stdout)
 	case "adapt":
 		return runAdapt(rest, stdout, stderr)
+	case "inspect":
+		return runInspect(ctx, rest, stdout)
 	case "sim":
 		return runSim(ctx, rest, stdout, stderr)
 	case "demo":
