@@ -41,7 +41,7 @@ type Endpoint struct {
 	// ttft holds recent observed TTFTs (outcome.go), made on the first
 	// one: 1 KB that a pool of 10,000 discovered endpoints, most of them
 	// never used by this replica, would otherwise hold for each.
-	ttft atomic.Pointer[latencyRing]
+	ttft       atomic.Pointer[latencyRing]
 	promptToks atomic.Uint64 // prompt tokens reported in usage (Observe)
 	cachedToks atomic.Uint64 // of those, cached tokens
 }
