@@ -53,10 +53,10 @@ func Start(ctx context.Context, addr string, cfg Config) (*Running, error) {
 	}
 	r := &Running{
 		KVEvents: kv,
-		Addr:   ln.Addr().String(),
-		Server: s,
-		http:   &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second},
-		done:   make(chan struct{}),
+		Addr:     ln.Addr().String(),
+		Server:   s,
+		http:     &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second},
+		done:     make(chan struct{}),
 	}
 	r.URL = "http://" + r.Addr
 	go func() {
