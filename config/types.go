@@ -363,8 +363,6 @@ type KVEvents struct {
 	ReplayTimeout Duration `yaml:"replayTimeout,omitempty"`
 }
 
-
-
 // ScorerWeight names one scorer and its weight.
 type ScorerWeight struct {
 	Name   string  `yaml:"name"`
