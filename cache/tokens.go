@@ -428,3 +428,11 @@ func (x *TokenIndex) Lookup(endpoint string) int {
 	}
 	return -1
 }
+
+// SetCapacity changes the per-endpoint bound for entries stored from now on
+// (at least 1); endpoints over it shrink as they store more.
+func (x *TokenIndex) SetCapacity(blocks int) {
+	x.mu.Lock()
+	x.capacity = max(blocks, 1)
+	x.mu.Unlock()
+}

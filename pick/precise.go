@@ -1,0 +1,54 @@
+package pick
+
+import "github.com/kvgate/kvgate/cache"
+
+// Precise mode. A pool whose endpoints publish KV events (vLLM's
+// --kv-events-config, followed by package kvevents into the pool's
+// cache.TokenIndex) can match a request by the token ids the model server's
+// tokenizer gave it (PickRequest.TokenBlocks) instead of by hashed prompt
+// text. For every candidate whose events are live (subscribed, in sequence,
+// not stale: cache.TokenIndex.Live), Candidate.Matched is then its real
+// cached prefix, converted to the prompt's text blocks so that the prefix
+// scorer, placement and the load bound read it unchanged, and
+// Candidate.CachedTokens is that prefix in tokens. Candidates whose events
+// are not live keep the approximate index's estimate, so one endpoint that
+// does not publish (or whose stream broke) does not turn precise mode off
+// for the others. Picks are still recorded in the approximate index, which
+// stays warm for the fallback.
+
+// Tokens returns the pool's precise cache state, which the KV event
+// subscribers fill.
+func (p *Pool) Tokens() *cache.TokenIndex { return p.tokens }
+
+// ConfigurePrecise sets the precise state's bound per endpoint (blocks) and
+// its stale window (nanoseconds; see cache.TokenIndex.Live).
+func (p *Pool) ConfigurePrecise(maxBlocks int, staleNanos int64) {
+	p.tokens.SetCapacity(maxBlocks)
+	p.tokens.SetStaleAfter(staleNanos)
+}
+
+func (p *Pool) matchPrecise(pc *PickContext, useIndex bool) {
+	if !useIndex || len(pc.Req.TokenBlocks) == 0 {
+		pc.pmatch = pc.pmatch[:0]
+		return
+	}
+	pc.pmatch = p.tokens.Match(pc.Req.TokenBlocks, pc.pmatch)
+}
+
+// precise replaces c's approximate match by its precise one when c's events
+// are live.
+func (p *Pool) precise(pc *PickContext, c *Candidate) {
+	s := c.E.tslot
+	if s < 0 || s >= len(pc.pmatch) || !p.tokens.Live(s, pc.Now) {
+		return
+	}
+	held, total := pc.pmatch[s], len(pc.Req.TokenBlocks)
+	c.Precise = true
+	c.CachedTokens = held * p.tokens.BlockSize()
+	n := len(pc.Req.Blocks)
+	if held >= total {
+		c.Matched = n
+		return
+	}
+	c.Matched = held * n / total
+}
