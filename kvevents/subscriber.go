@@ -134,6 +134,9 @@ func (s *Subscriber) setSynced(ok bool) {
 	}
 }
 
+// firstProbe is when a session first checks the replay socket.
+const firstProbe = 250 * time.Millisecond
+
 var quiet = zmq4.WithLogger(log.New(io.Discard, "", 0))
 
 // errSilent ends a session whose stream stayed silent with no replay
@@ -170,7 +173,9 @@ func (s *Subscriber) session(ctx context.Context) error {
 	}()
 	fresh := true // no message yet in this session
 	missed := 0   // consecutive probes whose replay returned batches
-	probe := time.NewTimer(s.o.ProbeAfter)
+	// The first probe comes early: with a replay socket it proves a
+	// publisher that has published nothing yet (an idle server) reachable.
+	probe := time.NewTimer(min(s.o.ProbeAfter, firstProbe))
 	defer probe.Stop()
 	if s.have {
 		// The stream was followed before: mark it synced only once this
@@ -210,9 +215,7 @@ func (s *Subscriber) session(ctx context.Context) error {
 				// subscription did not deliver: it is broken.
 				return fmt.Errorf("kvevents: the subscription missed %d batches the replay returned; subscribing again", n)
 			}
-			if s.have {
-				s.setSynced(true)
-			}
+			s.setSynced(true) // reachable, and nothing is missing
 			probe.Reset(s.o.ProbeAfter)
 		}
 	}
