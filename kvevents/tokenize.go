@@ -77,7 +77,17 @@ type tokBody struct {
 // Tokens returns the token ids of an OpenAI request body, from the cache or
 // from POST base+path (base is scheme://host:port). The result is shared:
 // the caller must not modify it.
+//
+// Two keys name each answer: a hash of the whole body (a repeated request
+// is found without reading its JSON) and a hash of the fields the server
+// tokenizes (a prompt repeated with other sampling options); the cache
+// holds Size keys.
 func (t *Tokenizer) Tokens(ctx context.Context, base string, body []byte) ([]uint32, error) {
+	bodyKey := xxhash.Sum64(body) ^ 0x9e3779b97f4a7c15 // kept apart from prompt keys
+	if toks, ok := t.get(bodyKey); ok {
+		t.hits.Add(1)
+		return toks, nil
+	}
 	var in tokBody
 	if err := json.Unmarshal(body, &in); err != nil {
 		return nil, ErrNoPrompt
@@ -102,6 +112,7 @@ func (t *Tokenizer) Tokens(ctx context.Context, base string, body []byte) ([]uin
 	key := d.Sum64()
 	if toks, ok := t.get(key); ok {
 		t.hits.Add(1)
+		t.put(bodyKey, toks)
 		return toks, nil
 	}
 	t.misses.Add(1)
@@ -111,6 +122,7 @@ func (t *Tokenizer) Tokens(ctx context.Context, base string, body []byte) ([]uin
 		return nil, err
 	}
 	t.put(key, toks)
+	t.put(bodyKey, toks)
 	return toks, nil
 }
 

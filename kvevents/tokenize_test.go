@@ -23,7 +23,7 @@ func startTokenSim(t testing.TB, delay time.Duration) *sim.Running {
 
 func TestTokenizerChatAndCache(t *testing.T) {
 	r := startTokenSim(t, 0)
-	tk := NewTokenizer(http.DefaultClient, "/tokenize", 5*time.Second, 2)
+	tk := NewTokenizer(http.DefaultClient, "/tokenize", 5*time.Second, 4)
 	body := []byte(`{"model":"sim-model","messages":[{"role":"user","content":"hello there, tokenizer"}],"max_tokens":3,"stream":true}`)
 	got, err := tk.Tokens(context.Background(), r.URL, body)
 	if err != nil {
@@ -39,7 +39,15 @@ func TestTokenizerChatAndCache(t *testing.T) {
 	if st := tk.Stats(); st.Hits != 1 || st.Misses != 1 {
 		t.Fatalf("stats %+v: want the second call from the cache", st)
 	}
-	// The cache is bounded: two more prompts push the first out.
+	// The same messages with other sampling options: the prompt key hits.
+	other := []byte(`{"messages":[{"role":"user","content":"hello there, tokenizer"}],"model":"sim-model","temperature":0.2}`)
+	if got2, err := tk.Tokens(context.Background(), r.URL, other); err != nil || !slices.Equal(got2, got) {
+		t.Fatalf("other options: %v %v", got2, err)
+	}
+	if st := tk.Stats(); st.Hits != 2 || st.Misses != 1 {
+		t.Fatalf("stats %+v: want the prompt key to hit", st)
+	}
+	// The cache is bounded (two keys per prompt): more prompts push the first out.
 	for i := range 2 {
 		if _, err := tk.Tokens(context.Background(), r.URL, fmt.Appendf(nil, `{"prompt":"p%d"}`, i)); err != nil {
 			t.Fatal(err)

@@ -81,3 +81,37 @@ func TestPreciseRoutesToTheRealHolder(t *testing.T) {
 		t.Fatalf("tokenizer stats %+v", st)
 	}
 }
+
+// TestPreciseSlowTokenizerFallsBack: a tokenizer slower than
+// tokenizeTimeout costs a request that much and no more; it is picked
+// approximately and served.
+func TestPreciseSlowTokenizerFallsBack(t *testing.T) {
+	host := "127.0.0.2"
+	pub := freePort(t, host)
+	r, err := sim.Start(context.Background(), host+":0", sim.Config{TimeScale: 0.001, TokenizeDelay: time.Minute,
+		KVEvents: sim.KVEventsConfig{Endpoint: fmt.Sprintf("tcp://%s:%d", host, pub)}})
+	if err != nil {
+		t.Skipf("port taken meanwhile: %v", err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	p := inferProxy(t, []string{r.Addr}, fmt.Sprintf(`{scrapeInterval: 20ms, kvEvents: {endpoint: "%d", tokenizeTimeout: 30ms}}`, pub), "")
+	ip := p.infer.get("llm")
+	// Publish until kvgate has seen the block size (tokenizing needs it).
+	for i := 0; ip.picks().Tokens().BlockSize() == 0; i++ {
+		if i > 400 {
+			t.Fatal("no KV event reached kvgate")
+		}
+		_ = postTo(t, http.DefaultClient, "http://"+r.Addr+"/v1/completions", completion("sim-model", "", textOf(fmt.Sprint("warm", i), 256)))
+		time.Sleep(5 * time.Millisecond)
+	}
+	url := engines()[0].url(p, "/v1/completions")
+	for i := range 3 {
+		a := postTo(t, plainClient(), url, completion("sim-model", "", textOf(fmt.Sprint("slow", i), 1024)))
+		if a.status != 200 {
+			t.Fatalf("request %d: %d %s", i, a.status, a.body)
+		}
+	}
+	if st := ip.kv.Load().tok.Stats(); st.Failures != 3 {
+		t.Fatalf("tokenizer stats %+v: want 3 timeouts", st)
+	}
+}
