@@ -1,11 +1,16 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/kvgate/kvgate/cache"
 	"github.com/kvgate/kvgate/config"
@@ -26,9 +31,15 @@ type kvState struct {
 	cfg    config.KVEvents
 	tok    *kvevents.Tokenizer
 	client *http.Client
-	subs   map[*pick.Endpoint]context.CancelFunc // owned by the scrape loop
+	mu     sync.Mutex // guards subs: the scrape loop writes, metrics read
+	subs   map[*pick.Endpoint]*kvSub
 	wg     sync.WaitGroup
 	rr     atomic.Uint64
+}
+
+type kvSub struct {
+	s      *kvevents.Subscriber
+	cancel context.CancelFunc
 }
 
 // syncKV makes the precise mode of ip match in and the endpoints in states.
@@ -44,7 +55,7 @@ func (ip *infPool) syncKV(ctx context.Context, states []*pick.Endpoint, in *conf
 	}
 	if kv == nil {
 		c := ip.scrapeClient()
-		kv = &kvState{cfg: *in.KVEvents, client: c, subs: map[*pick.Endpoint]context.CancelFunc{},
+		kv = &kvState{cfg: *in.KVEvents, client: c, subs: map[*pick.Endpoint]*kvSub{},
 			tok: kvevents.NewTokenizer(c, in.KVEvents.TokenizePath, in.KVEvents.TokenizeTimeout.D(), in.KVEvents.TokenizeCache)}
 		ip.picks().ConfigurePrecise(kv.cfg.MaxBlocks, int64(kv.cfg.StaleAfter.D()))
 		ip.kv.Store(kv)
@@ -56,7 +67,6 @@ func (ip *infPool) syncKV(ctx context.Context, states []*pick.Endpoint, in *conf
 			continue
 		}
 		sctx, cancel := context.WithCancel(ctx)
-		kv.subs[e] = cancel
 		s := kvevents.NewSubscriber(kvevents.Options{
 			Endpoint: config.KVEventsAddress(kv.cfg.Endpoint, e.Addr), Replay: config.KVEventsAddress(kv.cfg.ReplayEndpoint, e.Addr),
 			Topic: kv.cfg.Topic, Name: e.Addr, Index: ip.picks().Tokens(),
@@ -64,15 +74,20 @@ func (ip *infPool) syncKV(ctx context.Context, states []*pick.Endpoint, in *conf
 			ReplayTimeout: kv.cfg.ReplayTimeout.D(), ProbeAfter: config.DefaultKVProbeAfter,
 			Log: log.With("pool", ip.name),
 		})
+		kv.mu.Lock()
+		kv.subs[e] = &kvSub{s, cancel}
+		kv.mu.Unlock()
 		kv.wg.Add(1)
 		go func() { defer kv.wg.Done(); s.Run(sctx) }()
 	}
-	for e, cancel := range kv.subs {
+	kv.mu.Lock()
+	for e, sub := range kv.subs {
 		if !seen[e] {
-			cancel()
+			sub.cancel()
 			delete(kv.subs, e)
 		}
 	}
+	kv.mu.Unlock()
 }
 
 // stopKV stops every subscriber of ip's precise mode and turns it off.
@@ -81,9 +96,11 @@ func (ip *infPool) stopKV() {
 	if kv == nil {
 		return
 	}
-	for _, cancel := range kv.subs {
-		cancel()
+	kv.mu.Lock()
+	for _, sub := range kv.subs {
+		sub.cancel()
 	}
+	kv.mu.Unlock()
 	kv.wg.Wait()
 	kv.client.CloseIdleConnections()
 }
@@ -111,4 +128,71 @@ func (kv *kvState) tokenize(x *Exchange, ip *infPool, sc *inferScratch, req *pic
 		return
 	}
 	req.TokenBlocks = cache.TokenBlocks(cache.TokenSeed(""), toks, bs, req.TokenBlocks)
+}
+
+// writeKVEventMetrics renders precise mode's series for the pools that have
+// it on, by pool and endpoint.
+func writeKVEventMetrics(w io.Writer, names []string, pools map[string]*infPool) {
+	type row struct {
+		pool string
+		e    *pick.Endpoint
+		st   kvevents.Stats
+		x    cache.TokenStats
+		live bool
+	}
+	var rows []row
+	type prow struct {
+		pool string
+		st   kvevents.TokenizerStats
+	}
+	var prows []prow
+	now := time.Now().UnixNano()
+	for _, n := range names {
+		ip := pools[n]
+		kv := ip.kv.Load()
+		if kv == nil {
+			continue
+		}
+		prows = append(prows, prow{n, kv.tok.Stats()})
+		x := ip.picks().Tokens()
+		kv.mu.Lock()
+		for e, sub := range kv.subs {
+			s := x.Lookup(e.Addr)
+			rows = append(rows, row{n, e, sub.s.Stats(), x.Stats(s), s >= 0 && x.Live(s, now)})
+		}
+		kv.mu.Unlock()
+	}
+	if len(prows) == 0 {
+		return
+	}
+	slices.SortFunc(rows, func(a, b row) int { return cmp.Or(cmp.Compare(a.pool, b.pool), cmp.Compare(a.e.Addr, b.e.Addr)) })
+	series := func(name, typ, help string, val func(r *row) float64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+		for i := range rows {
+			fmt.Fprintf(w, "%s{pool=%q,endpoint=%q} %g\n", name, rows[i].pool, rows[i].e.Addr, val(&rows[i]))
+		}
+	}
+	series("kvgate_kv_events_batches_total", "counter", "KV event batches applied (published and replayed).", func(r *row) float64 { return float64(r.st.Batches) })
+	series("kvgate_kv_events_replayed_total", "counter", "KV event batches recovered from the replay socket.", func(r *row) float64 { return float64(r.st.Replayed) })
+	series("kvgate_kv_events_gaps_total", "counter", "Sequence gaps seen in the KV event stream.", func(r *row) float64 { return float64(r.st.Gaps) })
+	series("kvgate_kv_events_lost_total", "counter", "KV event batches that could not be replayed (each loss clears the endpoint's precise state).", func(r *row) float64 { return float64(r.st.Lost) })
+	series("kvgate_kv_events_reconnects_total", "counter", "KV event subscriptions made again.", func(r *row) float64 { return float64(r.st.Reconnects) })
+	series("kvgate_kv_events_decode_errors_total", "counter", "KV event messages skipped as malformed.", func(r *row) float64 { return float64(r.st.DecodeErrors) })
+	series("kvgate_kv_events_orphan_blocks_total", "counter", "Stored blocks not indexed: unknown parent or another block size.", func(r *row) float64 { return float64(r.x.Orphans) })
+	series("kvgate_kv_events_blocks", "gauge", "Blocks the endpoint's KV events say it caches.", func(r *row) float64 { return float64(r.x.Blocks) })
+	series("kvgate_kv_events_live", "gauge", "1 when the endpoint is picked on its KV events, 0 when on the approximate index (not subscribed, out of sequence, or stale).", func(r *row) float64 {
+		if r.live {
+			return 1
+		}
+		return 0
+	})
+	pool := func(name, help string, val func(p *prow) uint64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", name, help, name)
+		for i := range prows {
+			fmt.Fprintf(w, "%s{pool=%q} %d\n", name, prows[i].pool, val(&prows[i]))
+		}
+	}
+	pool("kvgate_tokenize_cache_hits_total", "Prompts whose token ids came from the tokenize cache.", func(p *prow) uint64 { return p.st.Hits })
+	pool("kvgate_tokenize_calls_total", "Calls to the model servers' tokenize endpoint.", func(p *prow) uint64 { return p.st.Misses })
+	pool("kvgate_tokenize_failures_total", "Tokenize calls that failed or timed out (the request was picked approximately).", func(p *prow) uint64 { return p.st.Failures })
 }

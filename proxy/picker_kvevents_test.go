@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,6 +80,17 @@ func TestPreciseRoutesToTheRealHolder(t *testing.T) {
 	}
 	if st := ip.kv.Load().tok.Stats(); st.Misses != uint64(len(prompts)) || st.Failures != 0 {
 		t.Fatalf("tokenizer stats %+v", st)
+	}
+	m := scrapeAdmin(t, p)
+	for _, want := range []string{
+		`kvgate_kv_events_live{pool="llm",endpoint="` + holder + `"} 1`,
+		`kvgate_kv_events_lost_total{pool="llm",endpoint="` + holder + `"} 0`,
+		fmt.Sprintf(`kvgate_tokenize_calls_total{pool="llm"} %d`, len(prompts)),
+		`kvgate_kv_events_blocks{pool="llm",endpoint="` + holder + `"}`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
 

@@ -100,4 +100,5 @@ func (p *Proxy) writePickerMetrics(w io.Writer) {
 	pool("kvgate_inference_queue_waiting", "Requests waiting because every endpoint is saturated.", "gauge", func(ip *infPool) float64 { return float64(ip.q.waiting()) })
 	pool("kvgate_inference_shed_total", "Requests answered 429 because every endpoint was saturated and their priority was negative.", "counter", func(ip *infPool) float64 { return float64(ip.q.shed.Load()) })
 	pool("kvgate_inference_queue_rejected_total", "Queued requests answered 503 (queue full or timeout).", "counter", func(ip *infPool) float64 { return float64(ip.q.tout.Load()) })
+	writeKVEventMetrics(w, names, *m)
 }
