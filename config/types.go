@@ -332,8 +332,10 @@ type Inference struct {
 }
 
 // KVEvents configures precise mode for an inference pool. Endpoint forms:
-// a port ("5557": tcp://HOST:5557, HOST being the endpoint's host) or a URL
-// template with {host} ("tcp://{host}:5557").
+// a port ("5557": tcp://HOST:5557, HOST being the endpoint's host), an
+// offset from the endpoint's own port ("+1000": an endpoint on :8000
+// publishes on :9000; for several servers on one host), or a URL template
+// with {host} ("tcp://{host}:5557").
 type KVEvents struct {
 	// Endpoint is each endpoint's KV event publisher (vLLM's
 	// kv_events_config.endpoint as seen from kvgate). Required.

@@ -668,10 +668,14 @@ func (v *validator) kvEvents(p string, k *KVEvents) {
 	form := func(key, val string, required bool) {
 		switch {
 		case val == "" && required:
-			v.errf(childPath(p, key), "%s is required: the publisher's port (5557, vLLM's default) or a template like tcp://{host}:5557", key)
+			v.errf(childPath(p, key), "%s is required: the publisher's port (5557, vLLM's default), +N (the endpoint's port plus N) or a template like tcp://{host}:5557", key)
 		case val == "" || isPort(val):
+		case strings.HasPrefix(val, "+"):
+			if _, ok := portOffset(val); !ok {
+				v.errf(childPath(p, key), "%q is not a port offset; write +N (the endpoint's port plus N), like +1000", val)
+			}
 		case !strings.HasPrefix(val, "tcp://"):
-			v.errf(childPath(p, key), "%q is neither a port nor a tcp:// URL; write 5557 or tcp://{host}:5557", val)
+			v.errf(childPath(p, key), "%q is neither a port, a +N port offset nor a tcp:// URL; write 5557, +1000 or tcp://{host}:5557", val)
 		case !strings.Contains(val, "{host}"):
 			v.errf(childPath(p, key), "%q names no {host}, so every endpoint would share one publisher; write tcp://{host}:PORT or just the port", val)
 		}

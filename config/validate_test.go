@@ -203,7 +203,10 @@ func TestValidate(t *testing.T) {
 		}, "pools[0].inference.kvEvents.endpoint", "names no {host}"},
 		{"kv events not tcp", func(c *Config) {
 			c.Pools[0].Inference = &Inference{KVEvents: &KVEvents{Endpoint: "5557", ReplayEndpoint: "ipc:///tmp/x"}}
-		}, "pools[0].inference.kvEvents.replayEndpoint", "neither a port nor a tcp:// URL"},
+		}, "pools[0].inference.kvEvents.replayEndpoint", "neither a port, a +N port offset nor a tcp:// URL"},
+		{"kv events bad offset", func(c *Config) {
+			c.Pools[0].Inference = &Inference{KVEvents: &KVEvents{Endpoint: "+0"}}
+		}, "pools[0].inference.kvEvents.endpoint", "not a port offset"},
 		{"kv events tokenize path", func(c *Config) {
 			c.Pools[0].Inference = &Inference{KVEvents: &KVEvents{Endpoint: "5557", TokenizePath: "tokenize"}}
 		}, "pools[0].inference.kvEvents.tokenizePath", `start with "/"`},
@@ -369,6 +372,7 @@ func TestKVEventsAddress(t *testing.T) {
 		{"5557", "10.0.0.5:8000", "tcp://10.0.0.5:5557"},
 		{"tcp://{host}:6000", "vllm-0.internal:8000", "tcp://vllm-0.internal:6000"},
 		{"5557", "[::1]:8000", "tcp://[::1]:5557"},
+		{"+1000", "127.0.0.1:8001", "tcp://127.0.0.1:9001"},
 		{"", "10.0.0.5:8000", ""},
 	} {
 		if got := KVEventsAddress(c.form, c.ep); got != c.want {
