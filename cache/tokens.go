@@ -436,3 +436,19 @@ func (x *TokenIndex) SetCapacity(blocks int) {
 	x.capacity = max(blocks, 1)
 	x.mu.Unlock()
 }
+
+// Held reports whether any endpoint holds the block own (by slot below 64;
+// endpoints past 64 are checked one by one).
+func (x *TokenIndex) Held(own uint64) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if x.holders[own] != 0 {
+		return true
+	}
+	for s := 64; s < len(x.eps); s++ {
+		if te := x.eps[s]; te != nil && te.count[own] > 0 {
+			return true
+		}
+	}
+	return false
+}

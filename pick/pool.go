@@ -422,12 +422,10 @@ func (p *Pool) pick(pc *PickContext, s *settings, pl *plan, eps []*Endpoint) Dec
 	}
 	d := Decision{Index: -1, Total: len(pc.Req.Blocks)}
 	useIndex := pl.index && pc.Req.HasPrompt
-	if useIndex && len(pc.Req.Blocks) > 0 {
+	pc.match, pc.pmatch = pc.match[:0], pc.pmatch[:0]
+	if useIndex && len(pc.Req.Blocks) > 0 && !p.matchPrecise(pc, eps) {
 		pc.match = p.index.Match(pc.Req.Blocks, pc.match)
-	} else {
-		pc.match = pc.match[:0]
 	}
-	p.matchPrecise(pc, useIndex)
 	cands := p.candidates(pc, pl, eps)
 	for _, f := range pl.pipe.Filters {
 		if cands = f.Filter(pc, cands); len(cands) == 0 {

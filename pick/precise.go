@@ -27,12 +27,21 @@ func (p *Pool) ConfigurePrecise(maxBlocks int, staleNanos int64) {
 	p.tokens.SetStaleAfter(staleNanos)
 }
 
-func (p *Pool) matchPrecise(pc *PickContext, useIndex bool) {
-	if !useIndex || len(pc.Req.TokenBlocks) == 0 {
-		pc.pmatch = pc.pmatch[:0]
-		return
+// matchPrecise matches the request's token blocks (when it has them) and
+// reports whether every endpoint of eps is live, so that the approximate
+// index need not be read at all. Only called for picks that read prefixes.
+func (p *Pool) matchPrecise(pc *PickContext, eps []*Endpoint) (all bool) {
+	pc.pmatch = pc.pmatch[:0]
+	if len(pc.Req.TokenBlocks) == 0 {
+		return false
 	}
 	pc.pmatch = p.tokens.Match(pc.Req.TokenBlocks, pc.pmatch)
+	for _, e := range eps {
+		if s := e.tslot; s < 0 || s >= len(pc.pmatch) || !p.tokens.Live(s, pc.Now) {
+			return false
+		}
+	}
+	return true
 }
 
 // precise replaces c's approximate match by its precise one when c's events

@@ -59,26 +59,22 @@ func TestPrecisePrefersTheRealHolder(t *testing.T) {
 		d.Endpoint.End(d.Tokens)
 		return d
 	}
-	if d := pick(true); d.Endpoint != eps[2] || d.Matched != len(blocks) {
-		t.Fatalf("precise pick chose %s (matched %d/%d), want %s with everything", d.Endpoint.Addr, d.Matched, len(blocks), eps[2].Addr)
-	}
 	// Stale events (a pick unanswered past the window) fall back to the
-	// approximate index, which still believes endpoint 0.
+	// approximate index, which believes endpoint 0.
 	p.ConfigurePrecise(1<<16, 1)
-	x.Picked(eps[2].tslot, 1) // long ago, never answered
 	for _, e := range eps {
-		x.Picked(e.tslot, 1)
+		x.Picked(e.tslot, 1) // long ago, never answered
 	}
 	if d := pick(true); d.Endpoint != eps[0] {
-		t.Fatalf("with stale events the pick chose %s, want the approximate holder %s", d.Endpoint.Addr, eps[0].Addr)
+		t.Fatalf("with stale events the pick chose %s (%v, matched %d), want the approximate holder %s", d.Endpoint.Addr, d.Reason, d.Matched, eps[0].Addr)
 	}
-	// An event answers the picks: precise again.
-	storeTokens(x, eps[2].tslot, toks, 1000)
+	// Events answer the picks: precise again, and endpoint 2 really holds it.
+	p.ConfigurePrecise(1<<16, int64(time.Hour))
 	for _, e := range eps {
 		x.Removed(e.tslot, nil)
 	}
-	if d := pick(true); d.Endpoint != eps[2] {
-		t.Fatalf("after fresh events the pick chose %s, want %s", d.Endpoint.Addr, eps[2].Addr)
+	if d := pick(true); d.Endpoint != eps[2] || d.Matched != len(blocks) {
+		t.Fatalf("precise pick chose %s (matched %d/%d), want %s with everything", d.Endpoint.Addr, d.Matched, len(blocks), eps[2].Addr)
 	}
 }
 

@@ -127,7 +127,15 @@ func (kv *kvState) tokenize(x *Exchange, ip *infPool, sc *inferScratch, req *pic
 	if err != nil {
 		return
 	}
-	req.TokenBlocks = cache.TokenBlocks(cache.TokenSeed(""), toks, bs, req.TokenBlocks)
+	// A model name some endpoint stored blocks under as a LoRA adapter is
+	// matched on the adapter's chain; any other on the base model's.
+	seed := cache.TokenSeed("")
+	if m := sc.prompt.Model; m != "" && len(toks) >= bs {
+		if s := cache.TokenSeed(m); ip.picks().Tokens().Held(cache.TokenBlockHash(s, toks[:bs])) {
+			seed = s
+		}
+	}
+	req.TokenBlocks = cache.TokenBlocks(seed, toks, bs, req.TokenBlocks)
 }
 
 // writeKVEventMetrics renders precise mode's series for the pools that have
