@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"strconv"
 
@@ -59,10 +60,12 @@ func startSimsFor(ctx context.Context, n int, cfg sim.Config, sc Scenario) ([]*s
 	}
 	for range n {
 		var r *sim.Running
-		var err error
-		for range 20 { // a port picked free may be taken before it is bound
-			var port int
-			if port, err = freePort(); err != nil || port+kvReplayOffset > 65535 {
+		err := fmt.Errorf("no free ports")
+		for range 50 {
+			// Below Linux's ephemeral range (32768 and up), so that the
+			// replay's own client connections never hold these ports.
+			port := 10000 + rand.IntN(20000)
+			if !portsFree(port, port+kvOffset, port+kvReplayOffset) {
 				continue
 			}
 			c := cfg
@@ -82,11 +85,14 @@ func startSimsFor(ctx context.Context, n int, cfg sim.Config, sc Scenario) ([]*s
 	return out, nil
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// portsFree reports whether every port can be listened on now.
+func portsFree(ports ...int) bool {
+	for _, p := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			return false
+		}
+		ln.Close()
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return true
 }
