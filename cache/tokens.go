@@ -95,12 +95,28 @@ type TokenIndex struct {
 	blockSize atomic.Int64
 }
 
+// recentPicks is how many prompts sent to an endpoint are remembered
+// speculatively (see Speculate).
+const recentPicks = 64
+
+// recentPick is one prompt sent to an endpoint: its last own block hash,
+// which names its whole chain, its length in blocks, and when the
+// speculation expires.
+type recentPick struct {
+	last uint64
+	n    int
+	exp  int64
+}
+
 type tokenEndpoint struct {
 	name   string
 	engine map[uint64]uint64 // engine hash -> own hash
 	count  map[uint64]int32  // own hash -> engine blocks naming it
 	ring   []uint64          // engine hashes in store order, for the bound
 	head   int
+
+	recent  [recentPicks]recentPick // speculative: prompts just sent, by their last own hash
+	nrecent int
 
 	synced  atomic.Bool
 	pending atomic.Int64 // unix ns of the oldest pick not answered by an event; 0 none
@@ -304,6 +320,7 @@ func (x *TokenIndex) clearLocked(s int32) {
 	clear(te.engine)
 	clear(te.count)
 	te.ring, te.head = te.ring[:0], 0
+	te.nrecent = 0
 }
 
 // answer records an event from the endpoint: picks so far are answered.
@@ -451,4 +468,45 @@ func (x *TokenIndex) Held(own uint64) bool {
 		}
 	}
 	return false
+}
+
+// Speculate records that slot s was just sent (at now, unix ns) a request
+// whose prompt's token blocks are own: the endpoint will hold them once it
+// has prefilled it, which its events report only later. Until the stale
+// window passes, Speculated counts the prompt as held. Only the last
+// recentPicks prompts per endpoint are kept, as their last block hash (a
+// chain hash names the whole prefix), so recording costs no allocation.
+func (x *TokenIndex) Speculate(s int, own []uint64, now int64) {
+	stale := x.stale.Load()
+	if stale <= 0 || len(own) == 0 {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	te := x.ep(s)
+	if te == nil {
+		return
+	}
+	te.recent[te.nrecent%recentPicks] = recentPick{last: own[len(own)-1], n: len(own), exp: now + stale}
+	te.nrecent++
+}
+
+// Speculated returns how many leading blocks of own slot s is expected to
+// hold at now from the prompts recently sent to it (see Speculate): the
+// longest of them that own extends.
+func (x *TokenIndex) Speculated(s int, own []uint64, now int64) int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	te := x.ep(s)
+	if te == nil {
+		return 0
+	}
+	best := 0
+	for i := range min(te.nrecent, recentPicks) {
+		r := &te.recent[i]
+		if r.exp > now && r.n > best && r.n <= len(own) && own[r.n-1] == r.last {
+			best = r.n
+		}
+	}
+	return best
 }

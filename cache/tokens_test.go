@@ -111,3 +111,29 @@ func BenchmarkTokenIndexMatch(b *testing.B) {
 		b.Fatalf("match %v", out)
 	}
 }
+
+func TestTokenIndexSpeculate(t *testing.T) {
+	x := NewTokenIndex(100, 1000)
+	a := x.Add("a")
+	t0 := toks(64, 7)
+	own := TokenBlocks(0, t0, 16, nil)
+	x.Speculate(a, own[:3], 10_000)
+	if got := x.Speculated(a, own, 10_500); got != 3 {
+		t.Fatalf("a prompt extending the one just sent: speculated %d, want 3", got)
+	}
+	other := TokenBlocks(0, toks(64, 99), 16, nil)
+	if got := x.Speculated(a, other, 10_500); got != 0 {
+		t.Fatalf("an unrelated prompt: speculated %d", got)
+	}
+	if got := x.Speculated(a, own[:2], 10_500); got != 0 {
+		t.Fatalf("a prompt shorter than the one sent: speculated %d", got)
+	}
+	if got := x.Speculated(a, own, 11_001); got != 0 {
+		t.Fatalf("past the stale window: speculated %d", got)
+	}
+	x.Speculate(a, own, 20_000)
+	x.Cleared(a)
+	if got := x.Speculated(a, own, 20_001); got != 0 {
+		t.Fatalf("after clearing: speculated %d", got)
+	}
+}

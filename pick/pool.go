@@ -459,6 +459,7 @@ func (p *Pool) pick(pc *PickContext, s *settings, pl *plan, eps []*Endpoint) Dec
 	d.Endpoint, d.Reason, d.Matched, d.Tokens = c.E, reason, c.Matched, pc.Req.PromptTokens
 	c.E.Begin(d.Tokens)
 	p.tokens.Picked(c.E.tslot, pc.Now)
+	p.tokens.Speculate(c.E.tslot, pc.Req.TokenBlocks, pc.Now)
 	p.recent.add(c.E)
 	c.E.picks[reason].Add(1)
 	if useIndex {

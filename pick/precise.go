@@ -52,8 +52,9 @@ func (p *Pool) precise(pc *PickContext, c *Candidate) {
 		return
 	}
 	held, total := pc.pmatch[s], len(pc.Req.TokenBlocks)
+	held = max(held, p.tokens.Speculated(s, pc.Req.TokenBlocks, pc.Now))
 	c.Precise = true
-	c.CachedTokens = held * p.tokens.BlockSize()
+	c.CachedTokens = held * p.tokens.BlockSize() // held: confirmed or speculated
 	n := len(pc.Req.Blocks)
 	if held >= total {
 		c.Matched = n
