@@ -56,9 +56,16 @@ func (p *Pool) precise(pc *PickContext, c *Candidate) {
 	c.Precise = true
 	c.CachedTokens = held * p.tokens.BlockSize() // held: confirmed or speculated
 	n := len(pc.Req.Blocks)
-	if held >= total {
+	switch {
+	case held >= total:
 		c.Matched = n
-		return
+	case pc.set.blockSize > 0:
+		// A fixed ratio (4 characters a token, as PromptTokens counts), not
+		// held/total × n: the match sets the placement key's depth, which
+		// must not move with the length of the rest of the prompt, or the
+		// turns of one conversation would be placed apart.
+		c.Matched = min(n, c.CachedTokens*4/pc.set.blockSize)
+	default:
+		c.Matched = held * n / total
 	}
-	c.Matched = held * n / total
 }
