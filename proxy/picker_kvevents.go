@@ -1,13 +1,9 @@
 package proxy
 
 import (
-	"cmp"
 	"context"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -138,69 +134,50 @@ func (kv *kvState) tokenize(x *Exchange, ip *infPool, sc *inferScratch, req *pic
 	req.TokenBlocks = cache.TokenBlocks(seed, toks, bs, req.TokenBlocks)
 }
 
-// writeKVEventMetrics renders precise mode's series for the pools that have
-// it on, by pool and endpoint.
-func writeKVEventMetrics(w io.Writer, names []string, pools map[string]*infPool) {
-	type row struct {
-		pool string
-		e    *pick.Endpoint
-		st   kvevents.Stats
-		x    cache.TokenStats
-		live bool
-	}
-	var rows []row
-	type prow struct {
-		pool string
-		st   kvevents.TokenizerStats
-	}
-	var prows []prow
-	now := time.Now().UnixNano()
-	for _, n := range names {
-		ip := pools[n]
-		kv := ip.kv.Load()
-		if kv == nil {
-			continue
-		}
-		prows = append(prows, prow{n, kv.tok.Stats()})
-		x := ip.picks().Tokens()
-		kv.mu.Lock()
-		for e, sub := range kv.subs {
-			s := x.Lookup(e.Addr)
-			rows = append(rows, row{n, e, sub.s.Stats(), x.Stats(s), s >= 0 && x.Live(s, now)})
-		}
-		kv.mu.Unlock()
-	}
-	if len(prows) == 0 {
+var (
+	descKVBatches    = desc("kvgate_kv_events_batches_total", "KV event batches applied (published and replayed).", "pool", "endpoint")
+	descKVReplayed   = desc("kvgate_kv_events_replayed_total", "KV event batches recovered from the replay socket.", "pool", "endpoint")
+	descKVGaps       = desc("kvgate_kv_events_gaps_total", "Sequence gaps seen in the KV event stream.", "pool", "endpoint")
+	descKVLost       = desc("kvgate_kv_events_lost_total", "KV event batches that could not be replayed (each loss clears the endpoint's precise state).", "pool", "endpoint")
+	descKVReconnects = desc("kvgate_kv_events_reconnects_total", "KV event subscriptions made again.", "pool", "endpoint")
+	descKVDecodeErrs = desc("kvgate_kv_events_decode_errors_total", "KV event messages skipped as malformed.", "pool", "endpoint")
+	descKVOrphans    = desc("kvgate_kv_events_orphan_blocks_total", "Stored blocks not indexed: unknown parent or another block size.", "pool", "endpoint")
+	descKVBlocks     = desc("kvgate_kv_events_blocks", "Blocks the endpoint's KV events say it caches.", "pool", "endpoint")
+	descKVLive       = desc("kvgate_kv_events_live", "1 when the endpoint is picked on its KV events, 0 when on the approximate index (not subscribed, out of sequence, or stale).", "pool", "endpoint")
+	descTokHits      = desc("kvgate_tokenize_cache_hits_total", "Prompts whose token ids came from the tokenize cache.", "pool")
+	descTokCalls     = desc("kvgate_tokenize_calls_total", "Calls to the model servers' tokenize endpoint.", "pool")
+	descTokFailures  = desc("kvgate_tokenize_failures_total", "Tokenize calls that failed or timed out (the request was picked approximately).", "pool")
+)
+
+// collectKVEvents sends precise mode's series of pool name, when it is on.
+func collectKVEvents(e emitter, name string, ip *infPool) {
+	kv := ip.kv.Load()
+	if kv == nil {
 		return
 	}
-	slices.SortFunc(rows, func(a, b row) int { return cmp.Or(cmp.Compare(a.pool, b.pool), cmp.Compare(a.e.Addr, b.e.Addr)) })
-	series := func(name, typ, help string, val func(r *row) float64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-		for i := range rows {
-			fmt.Fprintf(w, "%s{pool=%q,endpoint=%q} %g\n", name, rows[i].pool, rows[i].e.Addr, val(&rows[i]))
+	ts := kv.tok.Stats()
+	e.counter(descTokHits, float64(ts.Hits), name)
+	e.counter(descTokCalls, float64(ts.Misses), name)
+	e.counter(descTokFailures, float64(ts.Failures), name)
+	x := ip.picks().Tokens()
+	now := time.Now().UnixNano()
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	for ep, sub := range kv.subs {
+		st, s := sub.s.Stats(), x.Lookup(ep.Addr)
+		xs := x.Stats(s)
+		live := 0.0
+		if s >= 0 && x.Live(s, now) {
+			live = 1
 		}
+		e.counter(descKVBatches, float64(st.Batches), name, ep.Addr)
+		e.counter(descKVReplayed, float64(st.Replayed), name, ep.Addr)
+		e.counter(descKVGaps, float64(st.Gaps), name, ep.Addr)
+		e.counter(descKVLost, float64(st.Lost), name, ep.Addr)
+		e.counter(descKVReconnects, float64(st.Reconnects), name, ep.Addr)
+		e.counter(descKVDecodeErrs, float64(st.DecodeErrors), name, ep.Addr)
+		e.counter(descKVOrphans, float64(xs.Orphans), name, ep.Addr)
+		e.gauge(descKVBlocks, float64(xs.Blocks), name, ep.Addr)
+		e.gauge(descKVLive, live, name, ep.Addr)
 	}
-	series("kvgate_kv_events_batches_total", "counter", "KV event batches applied (published and replayed).", func(r *row) float64 { return float64(r.st.Batches) })
-	series("kvgate_kv_events_replayed_total", "counter", "KV event batches recovered from the replay socket.", func(r *row) float64 { return float64(r.st.Replayed) })
-	series("kvgate_kv_events_gaps_total", "counter", "Sequence gaps seen in the KV event stream.", func(r *row) float64 { return float64(r.st.Gaps) })
-	series("kvgate_kv_events_lost_total", "counter", "KV event batches that could not be replayed (each loss clears the endpoint's precise state).", func(r *row) float64 { return float64(r.st.Lost) })
-	series("kvgate_kv_events_reconnects_total", "counter", "KV event subscriptions made again.", func(r *row) float64 { return float64(r.st.Reconnects) })
-	series("kvgate_kv_events_decode_errors_total", "counter", "KV event messages skipped as malformed.", func(r *row) float64 { return float64(r.st.DecodeErrors) })
-	series("kvgate_kv_events_orphan_blocks_total", "counter", "Stored blocks not indexed: unknown parent or another block size.", func(r *row) float64 { return float64(r.x.Orphans) })
-	series("kvgate_kv_events_blocks", "gauge", "Blocks the endpoint's KV events say it caches.", func(r *row) float64 { return float64(r.x.Blocks) })
-	series("kvgate_kv_events_live", "gauge", "1 when the endpoint is picked on its KV events, 0 when on the approximate index (not subscribed, out of sequence, or stale).", func(r *row) float64 {
-		if r.live {
-			return 1
-		}
-		return 0
-	})
-	pool := func(name, help string, val func(p *prow) uint64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", name, help, name)
-		for i := range prows {
-			fmt.Fprintf(w, "%s{pool=%q} %d\n", name, prows[i].pool, val(&prows[i]))
-		}
-	}
-	pool("kvgate_tokenize_cache_hits_total", "Prompts whose token ids came from the tokenize cache.", func(p *prow) uint64 { return p.st.Hits })
-	pool("kvgate_tokenize_calls_total", "Calls to the model servers' tokenize endpoint.", func(p *prow) uint64 { return p.st.Misses })
-	pool("kvgate_tokenize_failures_total", "Tokenize calls that failed or timed out (the request was picked approximately).", func(p *prow) uint64 { return p.st.Failures })
 }

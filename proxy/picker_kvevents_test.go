@@ -83,15 +83,16 @@ func TestPreciseRoutesToTheRealHolder(t *testing.T) {
 	}
 	m := scrapeAdmin(t, p)
 	for _, want := range []string{
-		`kvgate_kv_events_live{pool="llm",endpoint="` + holder + `"} 1`,
-		`kvgate_kv_events_lost_total{pool="llm",endpoint="` + holder + `"} 0`,
+		`kvgate_kv_events_live{endpoint="` + holder + `",pool="llm"} 1`,
+		`kvgate_kv_events_lost_total{endpoint="` + holder + `",pool="llm"} 0`,
 		fmt.Sprintf(`kvgate_tokenize_calls_total{pool="llm"} %d`, len(prompts)),
-		`kvgate_kv_events_blocks{pool="llm",endpoint="` + holder + `"}`,
+		`kvgate_kv_events_blocks{endpoint="` + holder + `",pool="llm"}`,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	lint(t, p)
 }
 
 // TestPreciseSlowTokenizerFallsBack: a tokenizer slower than
