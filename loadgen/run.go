@@ -137,7 +137,7 @@ func Run(ctx context.Context, o Options, sc Scenario) (Report, error) {
 	if len(o.Workload) == 0 {
 		return Report{}, errors.New("loadgen: the workload is empty; give a trace or a synthetic spec")
 	}
-	sims, err := startSims(ctx, o.Simulators, o.Sim)
+	sims, err := startSimsFor(ctx, o.Simulators, o.Sim, sc)
 	if err != nil {
 		return Report{}, err
 	}

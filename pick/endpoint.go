@@ -19,7 +19,8 @@ type Endpoint struct {
 	// Addr is the endpoint's host:port. Read-only.
 	Addr string
 
-	slot int // index slot in the pool's cache.Index; set before the Endpoint is published
+	slot  int // index slot in the pool's cache.Index; set before the Endpoint is published
+	tslot int // slot in the pool's cache.TokenIndex (precise mode); set likewise
 
 	inflight     atomic.Int64 // proxy-side requests between pick and end of stream
 	inflightToks atomic.Int64 // proxy-side prompt tokens of those requests
@@ -55,7 +56,7 @@ type LoRAInfo struct {
 }
 
 func newEndpoint(addr string) *Endpoint {
-	e := &Endpoint{Addr: addr, slot: -1}
+	e := &Endpoint{Addr: addr, slot: -1, tslot: -1}
 	e.kv.Store(math.Float64bits(math.NaN()))
 	return e
 }

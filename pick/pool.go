@@ -61,6 +61,11 @@ type PickRequest struct {
 	// prefix beyond Blocks (from the body length); the index ages the chosen
 	// endpoint's cache by them too (cache.Index.RecordTail). 0 none.
 	TailBlocks int
+	// TokenBlocks are the own hashes of the prompt's token blocks
+	// (cache.TokenBlocks over the token ids the model server's tokenizer
+	// gave): set, they turn on precise matching for the endpoints whose KV
+	// events are live (see precise.go). nil: approximate matching only.
+	TokenBlocks []uint64
 	// Session is the session header's value (session preset); "" none.
 	Session string
 	// StopIfSaturated makes Pick return no endpoint, with Decision.Saturated,
@@ -97,6 +102,10 @@ type Candidate struct {
 	Cached int
 	// Score is the weighted score in [0,1] the picker reads.
 	Score float64
+	// Precise reports that Matched comes from E's KV events (precise mode),
+	// and CachedTokens is then E's cached prefix of the prompt in tokens.
+	Precise      bool
+	CachedTokens int
 }
 
 // PickContext is the per-request scratch space of a pick. It is not safe for
@@ -122,6 +131,7 @@ type PickContext struct {
 	cands  []Candidate
 	scores []float64
 	match  []int
+	pmatch []int // precise matches by token-index slot
 	addrs  []string
 	loads  []int
 	idx    []int
@@ -133,7 +143,7 @@ var pickContexts = sync.Pool{New: func() any { return new(PickContext) }}
 // AcquirePickContext returns a cleared PickContext from a pool.
 func AcquirePickContext() *PickContext {
 	pc := pickContexts.Get().(*PickContext)
-	pc.Req = PickRequest{Blocks: pc.Req.Blocks[:0]}
+	pc.Req = PickRequest{Blocks: pc.Req.Blocks[:0], TokenBlocks: pc.Req.TokenBlocks[:0]}
 	pc.Now = 0
 	pc.Saturated = false
 	pc.Keep = false
@@ -259,8 +269,9 @@ func newPlan(pipe Pipeline) plan {
 // locks). Endpoint, Retain and Configure serialise on a mutex and are meant
 // for the reload path, the resolver and the scrapers, not for every request.
 type Pool struct {
-	index *cache.Index
-	set   atomic.Pointer[settings]
+	index  *cache.Index
+	tokens *cache.TokenIndex // precise state from KV events (precise.go)
+	set    atomic.Pointer[settings]
 
 	mu  sync.Mutex
 	eps map[string]*Endpoint
@@ -276,7 +287,7 @@ var RatioBuckets = [...]float64{0, 0.1, 0.25, 0.5, 0.75, 0.9, 1}
 
 // NewPool returns the picking state of a pool configured by opts.
 func NewPool(opts Options) (*Pool, error) {
-	p := &Pool{eps: map[string]*Endpoint{}, index: cache.NewIndex(opts.CacheBlocks)}
+	p := &Pool{eps: map[string]*Endpoint{}, index: cache.NewIndex(opts.CacheBlocks), tokens: cache.NewTokenIndex(1, 0)}
 	if err := p.Configure(opts); err != nil {
 		return nil, err
 	}
@@ -345,6 +356,7 @@ func (p *Pool) Endpoint(addr string) *Endpoint {
 	}
 	e := newEndpoint(addr)
 	e.slot = p.index.Add(addr)
+	e.tslot = p.tokens.Add(addr)
 	p.eps[addr] = e
 	return e
 }
@@ -362,6 +374,7 @@ func (p *Pool) Retain(addrs []string) {
 	for a := range p.eps {
 		if !keep[a] {
 			p.index.Remove(a)
+			p.tokens.Remove(a)
 			delete(p.eps, a)
 		}
 	}
@@ -436,10 +449,9 @@ func (p *Pool) pick(pc *PickContext, s *settings, pl *plan, eps []*Endpoint, dry
 	}
 	d := Decision{Index: -1, Total: len(pc.Req.Blocks)}
 	useIndex := pl.index && pc.Req.HasPrompt
-	if useIndex && len(pc.Req.Blocks) > 0 {
+	pc.match, pc.pmatch = pc.match[:0], pc.pmatch[:0]
+	if useIndex && len(pc.Req.Blocks) > 0 && !p.matchPrecise(pc, eps) {
 		pc.match = p.index.Match(pc.Req.Blocks, pc.match)
-	} else {
-		pc.match = pc.match[:0]
 	}
 	cands := p.candidates(pc, pl, eps)
 	for _, f := range pl.pipe.Filters {
@@ -479,6 +491,8 @@ func (p *Pool) pick(pc *PickContext, s *settings, pl *plan, eps []*Endpoint, dry
 		return d
 	}
 	c.E.Begin(d.Tokens)
+	p.tokens.Picked(c.E.tslot, pc.Now)
+	p.tokens.Speculate(c.E.tslot, pc.Req.TokenBlocks, pc.Now)
 	p.recent.add(c.E)
 	c.E.picks[reason].Add(1)
 	if useIndex {
@@ -516,6 +530,7 @@ func (p *Pool) candidates(pc *PickContext, pl *plan, eps []*Endpoint) []Candidat
 		if s := e.slot; s >= 0 && s < len(pc.match) {
 			c.Matched = pc.match[s]
 		}
+		p.precise(pc, &c)
 		c.Inflight, c.Tokens = e.inflight.Load(), e.inflightToks.Load()
 		c.Recent = e.recent.Load()
 		if s := e.slot; pl.sizes && s >= 0 && s < len(pc.sizes) {

@@ -41,6 +41,7 @@ type infPool struct {
 	cfg  atomic.Pointer[config.Inference]
 	pool atomic.Pointer[pool] // the proxy pool currently carrying its endpoints
 	q    waitQueue
+	kv   atomic.Pointer[kvState] // precise mode; nil off (picker_kvevents.go)
 
 	stop context.CancelFunc
 	done chan struct{} // closed when the scraper has stopped
@@ -121,6 +122,7 @@ func (ip *infPool) close() {
 // being forwarded.
 type inferScratch struct {
 	buf    []byte
+	body   []byte // the body prefix read (buf's bytes), for the tokenizer
 	prompt openai.Prompt
 }
 
@@ -170,6 +172,9 @@ func (p *Proxy) pickInference(x *Exchange, ip *infPool, route *router.Route) (*e
 	defer pick.ReleasePickContext(pc)
 	if r := readPrompt(x, in, st.sc, &pc.Req); r != nil {
 		return nil, r
+	}
+	if kv := ip.kv.Load(); kv != nil {
+		kv.tokenize(x, ip, st.sc, &pc.Req)
 	}
 	if in.Picker == "session" {
 		pc.Req.Session = x.hdr.Get(in.SessionHeader)
@@ -236,6 +241,7 @@ func readPrompt(x *Exchange, in *config.Inference, sc *inferScratch, req *pick.P
 	if errors.Is(err, errBodyTooLarge) {
 		return x.fail(413, errInvalidRequest, codeBodyTooLarge, bodyTooLargeMsg(x.limit.max))
 	}
+	sc.body = buf
 	if err != nil || openai.Extract(x.path, buf, &sc.prompt) != nil {
 		return nil
 	}

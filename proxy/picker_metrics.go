@@ -74,5 +74,6 @@ func (p *Proxy) collectPicker(e emitter) {
 		e.gauge(descQueueWaiting, float64(ip.q.waiting()), n)
 		e.counter(descShed, float64(ip.q.shed.Load()), n)
 		e.counter(descQueueRejected, float64(ip.q.tout.Load()), n)
+		collectKVEvents(e, n, ip) // picker_kvevents.go
 	}
 }

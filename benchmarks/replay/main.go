@@ -53,6 +53,7 @@ type flags struct {
 	runs         int
 	only         string
 	out          string
+	precise      bool
 }
 
 func parse(args []string) (flags, error) {
@@ -72,6 +73,7 @@ func parse(args []string) (flags, error) {
 	fs.IntVar(&f.replicas, "replicas", 4, "kvgate instances in the multi-replica scenario (0 or 1 = skip it)")
 	fs.IntVar(&f.runs, "runs", 1, "replay every scenario this many times, interleaved, and report medians with the range of hit rates (3 gives figures that noise moves less)")
 	fs.StringVar(&f.only, "scenarios", "", "comma-separated scenario names to run, or ';'-separated when a name has a comma (default: all)")
+	fs.BoolVar(&f.precise, "precise", false, "also run kvgate in precise mode (inference.kvEvents: the simulators publish vLLM KV events and serve /tokenize), once and with --replicas instances")
 	fs.StringVar(&f.out, "out", filepath.Join("benchmarks", "replay"), "folder for results.md and results.svg ('' = do not write)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -107,7 +109,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Sim:        cfg,
 		Client:     loadgen.Client{Model: cfg.Model, MaxOutput: f.maxOutput},
 	}
-	scenarios := selectScenarios(loadgen.StandardScenarios(f.replicas), f.only)
+	all := loadgen.StandardScenarios(f.replicas)
+	if f.precise {
+		all = append(all, loadgen.PreciseScenarios(f.replicas)...)
+	}
+	scenarios := selectScenarios(all, f.only)
 	if len(scenarios) == 0 {
 		return fmt.Errorf("--scenarios %q matches none of the scenario names", f.only)
 	}
