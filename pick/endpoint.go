@@ -39,6 +39,7 @@ type Endpoint struct {
 	since  atomic.Int64 // picks since the last good scrape (not yet in its counts)
 
 	ttft latencyRing // recent observed TTFTs (outcome.go)
+	cost costModel   // learned TTFT model (cost.go)
 }
 
 // LoRAInfo is what a vLLM server reports in lora_requests_info. It is

@@ -118,6 +118,9 @@ type PickContext struct {
 	loads  []int
 	idx    []int
 	sizes  []int
+
+	costs     []costView // cost.go
+	predicted []costView // the costs of the last latency pick; nil otherwise
 }
 
 var pickContexts = sync.Pool{New: func() any { return new(PickContext) }}
@@ -169,6 +172,9 @@ type Decision struct {
 	Matched, Total int
 	// Saturated: every healthy endpoint was saturated.
 	Saturated bool
+	// Predicted is what the pick expected of the request (cost.go); the
+	// caller sets its At and hands it back in the request's Outcome.
+	Predicted Prediction
 }
 
 // Options configures the picking of one pool. The proxy fills it from the
@@ -233,10 +239,12 @@ type plan struct {
 	affinity bool // prefix scoring with placement and spill-over
 	index    bool // picks read prefix matches (affinity, or a plain preset that scores prefixes)
 	sizes    bool // the picker reads Candidate.Cached
+	latency  bool // the picker is LeastTTFTPicker: Pool.chooseLatency
 }
 
 func newPlan(pipe Pipeline) plan {
-	return plan{pipe: pipe, affinity: pipe.affinity(), index: pipe.usesIndex(), sizes: readsCache(pipe.Picker)}
+	_, latency := pipe.Picker.(LeastTTFTPicker)
+	return plan{pipe: pipe, affinity: pipe.affinity(), index: pipe.usesIndex() || latency, sizes: readsCache(pipe.Picker), latency: latency}
 }
 
 // Pool is the picking state of one pool, plain or inference: its endpoints
@@ -404,6 +412,7 @@ func (p *Pool) Balance(pc *PickContext, eps []*Endpoint) Decision {
 
 func (p *Pool) pick(pc *PickContext, s *settings, pl *plan, eps []*Endpoint) Decision {
 	pc.set = s
+	pc.predicted = nil
 	if pc.Now == 0 {
 		pc.Now = time.Now().UnixNano()
 	}
@@ -445,6 +454,9 @@ func (p *Pool) pick(pc *PickContext, s *settings, pl *plan, eps []*Endpoint) Dec
 		}
 	}
 	d.Endpoint, d.Reason, d.Matched, d.Tokens = c.E, reason, c.Matched, pc.Req.PromptTokens
+	if pl == &s.pick {
+		d.Predicted = prediction(pc, c, i)
+	}
 	c.E.Begin(d.Tokens)
 	p.recent.add(c.E)
 	c.E.picks[reason].Add(1)
@@ -504,6 +516,9 @@ func (p *Pool) candidates(pc *PickContext, pl *plan, eps []*Endpoint) []Candidat
 // choose runs scorers and the picker, with placement and spill-over in
 // affinity mode. It returns an index into cands.
 func (p *Pool) choose(pc *PickContext, s *settings, pl *plan, cands []Candidate, useIndex bool) (int, Reason) {
+	if pl.latency {
+		return p.chooseLatency(pc, s, cands, useIndex)
+	}
 	pl.pipe.score(pc, cands)
 	if !pl.affinity {
 		i := pl.pipe.Picker.Pick(pc, cands)

@@ -44,6 +44,12 @@ var presets = []*Preset{
 		Picker: pickerMaxScore,
 	},
 	{
+		Name:    "latency",
+		Doc:     "the smallest predicted time to first token, from each endpoint's learned prefill rate and queue cost; conversations stay and new prefixes are placed consistently while the prediction allows",
+		Filters: []*Plugin{filterHealthy, filterNotSaturated, filterLoRA},
+		Picker:  pickerLeastTTFT,
+	},
+	{
 		Name: "least-request", Balancer: true,
 		Doc:     "least request: the one of two random endpoints with fewer requests in flight",
 		Filters: []*Plugin{filterHealthy, filterNotSaturated},
