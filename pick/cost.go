@@ -18,9 +18,10 @@ import (
 //	TTFT(e) = base(e) + perToken(e) × uncached(e) + perAhead(e) × ahead(e)
 //
 //   - ahead(e) is the queue the request joins: with a fresh scrape the
-//     server's waiting and running requests plus the picks kvgate sent it
-//     since that scrape that are still in flight; without one, kvgate's own
-//     requests in flight to e;
+//     server's waiting and running requests plus what kvgate sent it since
+//     that scrape, minus what of kvgate's ended since (at least kvgate's
+//     own requests in flight); without one, kvgate's own requests in
+//     flight to e;
 //   - uncached(e) is the prompt's estimated tokens minus the tokens of the
 //     leading blocks the prefix index says e holds;
 //   - base, perToken (the inverse of the prefill rate) and perAhead (the
@@ -70,9 +71,9 @@ const (
 	costHalfLife = 10 * time.Second
 	// costAffinityTolerance: an endpoint holding the prompt's longest
 	// distinctive prefix keeps the request while its predicted TTFT is
-	// within (1 + tolerance) × the best prediction plus one request ahead
-	// on the best endpoint. Moving a conversation duplicates its prefix in a
-	// second cache, which costs other prompts their hits.
+	// within (1 + tolerance) × the best prediction. Moving a conversation
+	// duplicates its prefix in a second cache, which costs other prompts
+	// their hits.
 	costAffinityTolerance = 0.25
 	// costPlacementTolerance is the same for the consistently placed
 	// endpoint of a new prefix: overriding placement makes kvgate replicas
@@ -203,12 +204,17 @@ type costView struct {
 	t     float64 // predicted TTFT, seconds
 }
 
-// aheadOf is the queue a request sent to c joins.
+// aheadOf is the queue a request sent to c joins: with a fresh scrape, the
+// server's waiting and running requests plus kvgate's picks since the
+// scrape minus kvgate's requests that ended since (a scrape lags: the
+// request kvgate just finished is still running in it), and never fewer
+// than kvgate's own requests in flight; without one, those alone.
 func aheadOf(c *Candidate) float64 {
+	own := float64(max(c.Inflight, 0))
 	if c.Fresh {
-		return c.Queue + float64(c.E.running.Load()) + float64(max(min(c.Since, c.Inflight), 0))
+		return max(c.Queue+float64(c.E.running.Load())+float64(c.Since-c.E.ended.Load()), own)
 	}
-	return float64(max(c.Inflight, 0))
+	return own
 }
 
 // uncachedOf is the prompt's estimated tokens c does not hold.
@@ -277,7 +283,7 @@ func leastCost(cv []costView) int {
 // tolerated reports whether prediction t is within tolerance of the best
 // one (see costAffinityTolerance).
 func tolerated(t float64, best *costView, tolerance float64) bool {
-	return t <= best.t*(1+tolerance)+best.theta[2]
+	return t <= best.t*(1+tolerance)
 }
 
 // LeastTTFTPicker picks the candidate with the smallest predicted time to

@@ -37,6 +37,7 @@ type Endpoint struct {
 	picks  [numReasons]atomic.Uint64
 	recent atomic.Int64 // picks among its pool's last RecentWindow picks (recentWindow)
 	since  atomic.Int64 // picks since the last good scrape (not yet in its counts)
+	ended  atomic.Int64 // Ends since the last good scrape (perhaps still in its counts; cost.go)
 
 	ttft latencyRing // recent observed TTFTs (outcome.go)
 	cost costModel   // learned TTFT model (cost.go)
@@ -67,6 +68,7 @@ func (e *Endpoint) Begin(tokens int) {
 
 // End undoes one Begin.
 func (e *Endpoint) End(tokens int) {
+	e.ended.Add(1)
 	e.inflight.Add(-1)
 	e.inflightToks.Add(-int64(tokens))
 }
@@ -133,6 +135,7 @@ func (e *Endpoint) store(m *ServerMetrics, unixNanos int64) {
 		}
 	}
 	e.since.Store(0)
+	e.ended.Store(0)
 	e.scrapedAt.Store(unixNanos)
 	e.MarkSuspect(false)
 }
