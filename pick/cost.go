@@ -10,7 +10,8 @@ import (
 
 // This file is the cost model behind the latency preset: each endpoint's
 // time to first token predicted from what kvgate has seen it do, and the
-// pick of the smallest prediction within the affinity and placement rules.
+// pick that overrides the affinity choice when another endpoint's
+// prediction is clearly smaller (Pool.chooseLatency).
 //
 // The model. A request sent to endpoint e waits behind the requests ahead
 // of it and then prefills the prompt tokens e does not hold:
@@ -69,15 +70,14 @@ const (
 	// costHalfLife is how fast an endpoint's coefficients relax towards the
 	// pool's once it gets no more samples.
 	costHalfLife = 10 * time.Second
-	// costAffinityTolerance: an endpoint holding the prompt's longest
-	// distinctive prefix keeps the request while its predicted TTFT is
-	// within (1 + tolerance) × the best prediction. Moving a conversation
-	// duplicates its prefix in a second cache, which costs other prompts
-	// their hits.
+	// costAffinityTolerance: the affinity choice keeps the request while
+	// its predicted TTFT is within (1 + tolerance) × the best prediction.
+	// Moving a conversation duplicates its prefix in a second cache, which
+	// costs other prompts their hits.
 	costAffinityTolerance = 0.25
-	// costPlacementTolerance is the same for the consistently placed
-	// endpoint of a new prefix: overriding placement makes kvgate replicas
-	// disagree about where a conversation lives.
+	// costPlacementTolerance is the same when the affinity choice is the
+	// consistent placement of a new prefix: overriding placement makes
+	// kvgate replicas disagree about where a conversation lives.
 	costPlacementTolerance = 1.0
 )
 
@@ -287,59 +287,43 @@ func tolerated(t float64, best *costView, tolerance float64) bool {
 }
 
 // LeastTTFTPicker picks the candidate with the smallest predicted time to
-// first token. In a pool this is the latency preset, whose picks also keep
-// a conversation on the endpoint that holds it and place new prefixes
-// consistently while the cost allows (Pool.chooseLatency); alone it is the
-// plain minimum.
+// first token. In a pool's preset it marks the latency pipeline, which
+// keeps the affinity choice unless the prediction says otherwise
+// (Pool.chooseLatency).
 type LeastTTFTPicker struct{}
 
 func (LeastTTFTPicker) Pick(pc *PickContext, cands []Candidate) int {
 	return leastCost(predict(pc, cands))
 }
 
-// chooseLatency is choose for the latency preset. Every candidate's TTFT is
-// predicted; then
-//
-//   - a prompt new to the pool (placeable) goes to its consistent placement
-//     unless that endpoint's prediction is past costPlacementTolerance of
-//     the best, which then takes it;
-//   - otherwise the least-cost endpoint among those holding the longest
-//     prefix keeps it unless past costAffinityTolerance of the best;
-//   - with no usable prompt, the least cost.
+// chooseLatency is choose for the latency preset: the prefix-affinity
+// choice (the holder of the longest prefix within the load bound, or the
+// consistent placement of a new prefix), unless another endpoint's
+// predicted TTFT beats it by more than the tolerance, in either direction:
+// a holder pushed off by the load bound comes back when it is still the
+// fastest, and a holder or placement whose queue or prefill rate makes it
+// slow gives way to the fastest endpoint.
 func (p *Pool) chooseLatency(pc *PickContext, s *settings, cands []Candidate, useIndex bool) (int, Reason) {
+	i, reason := p.chooseAffinity(pc, s, MaxScorePicker{}, cands, useIndex)
 	cv := predict(pc, cands)
-	lo := leastCost(cv)
 	pc.predicted = cv
+	lo := leastCost(cv)
+	tol := costAffinityTolerance
+	if reason == ReasonPlacement {
+		tol = costPlacementTolerance
+	}
+	if tolerated(cv[i].t, &cv[lo], tol) {
+		return i, reason
+	}
 	if !useIndex {
 		return lo, ReasonFallback
 	}
-	best, holders := 0, 0
-	for i := range cands {
-		switch m := cands[i].Matched; {
-		case m > cands[best].Matched:
-			best, holders = i, 1
-		case m == cands[best].Matched:
-			holders++
-		}
+	best := 0
+	for j := range cands {
+		best = max(best, cands[j].Matched)
 	}
-	if depth, ok := placeable(cands[best].Matched, holders, len(pc.Req.Blocks)); ok {
-		i := p.place(pc, s, cands, newBounds(cands, s), depth)
-		if tolerated(cv[i].t, &cv[lo], costPlacementTolerance) {
-			return i, ReasonPlacement
-		}
-		return lo, ReasonSpillover
-	}
-	h := best
-	for i := range cands {
-		if cands[i].Matched == cands[best].Matched && cv[i].t < cv[h].t {
-			h = i
-		}
-	}
-	if cands[lo].Matched == cands[best].Matched || tolerated(cv[h].t, &cv[lo], costAffinityTolerance) {
-		if cands[lo].Matched == cands[best].Matched {
-			h = lo
-		}
-		return h, ReasonAffinity
+	if best > 0 && cands[lo].Matched == best {
+		return lo, ReasonAffinity
 	}
 	return lo, ReasonSpillover
 }

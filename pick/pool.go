@@ -516,16 +516,22 @@ func (p *Pool) candidates(pc *PickContext, pl *plan, eps []*Endpoint) []Candidat
 // choose runs scorers and the picker, with placement and spill-over in
 // affinity mode. It returns an index into cands.
 func (p *Pool) choose(pc *PickContext, s *settings, pl *plan, cands []Candidate, useIndex bool) (int, Reason) {
+	pl.pipe.score(pc, cands)
 	if pl.latency {
 		return p.chooseLatency(pc, s, cands, useIndex)
 	}
-	pl.pipe.score(pc, cands)
 	if !pl.affinity {
 		i := pl.pipe.Picker.Pick(pc, cands)
 		return i, plainReason(cands, i, useIndex)
 	}
+	return p.chooseAffinity(pc, s, pl.pipe.Picker, cands, useIndex)
+}
+
+// chooseAffinity is choose in affinity mode, with picker choosing among
+// the scored candidates.
+func (p *Pool) chooseAffinity(pc *PickContext, s *settings, picker Picker, cands []Candidate, useIndex bool) (int, Reason) {
 	if !useIndex {
-		return pl.pipe.Picker.Pick(pc, cands), ReasonFallback
+		return picker.Pick(pc, cands), ReasonFallback
 	}
 	best, holders := 0, 0
 	for i := range cands {
@@ -540,7 +546,7 @@ func (p *Pool) choose(pc *PickContext, s *settings, pl *plan, cands []Candidate,
 	if depth, ok := placeable(cands[best].Matched, holders, len(pc.Req.Blocks)); ok {
 		return p.place(pc, s, cands, b, depth), ReasonPlacement
 	}
-	i := pl.pipe.Picker.Pick(pc, cands)
+	i := picker.Pick(pc, cands)
 	if !b.fits(&cands[i], affinityStretch(cands[i].Matched, len(pc.Req.Blocks))) {
 		i = b.bestFitting(cands, i)
 	}

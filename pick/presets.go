@@ -45,9 +45,13 @@ var presets = []*Preset{
 	},
 	{
 		Name:    "latency",
-		Doc:     "the smallest predicted time to first token, from each endpoint's learned prefill rate and queue cost; conversations stay and new prefixes are placed consistently while the prediction allows",
+		Doc:     "prefix-affinity's choice unless another endpoint's predicted time to first token (learned prefill rate and queue cost) is clearly smaller",
 		Filters: []*Plugin{filterHealthy, filterNotSaturated, filterLoRA},
-		Picker:  pickerLeastTTFT,
+		Scorers: []PluginWeight{
+			{scorerPrefix, 3}, {scorerQueue, 2}, {scorerKV, 2},
+			{scorerInflight, 0.5}, {scorerTokens, 0.5}, {scorerLoRA, 1},
+		},
+		Picker: pickerLeastTTFT,
 	},
 	{
 		Name: "least-request", Balancer: true,
