@@ -76,8 +76,9 @@ const (
 	// costs other prompts their hits.
 	costAffinityTolerance = 0.25
 	// costPlacementTolerance is the same when the affinity choice is the
-	// consistent placement of a new prefix: overriding placement makes
-	// kvgate replicas disagree about where a conversation lives.
+	// consistent placement of a prompt no endpoint holds more of than the
+	// others (a new conversation): overriding it makes kvgate replicas
+	// disagree about where a conversation lives.
 	costPlacementTolerance = 1.0
 )
 
@@ -308,8 +309,21 @@ func (p *Pool) chooseLatency(pc *PickContext, s *settings, cands []Candidate, us
 	cv := predict(pc, cands)
 	pc.predicted = cv
 	lo := leastCost(cv)
+	best, holders := 0, 0
+	for j := range cands {
+		switch m := cands[j].Matched; {
+		case m > best:
+			best, holders = m, 1
+		case m == best:
+			holders++
+		}
+	}
+	// The placement of a prompt every endpoint holds as much of (nothing,
+	// or a system prompt they all cache) is a new conversation's: replicas
+	// agree on it, so it earns the wider tolerance. Placement past a prefix
+	// only some endpoints hold (a tenant's context cached twice) is not.
 	tol := costAffinityTolerance
-	if reason == ReasonPlacement {
+	if reason == ReasonPlacement && holders == len(cands) {
 		tol = costPlacementTolerance
 	}
 	if tolerated(cv[i].t, &cv[lo], tol) {
@@ -317,10 +331,6 @@ func (p *Pool) chooseLatency(pc *PickContext, s *settings, cands []Candidate, us
 	}
 	if !useIndex {
 		return lo, ReasonFallback
-	}
-	best := 0
-	for j := range cands {
-		best = max(best, cands[j].Matched)
 	}
 	if best > 0 && cands[lo].Matched == best {
 		return lo, ReasonAffinity
