@@ -146,7 +146,7 @@ func Run(ctx context.Context, o Options, sc Scenario) (Report, error) {
 	var route func(Request) string
 	var urls []string
 	if sc.Oracle {
-		route = oracleRoute(sims, sims[0].Server.Config().Model)
+		route = oracleRoute(sims)
 		urls = []string{sims[0].URL}
 	} else {
 		var stop func()
