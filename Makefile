@@ -1,7 +1,7 @@
 # kvgate: run `make help` for the targets.
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X github.com/kvgate/kvgate/internal/buildinfo.version=$(VERSION)
 OUT     ?= bin/kvgate
 
 .PHONY: help build test testbin bench fuzz lint clean manifests deploycheck image

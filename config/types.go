@@ -39,6 +39,11 @@ type Config struct {
 type Admin struct {
 	// Address to listen on; default 127.0.0.1:9901. "off" disables the admin listener.
 	Address string `yaml:"address"`
+	// Pprof serves Go's net/http/pprof profiles under /debug/pprof/ on the
+	// admin listener; default false. Profiles show memory contents and cost
+	// CPU while they run: turn it on where the admin listener is private.
+	// Read at start; a reload does not change it.
+	Pprof bool `yaml:"pprof,omitempty"`
 }
 
 // Listener is one client-facing socket.
@@ -442,4 +447,10 @@ type Tracing struct {
 	SampleRatio *float64 `yaml:"sampleRatio,omitempty"`
 	// ServiceName is the service.name resource attribute; default kvgate.
 	ServiceName string `yaml:"serviceName,omitempty"`
+	// MetricsInterval, above 0, also pushes the families of /metrics to the
+	// collector over OTLP/HTTP (endpoint + /v1/metrics) at this interval,
+	// and once more at shutdown; default 0: no push (scrape /metrics).
+	// Needs endpoint; sampleRatio 0 pushes metrics while recording only
+	// the traces sampled callers started.
+	MetricsInterval Duration `yaml:"metricsInterval,omitempty"`
 }

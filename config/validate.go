@@ -745,6 +745,9 @@ func (v *validator) tracing() {
 	if r := t.SampleRatio; r != nil && !(*r >= 0 && *r <= 1) {
 		v.errf("tracing.sampleRatio", "sampleRatio must be between 0 and 1 (0.01 records 1 in 100 new traces), got %g", *r)
 	}
+	if t.MetricsInterval > 0 && t.Endpoint == "" {
+		v.errf("tracing.metricsInterval", "pushing metrics needs tracing.endpoint: set the collector's OTLP/HTTP base address, e.g. http://127.0.0.1:4318, or remove metricsInterval")
+	}
 }
 
 // negativeDurations reports every Duration below zero, wherever it is. Parse

@@ -35,6 +35,7 @@ func TestValidate(t *testing.T) {
 		{"tracing endpoint not a URL", func(c *Config) { c.Tracing.Endpoint = "http://[::1" }, "tracing.endpoint", "http:// or https:// URL"},
 		{"sample ratio above 1", func(c *Config) { c.Tracing.SampleRatio = ptr(1.5) }, "tracing.sampleRatio", "between 0 and 1"},
 		{"sample ratio negative", func(c *Config) { c.Tracing.SampleRatio = ptr(-0.1) }, "tracing.sampleRatio", "between 0 and 1"},
+		{"metrics push without endpoint", func(c *Config) { c.Tracing.MetricsInterval = Duration(60e9) }, "tracing.metricsInterval", "needs tracing.endpoint"},
 		{"sample ratio 0", func(c *Config) { c.Tracing.SampleRatio = ptr(0.0) }, "", ""},
 		{"escaped slashes decode", func(c *Config) { c.Paths.EscapedSlashes = "decode" }, "", ""},
 		{"escaped slashes keep, no merging", func(c *Config) { c.Paths.EscapedSlashes = "keep"; c.Paths.MergeSlashes = ptr(false) }, "", ""},

@@ -263,6 +263,7 @@ type Pool struct {
 	eps map[string]*Endpoint
 
 	ratio  [len(RatioBuckets)]atomic.Uint64
+	rsum   atomic.Uint64 // sum of observed ratios, in millionths
 	picks  atomic.Uint64
 	recent recentWindow
 }
@@ -391,6 +392,10 @@ func (p *Pool) Ratio() (cum [len(RatioBuckets)]uint64, count uint64) {
 	return cum, p.picks.Load()
 }
 
+// RatioSum is the sum of the prefix match ratios observed (the histogram's
+// _sum), to a millionth per pick.
+func (p *Pool) RatioSum() float64 { return float64(p.rsum.Load()) / 1e6 }
+
 // Pick chooses one of eps for pc.Req with the pool's preset: filters, then
 // weighted scorers, then the picker; in affinity mode (a pipeline with the
 // prefix scorer) a prompt no endpoint holds is placed with cache.Place, and a
@@ -480,6 +485,7 @@ func (p *Pool) observeRatio(matched, total int) {
 			break
 		}
 	}
+	p.rsum.Add(uint64(r*1e6 + 0.5))
 	p.picks.Add(1)
 }
 

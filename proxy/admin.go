@@ -18,10 +18,10 @@ func (p *Proxy) adminHandler() http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	mux.HandleFunc("POST /reload", p.handleReload) // reload.go
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		p.writeMetrics(w)
-	})
+	mux.HandleFunc("POST /reload", p.handleReload)   // reload.go
+	mux.Handle("GET /metrics", newMetricsHandler(p)) // metrics_export.go
+	if p.snap.Load().cfg.Admin.Pprof {
+		mountPprof(mux) // admin_pprof.go
+	}
 	return mux
 }

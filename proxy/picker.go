@@ -241,6 +241,10 @@ func readPrompt(x *Exchange, in *config.Inference, sc *inferScratch, req *pick.P
 		return nil
 	}
 	seed := cache.Seed(sc.prompt.Model, sc.prompt.CacheSalt)
+	if x.modelLabel == "" {
+		// sc goes back to its pool before the metrics run: take the label now.
+		x.modelLabel = x.proxy.metrics.models.label(sc.prompt.Model)
+	}
 	req.HasPrompt = true
 	req.Seed = seed
 	req.Model = sc.prompt.Model

@@ -47,9 +47,10 @@ type Proxy struct {
 	infer     *inferenceSet // inference pools' picking state (picker.go)
 	ident     mtls.Identity // workload SPIFFE identity; nil: none
 	selfIDs   atomic.Pointer[selfIDCache]
-	closeID   sync.Once // closeIdentity runs once; Shutdown may be called twice
-	tracing   *tracing  // nil when tracing is off (tracing.go); set before Start, read-only after
-	loader    Loader    // how ReloadSource reads the config (reload.go); set before Start
+	closeID   sync.Once    // closeIdentity runs once; Shutdown may be called twice
+	tracing   *tracing     // nil when tracing is off (tracing.go); set before Start, read-only after
+	push      *metricsPush // OTLP metrics push (metrics_otlp.go); nil when off
+	loader    Loader       // how ReloadSource reads the config (reload.go); set before Start
 }
 
 // New compiles cfg (already defaulted and validated) into a Proxy that is
@@ -88,6 +89,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 		acc.close()
 		return nil, err
 	}
+	if p.push, err = newMetricsPush(cfg.Tracing, metricsGatherer(p, true)); err != nil { // metrics_otlp.go
+		p.tracing.shutdown(context.Background())
+		p.infer.stopAll()
+		p.ups.closeAll()
+		p.closeIdentity()
+		acc.close()
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -111,6 +120,7 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 		return err
 	}
 	p.infer.sync(cfg, pools)
+	p.metrics.models.configure(cfg) // metrics_genai.go
 	p.snap.Store(&snapshot{cfg: cfg, table: table, pools: pools, authz: authz, paths: compilePaths(cfg.Paths)})
 	p.metrics.reloads.WithLabel("ok").Add(1)
 	return nil
@@ -221,6 +231,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.ups.closeAll()
 	p.closeIdentity()
 	p.access.close()
+	p.push.shutdown(ctx)    // pushes the metrics once more
 	p.tracing.shutdown(ctx) // flushes spans still batched
 	return err
 }
