@@ -36,6 +36,9 @@ type Scenario struct {
 	// Session sends each request's conversation key in
 	// Inference.SessionHeader (default x-session-id).
 	Session bool
+	// Oracle bypasses kvgate: the client routes each request itself by the
+	// simulators' real caches (OracleScenario).
+	Oracle bool
 }
 
 // Options are shared by every scenario of one replay.
@@ -150,11 +153,19 @@ func Run(ctx context.Context, o Options, sc Scenario) (Report, error) {
 	for i, s := range sims {
 		addrs[i] = s.Addr
 	}
-	urls, stop, err := startProxies(sc, addrs, o)
-	if err != nil {
-		return Report{}, err
+	var route func(Request) string
+	var urls []string
+	if sc.Oracle {
+		route = oracleRoute(sims)
+		urls = []string{sims[0].URL}
+	} else {
+		var stop func()
+		urls, stop, err = startProxies(sc, addrs, o)
+		if err != nil {
+			return Report{}, err
+		}
+		defer stop()
 	}
-	defer stop()
 
 	cl := o.Client
 	if cl.HTTP == nil {
@@ -165,8 +176,13 @@ func Run(ctx context.Context, o Options, sc Scenario) (Report, error) {
 	if sc.Session {
 		cl.SessionHeader = sessionHeader(sc.Inference)
 		keys = SessionKeys(o.Workload, o.HotShare)
+		for i, r := range o.Workload {
+			if r.Session != "" {
+				keys[i] = r.Session
+			}
+		}
 	}
-	results, wall := replay(ctx, &cl, o, urls, keys)
+	results, wall := replay(ctx, &cl, o, urls, keys, route)
 	r := summarise(sc, o, results, sims, wall)
 	if o.Hold != nil {
 		o.Hold(ctx, r)
@@ -269,8 +285,8 @@ func startProxies(sc Scenario, endpoints []string, o Options) ([]string, func(),
 }
 
 // replay sends every request at its scaled arrival time, spreading them over
-// urls round-robin, and waits for all of them.
-func replay(ctx context.Context, cl *Client, o Options, urls []string, keys []string) ([]Result, time.Duration) {
+// urls round-robin (or where route says, when set), and waits for all of them.
+func replay(ctx context.Context, cl *Client, o Options, urls []string, keys []string, route func(Request) string) ([]Result, time.Duration) {
 	results := make([]Result, len(o.Workload))
 	var wg sync.WaitGroup
 	var done atomic.Int64
@@ -308,7 +324,11 @@ func replay(ctx context.Context, cl *Client, o Options, urls []string, keys []st
 			key = keys[i]
 		}
 		wg.Go(func() {
-			results[i] = cl.Do(ctx, urls[i%len(urls)], req, key)
+			url := urls[i%len(urls)]
+			if route != nil {
+				url = route(req)
+			}
+			results[i] = cl.Do(ctx, url, req, key)
 			if slots != nil {
 				<-slots
 			}

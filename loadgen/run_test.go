@@ -100,7 +100,7 @@ func TestRunSetupErrors(t *testing.T) {
 
 func TestStandardScenariosValidate(t *testing.T) {
 	scs := StandardScenarios(4)
-	if len(scs) != 9 || scs[len(scs)-1].Replicas != 4 || scs[len(scs)-2].Replicas != 4 {
+	if len(scs) != 12 || scs[len(scs)-1].Replicas != 4 || scs[len(scs)-4].Replicas != 4 {
 		t.Fatalf("got %d scenarios", len(scs))
 	}
 	for _, sc := range scs {
@@ -108,8 +108,8 @@ func TestStandardScenariosValidate(t *testing.T) {
 			t.Errorf("%s: %v", sc.Name, err)
 		}
 	}
-	if got := StandardScenarios(0); len(got) != 7 {
-		t.Fatalf("replicas 0: %d scenarios, want 7", len(got))
+	if got := StandardScenarios(0); len(got) != 8 {
+		t.Fatalf("replicas 0: %d scenarios, want 8", len(got))
 	}
 }
 

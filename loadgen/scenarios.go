@@ -17,11 +17,15 @@ const (
 	PrefixAffinity = "kvgate prefix-affinity"
 	PrefixReplicas = "kvgate prefix-affinity, replicas"
 	GIEReplicas    = "gie-default, replicas"
+	Latency        = "kvgate latency"
+	LatencyReplica = "kvgate latency, replicas"
+	SGLangReplicas = "sglang-cache-aware, replicas"
 )
 
-// StandardScenarios returns the baselines and kvgate's own picker, in the
-// order reports show them. replicas is the kvgate instance count of the
-// last scenario (the agreement-without-shared-state run); 0 leaves it out.
+// StandardScenarios returns the baselines and kvgate's own pickers, in the
+// order reports show them. replicas is the instance count of the
+// replicated scenarios (agreement without shared state, one per cache-aware
+// picker); 0 leaves them out. The oracle (OracleScenario) is not among them.
 func StandardScenarios(replicas int) []Scenario {
 	sc := []Scenario{
 		{Name: RoundRobin, Note: "picker round-robin (plain pools: balancer round-robin)",
@@ -38,6 +42,8 @@ func StandardScenarios(replicas int) []Scenario {
 			Inference: config.Inference{Picker: "sglang"}},
 		{Name: PrefixAffinity, Note: "kvgate default: picker prefix-affinity with its default scorers and loadBound 1.25",
 			Inference: config.Inference{Picker: "prefix-affinity"}},
+		{Name: Latency, Note: "picker latency: the smallest predicted TTFT (learned prefill rate and queue cost per endpoint), holders and consistent placement kept within tolerance",
+			Inference: config.Inference{Picker: "latency"}},
 	}
 	if replicas > 1 {
 		n := strconv.Itoa(replicas)
@@ -45,9 +51,15 @@ func StandardScenarios(replicas int) []Scenario {
 			Scenario{Name: GIEReplicas, Replicas: replicas,
 				Note:      n + " instances of the gie picker, each with its own prefix index (as replicated endpoint pickers are); the client spreads requests round-robin",
 				Inference: config.Inference{Picker: "gie", BlockSize: 64}},
+			Scenario{Name: SGLangReplicas, Replicas: replicas,
+				Note:      n + " instances of the sglang picker, each with its own prefix index; the client spreads requests round-robin",
+				Inference: config.Inference{Picker: "sglang"}},
 			Scenario{Name: PrefixReplicas, Replicas: replicas,
 				Note:      n + " kvgate instances with no shared state over the same simulators; the client spreads requests round-robin",
-				Inference: config.Inference{Picker: "prefix-affinity"}})
+				Inference: config.Inference{Picker: "prefix-affinity"}},
+			Scenario{Name: LatencyReplica, Replicas: replicas,
+				Note:      n + " kvgate instances of the latency picker, each learning its own cost models, no shared state",
+				Inference: config.Inference{Picker: "latency"}})
 	}
 	return sc
 }

@@ -25,6 +25,10 @@ type Request struct {
 	// HashIDs names each TraceBlockTokens-token block of the prompt; equal
 	// ids mean equal blocks (with equal blocks before them).
 	HashIDs []uint64 `json:"hash_ids"`
+	// Session, when set, is the request's conversation for session-affinity
+	// pickers (generated workloads set it; for a trace SessionKeys derives
+	// one from the hash ids).
+	Session string `json:"session,omitempty"`
 }
 
 // maxLine bounds one trace line (a 1M-token prompt has about 2,000 ids).

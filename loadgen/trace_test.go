@@ -20,10 +20,10 @@ func TestReadTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Request{
-		{0, 700, 20, []uint64{0, 1}},
-		{0, 1100, 3, []uint64{0, 2, 3}},
-		{250, 1500, 0, []uint64{0, 1, 4}},
-		{900, 512, 40, []uint64{5}},
+		{0, 700, 20, []uint64{0, 1}, ""},
+		{0, 1100, 3, []uint64{0, 2, 3}, ""},
+		{250, 1500, 0, []uint64{0, 1, 4}, ""},
+		{900, 512, 40, []uint64{5}, ""},
 	}
 	if !slices.EqualFunc(got, want, sameRequest) {
 		t.Fatalf("got %+v\nwant %+v", got, want)

@@ -17,7 +17,20 @@ import (
 // record the blocks on the chosen endpoint, and release the in-flight count.
 // The index holds 64 prompts per endpoint behind one shared system prompt.
 func BenchmarkPick8KiB16Endpoints(b *testing.B) {
-	p, eps := testPool(b, 16, nil)
+	benchPick(b, testPreset)
+}
+
+// BenchmarkPickLatency8KiB16Endpoints is the same pick with the latency
+// preset, every endpoint having learned a cost model.
+func BenchmarkPickLatency8KiB16Endpoints(b *testing.B) {
+	benchPick(b, "latency")
+}
+
+func benchPick(b *testing.B, preset string) {
+	p, eps := testPool(b, 16, func(o *Options) { o.Preset = preset })
+	for i, e := range eps {
+		teach(e, 16, 0.001, 0.05+0.01*float64(i), 0.1)
+	}
 	system := strings.Repeat("You are a helpful assistant; follow the policy. ", 43)[:2048]
 	r := rand.New(rand.NewPCG(1, 2))
 	text := func() []byte {

@@ -38,6 +38,7 @@ type Endpoint struct {
 	picks  [numReasons]atomic.Uint64
 	recent atomic.Int64 // picks among its pool's last RecentWindow picks (recentWindow)
 	since  atomic.Int64 // picks since the last good scrape (not yet in its counts)
+	ended  atomic.Int64 // Ends since the last good scrape (perhaps still in its counts; cost.go)
 
 	// ttft holds recent observed TTFTs (outcome.go), made on the first
 	// one: 1 KB that a pool of 10,000 discovered endpoints, most of them
@@ -45,6 +46,7 @@ type Endpoint struct {
 	ttft       atomic.Pointer[latencyRing]
 	promptToks atomic.Uint64 // prompt tokens reported in usage (Observe)
 	cachedToks atomic.Uint64 // of those, cached tokens
+	cost       costModel // learned TTFT model (cost.go)
 }
 
 // LoRAInfo is what a vLLM server reports in lora_requests_info. It is
@@ -72,6 +74,7 @@ func (e *Endpoint) Begin(tokens int) {
 
 // End undoes one Begin.
 func (e *Endpoint) End(tokens int) {
+	e.ended.Add(1)
 	e.inflight.Add(-1)
 	e.inflightToks.Add(-int64(tokens))
 }
@@ -138,6 +141,7 @@ func (e *Endpoint) store(m *ServerMetrics, unixNanos int64) {
 		}
 	}
 	e.since.Store(0)
+	e.ended.Store(0)
 	e.scrapedAt.Store(unixNanos)
 	e.MarkSuspect(false)
 }

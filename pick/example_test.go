@@ -80,6 +80,7 @@ func ExamplePresets() {
 	}
 	// Output:
 	// prefix-affinity: healthy, not-saturated, lora-loadable → prefix 3 queue 2 kv-utilization 2 inflight-requests 0.5 inflight-tokens 0.5 lora 1 → max-score
+	// latency: healthy, not-saturated, lora-loadable → prefix 3 queue 2 kv-utilization 2 inflight-requests 0.5 inflight-tokens 0.5 lora 1 → least-ttft
 	// least-request (balancer): healthy, not-saturated → inflight-requests 1 → p2c
 	// round-robin (balancer): healthy, not-saturated → no scorer → round-robin
 	// random: healthy, not-saturated → no scorer → random

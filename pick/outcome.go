@@ -21,6 +21,13 @@ type Outcome struct {
 	PromptTokens, CachedTokens, CompletionTokens int
 	// Status is the HTTP status the endpoint answered with.
 	Status int
+	// Streamed reports a server-sent event stream, whose first body byte is
+	// the first token; only streamed replies teach the cost model.
+	Streamed bool
+	// Predicted is the Decision.Predicted of the pick that chose the
+	// endpoint, with At set; zero (not Valid) for a retry's or a plain
+	// pool's balancer pick.
+	Predicted Prediction
 }
 
 // ttftWindow is the number of recent TTFT samples an endpoint keeps for its
@@ -69,13 +76,15 @@ func (r *latencyRing) quantiles(qs ...float64) ([]time.Duration, int) {
 }
 
 // Observe records a finished request's outcome: its TTFT joins the recent
-// window (TTFTQuantiles). Safe for concurrent use; it allocates only the
-// window, on the endpoint's first TTFT.
+// window (TTFTQuantiles), and a streamed reply with a prediction teaches the
+// endpoint's cost model (cost.go). Safe for concurrent use; it allocates
+// only the window, on the endpoint's first TTFT.
 func (e *Endpoint) Observe(o Outcome) {
 	if o.PromptTokens > 0 {
 		e.promptToks.Add(uint64(o.PromptTokens))
 		e.cachedToks.Add(uint64(min(max(o.CachedTokens, 0), o.PromptTokens)))
 	}
+	e.learnOutcome(&o)
 	if o.TTFT <= 0 {
 		return
 	}

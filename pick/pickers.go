@@ -29,6 +29,9 @@ var (
 	pickerSGLang = pickerPlugin("sglang-cache-aware",
 		"SGLang's cache_aware rule: least loaded when imbalanced, else the longest match over half the prompt, else the emptiest cache",
 		func() Picker { return SGLangPicker{} })
+	pickerLeastTTFT = pickerPlugin("least-ttft",
+		"the smallest predicted time to first token (learned cost of the queue ahead plus the uncached prompt at the learned prefill rate), within the affinity and placement rules",
+		func() Picker { return LeastTTFTPicker{} })
 )
 
 // Interface guards.
@@ -39,6 +42,7 @@ var (
 	_ Picker = RandomPicker{}
 	_ Picker = SessionPicker{}
 	_ Picker = SGLangPicker{}
+	_ Picker = LeastTTFTPicker{}
 
 	_ CacheReader = SGLangPicker{}
 )

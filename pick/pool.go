@@ -136,6 +136,9 @@ type PickContext struct {
 	loads  []int
 	idx    []int
 	sizes  []int
+
+	costs     []costView // cost.go
+	predicted []costView // the costs of the last latency pick; nil otherwise
 }
 
 var pickContexts = sync.Pool{New: func() any { return new(PickContext) }}
@@ -190,6 +193,9 @@ type Decision struct {
 	Matched, Total int
 	// Saturated: every healthy endpoint was saturated.
 	Saturated bool
+	// Predicted is what the pick expected of the request (cost.go); the
+	// caller sets its At and hands it back in the request's Outcome.
+	Predicted Prediction
 }
 
 // Options configures the picking of one pool. The proxy fills it from the
@@ -254,10 +260,12 @@ type plan struct {
 	affinity bool // prefix scoring with placement and spill-over
 	index    bool // picks read prefix matches (affinity, or a plain preset that scores prefixes)
 	sizes    bool // the picker reads Candidate.Cached
+	latency  bool // the picker is LeastTTFTPicker: Pool.chooseLatency
 }
 
 func newPlan(pipe Pipeline) plan {
-	return plan{pipe: pipe, affinity: pipe.affinity(), index: pipe.usesIndex(), sizes: readsCache(pipe.Picker)}
+	_, latency := pipe.Picker.(LeastTTFTPicker)
+	return plan{pipe: pipe, affinity: pipe.affinity(), index: pipe.usesIndex() || latency, sizes: readsCache(pipe.Picker), latency: latency}
 }
 
 // Pool is the picking state of one pool, plain or inference: its endpoints
@@ -444,6 +452,7 @@ func (p *Pool) Balance(pc *PickContext, eps []*Endpoint) Decision {
 
 func (p *Pool) pick(pc *PickContext, s *settings, pl *plan, eps []*Endpoint, dry bool) Decision {
 	pc.set = s
+	pc.predicted = nil
 	if pc.Now == 0 {
 		pc.Now = time.Now().UnixNano()
 	}
@@ -487,6 +496,9 @@ func (p *Pool) pick(pc *PickContext, s *settings, pl *plan, eps []*Endpoint, dry
 		}
 	}
 	d.Endpoint, d.Reason, d.Matched, d.Tokens = c.E, reason, c.Matched, pc.Req.PromptTokens
+	if pl == &s.pick {
+		d.Predicted = prediction(pc, c, i)
+	}
 	if dry {
 		return d
 	}
@@ -554,12 +566,21 @@ func (p *Pool) candidates(pc *PickContext, pl *plan, eps []*Endpoint) []Candidat
 // affinity mode. It returns an index into cands.
 func (p *Pool) choose(pc *PickContext, s *settings, pl *plan, cands []Candidate, useIndex bool) (int, Reason) {
 	pl.pipe.score(pc, cands)
+	if pl.latency {
+		return p.chooseLatency(pc, s, cands, useIndex)
+	}
 	if !pl.affinity {
 		i := pl.pipe.Picker.Pick(pc, cands)
 		return i, plainReason(cands, i, useIndex)
 	}
+	return p.chooseAffinity(pc, s, pl.pipe.Picker, cands, useIndex)
+}
+
+// chooseAffinity is choose in affinity mode, with picker choosing among
+// the scored candidates.
+func (p *Pool) chooseAffinity(pc *PickContext, s *settings, picker Picker, cands []Candidate, useIndex bool) (int, Reason) {
 	if !useIndex {
-		return pl.pipe.Picker.Pick(pc, cands), ReasonFallback
+		return picker.Pick(pc, cands), ReasonFallback
 	}
 	best, holders := 0, 0
 	for i := range cands {
@@ -574,7 +595,7 @@ func (p *Pool) choose(pc *PickContext, s *settings, pl *plan, cands []Candidate,
 	if depth, ok := placeable(cands[best].Matched, holders, len(pc.Req.Blocks)); ok {
 		return p.place(pc, s, cands, b, depth), ReasonPlacement
 	}
-	i := pl.pipe.Picker.Pick(pc, cands)
+	i := picker.Pick(pc, cands)
 	if !b.fits(&cands[i], affinityStretch(cands[i].Matched, len(pc.Req.Blocks))) {
 		i = b.bestFitting(cands, i)
 	}

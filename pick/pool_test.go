@@ -291,7 +291,7 @@ func TestPresets(t *testing.T) {
 				r.Session = "user-7"
 				d := pick(t, p, eps, r)
 				counts[d.Endpoint.Addr]++
-				if name != "prefix-affinity" && d.Reason != ReasonFallback {
+				if name != "prefix-affinity" && name != "latency" && d.Reason != ReasonFallback {
 					t.Errorf("reason %s, want fallback", d.Reason)
 				}
 				d.Endpoint.End(d.Tokens)

@@ -44,6 +44,16 @@ var presets = []*Preset{
 		Picker: pickerMaxScore,
 	},
 	{
+		Name:    "latency",
+		Doc:     "prefix-affinity's choice unless another endpoint's predicted time to first token (learned prefill rate and queue cost) is clearly smaller",
+		Filters: []*Plugin{filterHealthy, filterNotSaturated, filterLoRA},
+		Scorers: []PluginWeight{
+			{scorerPrefix, 3}, {scorerQueue, 2}, {scorerKV, 2},
+			{scorerInflight, 0.5}, {scorerTokens, 0.5}, {scorerLoRA, 1},
+		},
+		Picker: pickerLeastTTFT,
+	},
+	{
 		Name: "least-request", Balancer: true,
 		Doc:     "least request: the one of two random endpoints with fewer requests in flight",
 		Filters: []*Plugin{filterHealthy, filterNotSaturated},

@@ -87,11 +87,12 @@ type Exchange struct {
 	peek    bodyPeek   // body bytes read ahead of forwarding (body.go)
 	idle    *idleWatch // the route's timeouts.idle on the response stream (idle.go); nil when unset
 
-	usage     *usageReader // reads the reply's usage (usage.go); nil when not watched
-	tokens    openai.Usage // what the usage object said, set in finish
-	hasTokens bool
-	ttft      time.Duration // start to the first upstream body byte of a watched reply (usage.go); 0 none
-	span      spanState     // the request's server span (tracing.go); zero when tracing is off
+	usage      *usageReader // reads the reply's usage (usage.go); nil when not watched
+	tokens     openai.Usage // what the usage object said, set in finish
+	hasTokens  bool
+	ttft       time.Duration // start to the first upstream body byte of a watched reply (usage.go); 0 none
+	ttftStream bool          // that reply was an event stream (usage.go)
+	span       spanState     // the request's server span (tracing.go); zero when tracing is off
 }
 
 var _ router.Request = (*Exchange)(nil)

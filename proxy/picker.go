@@ -132,11 +132,12 @@ var inferScratchPool = sync.Pool{New: func() any { return new(inferScratch) }}
 type inferState struct {
 	ip     *infPool
 	sc     *inferScratch
-	picked bool    // the pool's preset picked x.ep
-	tokens int     // the prompt's estimated tokens, counted in flight with x.ep
-	reason string  // why the endpoint was picked (pick.Reason), for the span
-	addr   string  // for x-kvgate-endpoint; "" when the header is off
-	w      *waiter // the queue place, once queued
+	picked bool            // the pool's preset picked x.ep
+	tokens int             // the prompt's estimated tokens, counted in flight with x.ep
+	reason string          // why the endpoint was picked (pick.Reason), for the span
+	addr   string          // for x-kvgate-endpoint; "" when the header is off
+	w      *waiter         // the queue place, once queued
+	pred   pick.Prediction // what the pick expected, for the endpoint's cost model (usage.go)
 }
 
 // end returns the scratch memory and, after a pick, lets the next queued
@@ -191,6 +192,8 @@ func (p *Proxy) pickInference(x *Exchange, ip *infPool, route *router.Route) (*e
 		if d.Endpoint != nil {
 			p.status.picks.record(x, ip.name, pc, &d, l.states)
 			st.picked, st.tokens, st.reason = true, d.Tokens, d.Reason.String()
+			st.pred = d.Predicted
+			st.pred.At = max(time.Since(x.start), 0)
 			x.ep = l.eps[d.Index]
 			if in.EndpointHeader {
 				st.addr = d.Endpoint.Addr

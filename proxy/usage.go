@@ -25,6 +25,7 @@ type usageReader struct {
 	s     openai.UsageScanner
 	start time.Time     // the request's start (Exchange.start)
 	ttft  time.Duration // start to the first body byte read; 0 until then
+	sse   bool          // the body is an event stream: its first byte is the first token
 }
 
 func (u *usageReader) Read(p []byte) (int, error) {
@@ -62,6 +63,7 @@ func watchUsage(x *Exchange, r *Reply) {
 	u.r = r.Body
 	u.start = x.start
 	u.ttft = 0
+	u.sse = mode == openai.UsageSSE
 	u.s.Reset(mode)
 	x.usage = u
 	r.Body = u
@@ -77,6 +79,7 @@ func (x *Exchange) endUsage() {
 	x.usage = nil
 	x.tokens, x.hasTokens = u.s.Usage()
 	x.ttft = u.ttft
+	x.ttftStream = u.sse
 	u.r = nil
 	usageReaders.Put(u)
 }
@@ -99,8 +102,12 @@ func (x *Exchange) observeOutcome(status int) {
 	if x.ep == nil || x.ttft == 0 {
 		return
 	}
-	x.ep.state.Observe(pick.Outcome{
-		TTFT: x.ttft, Duration: time.Since(x.start), Status: status,
+	o := pick.Outcome{
+		TTFT: x.ttft, Duration: time.Since(x.start), Status: status, Streamed: x.ttftStream,
 		PromptTokens: int(x.tokens.Prompt), CachedTokens: int(x.tokens.Cached), CompletionTokens: int(x.tokens.Completion),
-	})
+	}
+	if x.rt.retries == 0 { // a retry's endpoint was chosen by the balancer, not predicted
+		o.Predicted = x.inf.pred
+	}
+	x.ep.state.Observe(o)
 }

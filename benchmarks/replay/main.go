@@ -39,6 +39,9 @@ func main() {
 }
 
 type flags struct {
+	workload     string
+	seed         uint64
+	oracle       bool
 	trace        string
 	requests     int
 	timeScale    float64
@@ -59,6 +62,9 @@ type flags struct {
 func parse(args []string) (flags, error) {
 	var f flags
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.StringVar(&f.workload, "workload", "mooncake", "mooncake (the --trace file) or a generated workload: "+strings.Join(workloadNames(), ", ")+" (see README.md)")
+	fs.Uint64Var(&f.seed, "seed", 1, "seed of a generated workload")
+	fs.BoolVar(&f.oracle, "oracle", true, "add the oracle row: no kvgate, each request to the simulator whose real cache holds its longest prefix (the hit-rate reference)")
 	fs.StringVar(&f.trace, "trace", filepath.Join("..", "shared", "traces", "mooncake_conversation.jsonl"), "Mooncake JSONL trace (relative to the repository root)")
 	fs.IntVar(&f.requests, "requests", 2000, "replay the first N requests of the trace (0 = all)")
 	fs.Float64Var(&f.timeScale, "time-scale", 0.1, "multiply arrival times by this factor (0.1 = 10x faster)")
@@ -78,6 +84,32 @@ func parse(args []string) (flags, error) {
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
+	if fs.NArg() > 0 {
+		return f, fmt.Errorf("unexpected argument %q; every option is a flag (see --help)", fs.Arg(0))
+	}
+	if f.workload != "mooncake" {
+		w, err := loadgen.LookupWorkload(f.workload)
+		if err != nil {
+			return f, err
+		}
+		// A generated workload's timestamps are model time: replay them at
+		// the simulators' speed, against the cache size it is sized for,
+		// unless told otherwise.
+		set := map[string]bool{}
+		fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+		if !set["time-scale"] {
+			f.timeScale = 0.2
+		}
+		if !set["sim-time-scale"] {
+			f.simTimeScale = f.timeScale
+		}
+		if !set["num-gpu-blocks"] {
+			f.blocks = w.Blocks
+		}
+		if !set["out"] {
+			f.out = filepath.Join("benchmarks", "replay", w.Name)
+		}
+	}
 	if f.simTimeScale == 0 {
 		f.simTimeScale = f.timeScale
 	}
@@ -92,7 +124,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	reqs, err := loadgen.LoadTrace(f.trace, f.requests)
+	reqs, err := workload(f)
 	if err != nil {
 		return err
 	}
@@ -112,6 +144,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	all := loadgen.StandardScenarios(f.replicas)
 	if f.precise {
 		all = append(all, loadgen.PreciseScenarios(f.replicas)...)
+	}
+	if f.oracle {
+		all = append(all, loadgen.OracleScenario())
 	}
 	scenarios := selectScenarios(all, f.only)
 	if len(scenarios) == 0 {
@@ -133,6 +168,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprint(stdout, table.String())
 	if f.out == "" {
 		return nil
+	}
+	if err := os.MkdirAll(f.out, 0o755); err != nil {
+		return err
 	}
 	return writeResults(f.out, env, table.String(), reports, scenarios)
 }
@@ -197,7 +235,12 @@ func environment(args []string, f flags, reqs []loadgen.Request) string {
 	if len(reqs) > 0 {
 		span = time.Duration(reqs[len(reqs)-1].Timestamp-reqs[0].Timestamp) * time.Millisecond
 	}
-	fmt.Fprintf(&b, "trace:     %s, first %d requests spanning %s, replayed at time scale %g\n", filepath.Base(f.trace), len(reqs), span, f.timeScale)
+	if f.workload == "mooncake" {
+		fmt.Fprintf(&b, "trace:     %s, first %d requests spanning %s, replayed at time scale %g\n", filepath.Base(f.trace), len(reqs), span, f.timeScale)
+	} else {
+		w, _ := loadgen.LookupWorkload(f.workload)
+		fmt.Fprintf(&b, "workload:  %s (seed %d): %s; %d requests spanning %s, replayed at time scale %g\n", w.Name, f.seed, w.Doc, len(reqs), span, f.timeScale)
+	}
 	fmt.Fprintf(&b, "simulators: %d × (num-gpu-blocks %d = %d tokens, max-batch %d, prefill %v/token, decode %v/token, time scale %g); max-output %d\n",
 		f.simulators, f.blocks, f.blocks*sim.BlockTokens, f.maxBatch, f.prefill, f.decode, f.simTimeScale, f.maxOutput)
 	return b.String()
@@ -258,5 +301,37 @@ func writeResults(dir, env, table string, reports []loadgen.Report, scenarios []
 	if err := os.WriteFile(filepath.Join(dir, "results.svg"), svg.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("write chart: %w", err)
 	}
+	svg.Reset()
+	if err := loadgen.WriteLatencySVG(&svg, reports, "kvgate replay: hit rate, TTFT p50 and p99 per picker"); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "latency.svg"), svg.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write chart: %w", err)
+	}
 	return nil
+}
+
+// workload returns the requests of the trace or of the generated workload
+// f names.
+func workload(f flags) ([]loadgen.Request, error) {
+	if f.workload == "mooncake" {
+		return loadgen.LoadTrace(f.trace, f.requests)
+	}
+	w, err := loadgen.LookupWorkload(f.workload)
+	if err != nil {
+		return nil, err
+	}
+	reqs := w.Generate(f.seed)
+	if f.requests > 0 && f.requests < len(reqs) {
+		reqs = reqs[:f.requests]
+	}
+	return reqs, nil
+}
+
+func workloadNames() []string {
+	var out []string
+	for _, w := range loadgen.Workloads() {
+		out = append(out, w.Name)
+	}
+	return out
 }

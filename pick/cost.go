@@ -1,0 +1,361 @@
+package pick
+
+import (
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// This file is the cost model behind the latency preset: each endpoint's
+// time to first token predicted from what kvgate has seen it do, and the
+// pick that overrides the affinity choice when another endpoint's
+// prediction is clearly smaller (Pool.chooseLatency).
+//
+// The model. A request sent to endpoint e waits behind the requests ahead
+// of it and then prefills the prompt tokens e does not hold:
+//
+//	TTFT(e) = base(e) + perToken(e) × uncached(e) + perAhead(e) × ahead(e)
+//
+//   - ahead(e) is the queue the request joins: with a fresh scrape the
+//     server's waiting and running requests plus what kvgate sent it since
+//     that scrape, minus what of kvgate's ended since (at least kvgate's
+//     own requests in flight); without one, kvgate's own requests in
+//     flight to e;
+//   - uncached(e) is the prompt's estimated tokens minus the tokens of the
+//     leading blocks the prefix index says e holds;
+//   - base, perToken (the inverse of the prefill rate) and perAhead (the
+//     queue cost of one request ahead: about a service time divided by the
+//     batch the server runs) are learned per endpoint, online, from every
+//     finished streamed reply (Endpoint.Observe): the time from the pick to
+//     the first body byte against the queue ahead at the pick and the
+//     uncached tokens the usage object reports (prompt − cached).
+//
+// Learning is normalised least mean squares on the three features
+// (1, uncached/1000, ahead) with a robust step: a residual is clipped to
+// costClip × the running mean absolute residual, so that one stalled reply
+// (a GC pause, a network hiccup) moves the model by a bounded amount while a
+// lasting change moves it within a few requests. Coefficients never go
+// negative. Memory is a few words per endpoint.
+//
+// Until an endpoint has costWarmSamples samples, and as its last sample
+// ages (half-life costHalfLife), its coefficients are blended towards the
+// mean of the other endpoints' learned ones (towards costPrior when none has
+// learned): a new endpoint starts as the pool's average, and an endpoint
+// that lost its traffic for being slow is tried again once its estimate has
+// relaxed, so that a recovered endpoint regains traffic and a still-slow one
+// sends a probe every few half-lives.
+//
+// Limits: the model is linear, so it cannot see that a server with free
+// batch slots starts a request at once while a full one makes it wait (it
+// learns the average cost of a request ahead); it knows the prompt's length
+// only as bytes/4 and the endpoint's cache only through the prefix index
+// (approximate unless fed by KV events); a reply that is not streamed
+// (one JSON object) does not teach it, its first byte being its last; and
+// one model per endpoint is learned, whatever model or LoRA adapter a
+// request names.
+
+// Cost-model constants (see the comment above).
+const (
+	// costRate is the normalised LMS step, in (0, 1].
+	costRate = 0.5
+	// costClip bounds a residual, in running mean absolute residuals.
+	costClip = 3
+	// costSpreadRate is the EWMA rate of the mean absolute residual.
+	costSpreadRate = 0.1
+	// costWarmSamples is how many samples make an endpoint's own
+	// coefficients count fully.
+	costWarmSamples = 8
+	// costHalfLife is how fast an endpoint's coefficients relax towards the
+	// pool's once it gets no more samples.
+	costHalfLife = 10 * time.Second
+	// costAffinityTolerance: the affinity choice keeps the request while
+	// its predicted TTFT is within (1 + tolerance) × the best prediction.
+	// Moving a conversation duplicates its prefix in a second cache, which
+	// costs other prompts their hits.
+	costAffinityTolerance = 0.25
+	// costPlacementTolerance is the same when the affinity choice is the
+	// consistent placement of a prompt no endpoint holds more of than the
+	// others (a new conversation): overriding it makes kvgate replicas
+	// disagree about where a conversation lives.
+	costPlacementTolerance = 1.0
+)
+
+// costPrior is the model of an endpoint when no endpoint of the pool has
+// learned one: 20,000 prefill tokens/s and a tenth of a second per request
+// ahead (an 8B model on one modern GPU). Only its ratio matters while every
+// endpoint uses it.
+var costPrior = [3]float64{0, 0.05, 0.1}
+
+// costModel is one endpoint's learned TTFT model. Observe updates it under
+// its mutex (once per finished reply, never on the pick path); picks read
+// the published coefficients from atomics.
+type costModel struct {
+	mu     sync.Mutex
+	theta  [3]float64 // seconds: base, per 1,000 uncached tokens, per request ahead
+	spread float64    // running mean absolute residual, seconds
+	n      int64
+
+	pub     [3]atomic.Uint64 // theta as float64 bits
+	samples atomic.Int64
+	lastAt  atomic.Int64 // unix nanos of the last sample
+}
+
+// learn adds one sample: y seconds from pick to first byte for a request
+// that had uncached tokens to prefill and ahead requests ahead of it.
+func (m *costModel) learn(y float64, uncached int, ahead float64, now int64) {
+	if !(y > 0) || math.IsInf(y, 0) || !(ahead >= 0) || uncached < 0 {
+		return
+	}
+	x := [3]float64{1, float64(uncached) / 1000, ahead}
+	norm := x[0]*x[0] + x[1]*x[1] + x[2]*x[2]
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.n == 0 {
+		// Start from the prior's shape at the scale of the first sample, so
+		// that a coefficient the samples do not move yet (the queue cost of
+		// an endpoint that never had a queue) is not zero.
+		p := costPrior[0]*x[0] + costPrior[1]*x[1] + costPrior[2]*x[2]
+		for k := range m.theta {
+			m.theta[k] = costPrior[k] * y / p
+		}
+		m.spread = y / 4
+	}
+	pred := m.theta[0]*x[0] + m.theta[1]*x[1] + m.theta[2]*x[2]
+	r := y - pred
+	// The clip never falls below 1.5 × the prediction, so that a
+	// model fitted to quiet samples follows a lasting change within a few
+	// samples (a tenfold slowdown in about five), while one stalled reply
+	// moves the prediction by at most 75%.
+	scale := max(m.spread, 0.5*pred, 1e-6)
+	rc := min(max(r, -costClip*scale), costClip*scale)
+	m.spread += costSpreadRate * (min(math.Abs(r), 10*scale) - m.spread)
+	for k := range m.theta {
+		m.theta[k] = max(m.theta[k]+costRate*rc*x[k]/norm, 0)
+		m.pub[k].Store(math.Float64bits(m.theta[k]))
+	}
+	m.n++
+	m.samples.Store(m.n)
+	m.lastAt.Store(now)
+}
+
+// coefficients returns the published coefficients.
+func (m *costModel) coefficients() [3]float64 {
+	return [3]float64{
+		math.Float64frombits(m.pub[0].Load()),
+		math.Float64frombits(m.pub[1].Load()),
+		math.Float64frombits(m.pub[2].Load()),
+	}
+}
+
+// weight is how much the endpoint's own coefficients count at now: the
+// share of costWarmSamples it has seen, halved every costHalfLife since its
+// last sample.
+func (m *costModel) weight(now int64) float64 {
+	n := m.samples.Load()
+	if n <= 0 {
+		return 0
+	}
+	w := min(float64(n)/costWarmSamples, 1)
+	if age := now - m.lastAt.Load(); age > 0 {
+		w *= math.Exp2(-float64(age) / float64(costHalfLife))
+	}
+	return w
+}
+
+// CostModel is an endpoint's learned TTFT model, for inspection: seconds of
+// base latency, per 1,000 uncached prompt tokens and per request ahead, and
+// the number of samples it learned from.
+type CostModel struct {
+	Base, PerKiloToken, PerAhead float64
+	Samples                      int64
+}
+
+// CostModel returns the endpoint's learned TTFT model (all zero before its
+// first streamed reply).
+func (e *Endpoint) CostModel() CostModel {
+	c := e.cost.coefficients()
+	return CostModel{Base: c[0], PerKiloToken: c[1], PerAhead: c[2], Samples: e.cost.samples.Load()}
+}
+
+// Prediction is what a pick expected of the request it placed, carried by
+// the caller to the request's Outcome so that the endpoint learns from it.
+type Prediction struct {
+	// Valid is false for a pick that predicted nothing (a balancer pick).
+	Valid bool
+	// Ahead is the queue the request joined (see the cost model).
+	Ahead float64
+	// Uncached is the estimated prompt tokens the endpoint did not hold.
+	Uncached int
+	// TTFT is the predicted time from the pick to the first token; 0 when
+	// the pool's preset does not predict (only latency does).
+	TTFT time.Duration
+	// At is the time from the request's start to the pick, which the
+	// caller sets (reading the body and waiting in the saturation queue
+	// come before it); the model learns from TTFT − At.
+	At time.Duration
+}
+
+// costView is one candidate's cost inputs during one pick.
+type costView struct {
+	w     float64
+	theta [3]float64
+	x     [3]float64
+	t     float64 // predicted TTFT, seconds
+}
+
+// aheadOf is the queue a request sent to c joins: with a fresh scrape, the
+// server's waiting and running requests plus kvgate's picks since the
+// scrape minus kvgate's requests that ended since (a scrape lags: the
+// request kvgate just finished is still running in it), and never fewer
+// than kvgate's own requests in flight; without one, those alone.
+func aheadOf(c *Candidate) float64 {
+	own := float64(max(c.Inflight, 0))
+	if c.Fresh {
+		return max(c.Queue+float64(c.E.running.Load())+float64(c.Since-c.E.ended.Load()), own)
+	}
+	return own
+}
+
+// uncachedOf is the prompt's estimated tokens c does not hold.
+func uncachedOf(pc *PickContext, c *Candidate) int {
+	held := 0
+	if bs := pc.set.blockSize; bs > 0 {
+		held = c.Matched * bs / 4
+	}
+	return max(pc.Req.PromptTokens-held, 0)
+}
+
+// predict fills pc.costs with every candidate's predicted TTFT.
+func predict(pc *PickContext, cands []Candidate) []costView {
+	if cap(pc.costs) < len(cands) {
+		pc.costs = make([]costView, len(cands))
+	}
+	cv := pc.costs[:len(cands)]
+	var sum [3]float64
+	var wsum float64
+	for i := range cands {
+		c := &cands[i]
+		v := &cv[i]
+		v.w = c.E.cost.weight(pc.Now)
+		v.theta = c.E.cost.coefficients()
+		v.x = [3]float64{1, float64(uncachedOf(pc, c)) / 1000, aheadOf(c)}
+		wsum += v.w
+		for k := range sum {
+			sum[k] += v.w * v.theta[k]
+		}
+	}
+	prior := costPrior
+	if wsum > 0 {
+		for k := range prior {
+			prior[k] = sum[k] / wsum
+		}
+	}
+	for i := range cv {
+		v := &cv[i]
+		v.t = 0
+		for k := range v.theta {
+			v.theta[k] = v.w*v.theta[k] + (1-v.w)*prior[k]
+			v.t += v.theta[k] * v.x[k]
+		}
+	}
+	return cv
+}
+
+// leastCost returns the candidate with the smallest prediction, ties broken
+// at random.
+func leastCost(cv []costView) int {
+	best, ties := 0, 1
+	for i := 1; i < len(cv); i++ {
+		switch {
+		case cv[i].t < cv[best].t:
+			best, ties = i, 1
+		case cv[i].t == cv[best].t:
+			ties++
+			if rand.IntN(ties) == 0 {
+				best = i
+			}
+		}
+	}
+	return best
+}
+
+// tolerated reports whether prediction t is within tolerance of the best
+// one (see costAffinityTolerance).
+func tolerated(t float64, best *costView, tolerance float64) bool {
+	return t <= best.t*(1+tolerance)
+}
+
+// LeastTTFTPicker picks the candidate with the smallest predicted time to
+// first token. In a pool's preset it marks the latency pipeline, which
+// keeps the affinity choice unless the prediction says otherwise
+// (Pool.chooseLatency).
+type LeastTTFTPicker struct{}
+
+func (LeastTTFTPicker) Pick(pc *PickContext, cands []Candidate) int {
+	return leastCost(predict(pc, cands))
+}
+
+// chooseLatency is choose for the latency preset: the prefix-affinity
+// choice (the holder of the longest prefix within the load bound, or the
+// consistent placement of a new prefix), unless another endpoint's
+// predicted TTFT beats it by more than the tolerance, in either direction:
+// a holder pushed off by the load bound comes back when it is still the
+// fastest, and a holder or placement whose queue or prefill rate makes it
+// slow gives way to the fastest endpoint.
+func (p *Pool) chooseLatency(pc *PickContext, s *settings, cands []Candidate, useIndex bool) (int, Reason) {
+	i, reason := p.chooseAffinity(pc, s, MaxScorePicker{}, cands, useIndex)
+	cv := predict(pc, cands)
+	pc.predicted = cv
+	lo := leastCost(cv)
+	best, holders := 0, 0
+	for j := range cands {
+		switch m := cands[j].Matched; {
+		case m > best:
+			best, holders = m, 1
+		case m == best:
+			holders++
+		}
+	}
+	// The placement of a prompt every endpoint holds as much of (nothing,
+	// or a system prompt they all cache) is a new conversation's: replicas
+	// agree on it, so it earns the wider tolerance. Placement past a prefix
+	// only some endpoints hold (a tenant's context cached twice) is not.
+	tol := costAffinityTolerance
+	if reason == ReasonPlacement && holders == len(cands) {
+		tol = costPlacementTolerance
+	}
+	if tolerated(cv[i].t, &cv[lo], tol) {
+		return i, reason
+	}
+	if !useIndex {
+		return lo, ReasonFallback
+	}
+	if best > 0 && cands[lo].Matched == best {
+		return lo, ReasonAffinity
+	}
+	return lo, ReasonSpillover
+}
+
+// prediction returns what the pick expected of c.
+func prediction(pc *PickContext, c *Candidate, i int) Prediction {
+	pr := Prediction{Valid: true, Ahead: aheadOf(c), Uncached: uncachedOf(pc, c)}
+	if i < len(pc.predicted) {
+		pr.TTFT = time.Duration(pc.predicted[i].t * float64(time.Second))
+	}
+	return pr
+}
+
+// learnOutcome teaches e's cost model from a finished reply (Observe).
+func (e *Endpoint) learnOutcome(o *Outcome) {
+	pr := &o.Predicted
+	if !pr.Valid || !o.Streamed || o.TTFT <= pr.At || o.Status < 200 || o.Status > 299 {
+		return
+	}
+	uncached := pr.Uncached
+	if o.PromptTokens > 0 {
+		uncached = max(o.PromptTokens-o.CachedTokens, 0)
+	}
+	e.cost.learn((o.TTFT - pr.At).Seconds(), uncached, pr.Ahead, time.Now().UnixNano())
+}

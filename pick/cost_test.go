@@ -1,0 +1,214 @@
+package pick
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// The cost model recovers a known linear TTFT law from noisy samples with
+// outliers, for several endpoint shapes.
+func TestCostModelLearns(t *testing.T) {
+	for _, tc := range []struct {
+		name                 string
+		base, perKTok, ahead float64 // seconds
+	}{
+		{"fast prefill, costly queue", 0.002, 0.02, 0.15},
+		{"slow prefill", 0.005, 0.2, 0.05},
+		{"queue only", 0.01, 0, 0.3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var m costModel
+			r := rand.New(rand.NewPCG(7, 9))
+			now := time.Now().UnixNano()
+			for i := range 3000 {
+				u := r.IntN(8000)
+				q := float64(r.IntN(6))
+				y := tc.base + tc.perKTok*float64(u)/1000 + tc.ahead*q
+				y *= 1 + 0.05*r.NormFloat64()
+				if i%50 == 0 {
+					y *= 20 // a stalled reply
+				}
+				m.learn(y, u, q, now)
+			}
+			c := m.coefficients()
+			check := func(what string, got, want, tol float64) {
+				if math.Abs(got-want) > tol {
+					t.Errorf("%s = %.4f, want %.4f ± %.4f", what, got, want, tol)
+				}
+			}
+			check("perKiloToken", c[1], tc.perKTok, 0.15*tc.perKTok+0.01)
+			check("perAhead", c[2], tc.ahead, 0.15*tc.ahead+0.01)
+			if c[0] < 0 || c[0] > 0.05 {
+				t.Errorf("base = %.4f, want about %.4f", c[0], tc.base)
+			}
+			if m.samples.Load() != 3000 {
+				t.Errorf("samples %d", m.samples.Load())
+			}
+		})
+	}
+	var m costModel
+	for _, bad := range []struct {
+		y     float64
+		u     int
+		ahead float64
+	}{{0, 10, 0}, {-1, 10, 0}, {math.NaN(), 10, 0}, {math.Inf(1), 1, 0}, {1, -1, 0}, {1, 1, math.NaN()}} {
+		m.learn(bad.y, bad.u, bad.ahead, 1)
+	}
+	if m.samples.Load() != 0 {
+		t.Errorf("invalid samples were learned: %d", m.samples.Load())
+	}
+}
+
+// latencyPool is a pool of n endpoints with the latency preset and a scrape
+// interval of zero (queues are kvgate's own in-flight counts).
+func latencyPool(t testing.TB, n int) (*Pool, []*Endpoint) {
+	return testPool(t, n, func(o *Options) { o.Preset = "latency" })
+}
+
+// teach gives e n samples of a model of base, perKTok and perAhead seconds.
+func teach(e *Endpoint, n int, base, perKTok, perAhead float64) {
+	now := time.Now().UnixNano()
+	for i := range n {
+		u, q := 500+i*700%6000, float64(i%4)
+		e.cost.learn(base+perKTok*float64(u)/1000+perAhead*float64(q), u, q, now)
+	}
+}
+
+// anyReason accepts placement or spill-over: where a new prompt's placement
+// falls depends on the endpoints' addresses.
+const anyReason Reason = 255
+
+// What the latency picker chooses, given each endpoint's learned model,
+// queue and cached prefix.
+func TestLatencyPredictionTable(t *testing.T) {
+	sys := longText("tenant-system", 4096) // 64 blocks of 64 bytes: 1,024 tokens
+	q := func(tag string) string { return sys + longText(tag, 256) }
+	type ep struct {
+		perKTok, perAhead float64 // learned model (base 1 ms)
+		inflight          int     // requests in flight (the queue ahead without a scrape)
+		holds             bool    // the index holds the system prompt
+	}
+	for _, tc := range []struct {
+		name   string
+		eps    []ep
+		text   string
+		want   int
+		reason Reason
+	}{
+		{"holder wins when queues are equal",
+			[]ep{{0.1, 0.1, 0, false}, {0.1, 0.1, 0, true}, {0.1, 0.1, 0, false}}, q("a"), 1, ReasonAffinity},
+		{"holder keeps a request one queue place behind",
+			[]ep{{0.1, 0.1, 0, false}, {0.1, 0.1, 1, true}, {0.1, 0.1, 0, false}}, q("b"), 1, ReasonAffinity},
+		{"a long queue at the holder costs more than the prefill",
+			[]ep{{0.1, 0.1, 0, false}, {0.1, 0.1, 8, true}, {0.1, 0.1, 1, false}}, q("c"), 0, ReasonSpillover},
+		{"a slow prefill rate is worth a queue place",
+			[]ep{{2, 0.1, 1, false}, {2, 0.1, 0, false}, {0.1, 0.1, 1, false}}, longText("fresh", 5120), 2, anyReason},
+		{"among endpoints holding the whole prompt the emptier one",
+			[]ep{{0.1, 0.1, 3, true}, {0.1, 0.1, 0, true}, {0.1, 0.1, 3, true}}, sys, 1, ReasonAffinity},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, eps := latencyPool(t, len(tc.eps))
+			for i, e := range tc.eps {
+				teach(eps[i], 64, 0.001, e.perKTok, e.perAhead)
+				for range e.inflight {
+					eps[i].Begin(0)
+				}
+				if e.holds {
+					p.Index().Record(eps[i].Addr, prompt("m", "", sys).Blocks)
+				}
+			}
+			d := pick(t, p, eps, prompt("m", "", tc.text))
+			if d.Index != tc.want || tc.reason != anyReason && d.Reason != tc.reason {
+				t.Errorf("picked %d (%s), want %d (%s)", d.Index, d.Reason, tc.want, tc.reason)
+			}
+			if !d.Predicted.Valid || d.Predicted.TTFT <= 0 || d.Predicted.Ahead != float64(tc.eps[d.Index].inflight) {
+				t.Errorf("prediction %+v", d.Predicted)
+			}
+		})
+	}
+}
+
+// A new prefix goes to its consistent placement, so that kvgate replicas
+// agree, unless that endpoint is predicted far slower than the best.
+func TestLatencyPlacement(t *testing.T) {
+	p1, eps1 := latencyPool(t, 4)
+	p2, eps2 := latencyPool(t, 4)
+	for i := range 20 {
+		r := prompt("m", "", longText(fmt.Sprint("conv-", i), 2048))
+		a, b := pick(t, p1, eps1, r), pick(t, p2, eps2, r)
+		if a.Index != b.Index || a.Reason != ReasonPlacement {
+			t.Errorf("conversation %d: replicas placed it on %d and %d (%s)", i, a.Index, b.Index, a.Reason)
+		}
+		a.Endpoint.End(a.Tokens)
+		b.Endpoint.End(b.Tokens)
+	}
+	// Make the placed endpoint of a new prompt (where replica 2 places it)
+	// very slow in replica 1: there the prompt moves.
+	r := prompt("m", "", longText("conv-x", 2048))
+	d := pick(t, p2, eps2, r)
+	d.Endpoint.End(d.Tokens)
+	for i, e := range eps1 {
+		if i == d.Index {
+			teach(e, 64, 0.5, 5, 1)
+		} else {
+			teach(e, 64, 0.001, 0.1, 0.1)
+		}
+	}
+	d2 := pick(t, p1, eps1, r)
+	if d2.Index == d.Index || d2.Reason != ReasonSpillover {
+		t.Errorf("slow placed endpoint kept the prompt: %d (%s)", d2.Index, d2.Reason)
+	}
+}
+
+// The learning loop: an endpoint that turns slow loses its traffic within a
+// few dozen requests, and regains it once it has recovered and its
+// estimate has relaxed (its half-life passed without samples).
+func TestLatencySlowEndpointLosesAndRegainsTraffic(t *testing.T) {
+	p, eps := latencyPool(t, 4)
+	slow := false
+	now := time.Now().UnixNano()
+	seq := 0 // every prompt is new
+	// serve picks n distinct prompts and answers each with TTFTs from the
+	// endpoints' true laws (endpoint 0 ten times slower while slow); it
+	// returns how many of the last `tail` went to endpoint 0.
+	serve := func(n, tail int) int {
+		got := 0
+		for i := range n {
+			pc := AcquirePickContext()
+			seq++
+			pc.Req = prompt("m", "", longText(fmt.Sprint("req-", seq, "-"), 2048))
+			pc.Now = now
+			d := p.Pick(pc, eps)
+			ReleasePickContext(pc)
+			y := 0.001 + 0.05*float64(d.Predicted.Uncached)/1000
+			if slow && d.Index == 0 {
+				y *= 10
+			}
+			pr := d.Predicted
+			d.Endpoint.Observe(Outcome{TTFT: time.Duration(y * float64(time.Second)), Status: 200, Streamed: true, Predicted: pr})
+			d.Endpoint.End(d.Tokens)
+			if i >= n-tail && d.Index == 0 {
+				got++
+			}
+		}
+		return got
+	}
+	if got := serve(200, 100); got < 10 {
+		t.Fatalf("healthy endpoint 0 got %d of 100 picks", got)
+	}
+	slow = true
+	if got := serve(40, 20); got != 0 {
+		t.Errorf("slow endpoint 0 still got %d of the last 20 of 40 picks", got)
+	}
+	if got := serve(100, 100); got > 2 {
+		t.Errorf("slow endpoint 0 got %d of 100 picks", got)
+	}
+	slow = false
+	now = time.Now().Add(4 * costHalfLife).UnixNano()
+	if got := serve(100, 50); got < 5 {
+		t.Errorf("recovered endpoint 0 got %d of the last 50 of 100 picks", got)
+	}
+}
