@@ -46,7 +46,7 @@ type Endpoint struct {
 	ttft       atomic.Pointer[latencyRing]
 	promptToks atomic.Uint64 // prompt tokens reported in usage (Observe)
 	cachedToks atomic.Uint64 // of those, cached tokens
-	cost       costModel // learned TTFT model (cost.go)
+	cost       costModel     // learned TTFT model (cost.go)
 }
 
 // LoRAInfo is what a vLLM server reports in lora_requests_info. It is
