@@ -21,30 +21,54 @@ var hopByHop = [...]string{
 // isHopByHop reports whether name is hop-by-hop, either by definition or
 // because the Connection header named it.
 func isHopByHop(name, connection string) bool {
-	for _, h := range hopByHop {
-		if strings.EqualFold(name, h) {
-			return true
-		}
-	}
-	if connection == "" {
-		return false
+	if isHopByHopName(name) {
+		return true
 	}
 	for connection != "" {
 		var tok string
 		tok, connection = cut(connection, ',')
-		if strings.EqualFold(strings.TrimSpace(tok), name) {
+		if fieldIs(name, strings.TrimSpace(tok)) {
 			return true
 		}
 	}
 	return false
 }
 
+// isHopByHopName reports whether name is in hopByHop. It runs for every
+// request and response field, so it dispatches on the length first: most
+// fields need no comparison at all, and none more than two.
+func isHopByHopName(name string) bool {
+	switch len(name) {
+	case 2:
+		return fieldIs(name, "te")
+	case 7:
+		return fieldIs(name, "upgrade") || fieldIs(name, "trailer")
+	case 10:
+		return fieldIs(name, "connection") || fieldIs(name, "keep-alive")
+	case 16:
+		return fieldIs(name, "proxy-connection")
+	case 17:
+		return fieldIs(name, "transfer-encoding")
+	case 18:
+		return fieldIs(name, "proxy-authenticate")
+	case 19:
+		return fieldIs(name, "proxy-authorization")
+	}
+	return false
+}
+
+// fieldIs reports whether the field names a and b are equal ignoring ASCII
+// case. Comparing the lengths first skips the call for almost every pair.
+func fieldIs(a, b string) bool {
+	return len(a) == len(b) && strings.EqualFold(a, b)
+}
+
 // isForwarding reports the fields kvgate rewrites from untrusted peers.
 func isForwarding(name string) bool {
-	return strings.EqualFold(name, "forwarded") ||
-		strings.EqualFold(name, "x-forwarded-for") ||
-		strings.EqualFold(name, "x-forwarded-proto") ||
-		strings.EqualFold(name, "x-forwarded-host")
+	return fieldIs(name, "forwarded") ||
+		fieldIs(name, "x-forwarded-for") ||
+		fieldIs(name, "x-forwarded-proto") ||
+		fieldIs(name, "x-forwarded-host")
 }
 
 // copyRequestHeaders writes the client's fields minus hop-by-hop ones, then
@@ -78,12 +102,12 @@ type headerCopy struct {
 // Field decides one field (FieldVisitor).
 func (c *headerCopy) Field(name, value string) {
 	switch {
-	case isHopByHop(name, c.conn), strings.EqualFold(name, "host"):
-	case strings.EqualFold(name, "x-request-id"): // written once, after the copy
-	case strings.EqualFold(name, "x-forwarded-for"), strings.EqualFold(name, "forwarded"):
+	case isHopByHop(name, c.conn), fieldIs(name, "host"):
+	case fieldIs(name, "x-request-id"): // written once, after the copy
+	case fieldIs(name, "x-forwarded-for"), fieldIs(name, "forwarded"):
 		// rewritten by writeForwarded, extending a trusted chain
 	case !c.trusted && isForwarding(name):
-	case !c.xfcc && strings.EqualFold(name, "x-forwarded-client-cert"):
+	case !c.xfcc && fieldIs(name, "x-forwarded-client-cert"):
 	case c.rt.reqTouched(name):
 	case c.traced && isTraceHeader(name):
 	default:

@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/kvgate/kvgate/config"
@@ -113,6 +114,39 @@ func TestEnsureRequestID(t *testing.T) {
 		ensureRequestID(x)
 		if c.want != "" && x.requestID != c.want || c.want == "" && len(x.requestID) != 32 {
 			t.Errorf("in %q: id %q", c.in, x.requestID)
+		}
+	}
+}
+
+func TestIsHopByHop(t *testing.T) {
+	for _, h := range hopByHop {
+		for _, name := range []string{h, strings.ToUpper(h), strings.ToUpper(h[:1]) + h[1:]} {
+			if !isHopByHop(name, "") {
+				t.Errorf("isHopByHop(%q) = false, want true", name)
+			}
+		}
+	}
+	for _, tt := range []struct {
+		name, connection string
+		want             bool
+	}{
+		{"", "", false},
+		{"tf", "", false},
+		{"trailers", "", false},
+		{"upgradE", "", true},
+		{"connectio", "", false},
+		{"keep-alivf", "", false},
+		{"x-connection", "", false},
+		{"proxy-authorizatio", "", false},
+		{"Content-Length", "", false},
+		{"Host", "", false},
+		{"X-Foo", "close, x-foo", true},
+		{"X-Foo", "x-fo", false},
+		{"X-Foo", " X-FOO ,keep-alive", true},
+		{"X-Bar", "close, x-foo", false},
+	} {
+		if got := isHopByHop(tt.name, tt.connection); got != tt.want {
+			t.Errorf("isHopByHop(%q, %q) = %v, want %v", tt.name, tt.connection, got, tt.want)
 		}
 	}
 }
