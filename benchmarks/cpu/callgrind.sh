@@ -86,7 +86,7 @@ callgrind_control -d "$VG" >/dev/null
 ok=$(jq -r .ok <<<"$js")
 [[ $ok -gt 0 ]] || die "no request succeeded: $js"
 out=$(ls "$WORK"/callgrind.out.* | tail -n 1)
-total=$(callgrind_annotate --auto=no "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
+total=$(callgrind_annotate --auto=no "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ && !t {gsub(",", "", $1); t = $1} END {print t}')
 echo "requests: $ok of $(jq -r .requests <<<"$js") at $RATE req/s over $CONNS connections (access log: $ACCESSLOG)"
 echo "instructions per request: $((total / ok)) (total $total)"
 echo
