@@ -150,20 +150,31 @@ func writeForwarded(x *Exchange, trusted bool, dst headerSink) {
 	}
 	b = append(append(b, ";proto="...), proto...)
 	if x.host != "" {
-		b = append(append(b, ";host="...), quoteIfNeeded(x.host)...)
+		b = appendQuotedIfNeeded(append(b, ";host="...), x.host)
 	}
 	dst.Add("Forwarded", b2s(b[start:]))
 	x.scratch = b
 }
 
-func quoteIfNeeded(s string) string {
+// appendQuotedIfNeeded appends s to b as a Forwarded parameter value (RFC
+// 7239): bare when it is a token of letters, digits, '.' and '-', else as a
+// quoted string with '"' and '\\' escaped. A host with a port ("a:8080")
+// is quoted, so this runs on most requests: it writes into b, never allocates.
+func appendQuotedIfNeeded(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c == '.' || c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`
+			b = append(b, '"')
+			for j := 0; j < len(s); j++ {
+				if s[j] == '"' || s[j] == '\\' {
+					b = append(b, '\\')
+				}
+				b = append(b, s[j])
+			}
+			return append(b, '"')
 		}
 	}
-	return s
+	return append(b, s...)
 }
 
 // ensureRequestID keeps a well-formed incoming X-Request-Id or makes one.

@@ -150,3 +150,22 @@ func TestIsHopByHop(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendQuotedIfNeeded(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"api.example.com", "api.example.com"},
+		{"", ""},
+		{"127.0.0.1:8080", `"127.0.0.1:8080"`},
+		{"[2001:db8::1]:443", `"[2001:db8::1]:443"`},
+		{`a"b\c`, `"a\"b\\c"`},
+	} {
+		if got := string(appendQuotedIfNeeded([]byte("host="), tt.in)); got != "host="+tt.want {
+			t.Errorf("appendQuotedIfNeeded(%q) = %s, want host=%s", tt.in, got, tt.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		_ = appendQuotedIfNeeded(make([]byte, 0, 64)[:0], "127.0.0.1:8080")
+	}); n > 1 {
+		t.Errorf("%v allocations per call, want only the test's own buffer", n)
+	}
+}
