@@ -15,6 +15,7 @@
 #   STREAMS=10000  idle SSE streams held open through each proxy
 #   MODES="h1 tls-h1 tls-h2 mtls sse"   which modes to run
 #   PROXIES="haproxy caddy kvgate"      proxies of the CPU modes
+#   ACCESSLOG_ROW=1  also measure kvgate with its default JSON access log (to a file) at 2,000 req/s
 #   SSE_PROXIES="kvgate haproxy nginx"  proxies of the idle-stream mode
 #   SHORT=1        a run of seconds for CI: DURATION=2s RUNS=1 RATES="500 2000" STREAMS=1000
 #   PROXY_CPU=0 LOAD_CPU=1   the proxy's core, and the core of backend + load client
@@ -40,6 +41,7 @@ CONNS=${CONNS:-16}
 STREAMS=${STREAMS:-10000}
 MODES=${MODES:-"h1 tls-h1 tls-h2 mtls sse"}
 PROXIES=${PROXIES:-"haproxy caddy kvgate"}
+ACCESSLOG_ROW=${ACCESSLOG_ROW:-1}
 SSE_PROXIES=${SSE_PROXIES:-"kvgate haproxy nginx"}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
@@ -200,10 +202,10 @@ https://127.0.0.1:$3 {
 CONF
 }
 
-write_kvgate() { # dir plain tls mtls admin
+write_kvgate() { # dir plain tls mtls admin [accesslog]
 	cat >"$1/kvgate.yaml" <<CONF
 admin: {address: 127.0.0.1:$5}
-accessLog: {path: "off"}
+accessLog: {path: "${6:-off}"}
 identity: {files: {dir: $CERTS/kvgate}}
 listeners:
   - {name: plain, address: 127.0.0.1:$2, protocols: [http1]}
@@ -239,8 +241,9 @@ start_proxy() { # name
 		start_bg "$dir/log" env GOMAXPROCS=1 HOME="$dir" XDG_DATA_HOME="$dir" XDG_CONFIG_HOME="$dir" \
 			"${PROXY_PFX[@]}" caddy run --adapter caddyfile --config "$dir/Caddyfile"
 		;;
-	kvgate)
-		write_kvgate "$dir" "$p1" "$p2" "$p3" "$(free_port)"
+	kvgate | kvgate-accesslog)
+		# kvgate-accesslog: the default JSON access log, to stdout (here the log file).
+		write_kvgate "$dir" "$p1" "$p2" "$p3" "$(free_port)" "$([[ $name == kvgate ]] && echo off || echo stdout)"
 		start_bg "$dir/log" env GOMAXPROCS=1 "${PROXY_PFX[@]}" "$WORK/bin/kvgate" run --config "$dir/kvgate.yaml"
 		;;
 	*) die "unknown proxy $name (haproxy | caddy | kvgate)" ;;
@@ -303,6 +306,7 @@ run_mode() {
 	for p in $PROXIES; do
 		[[ $mode != mtls || -n ${PORT_MTLS[$p]} ]] && order+=("$p")
 	done
+	[[ $mode != h1-2000 || -z ${PID_OF[kvgate-accesslog]:-} ]] || order+=(kvgate-accesslog)
 	n=${#order[@]}
 	for round in $(seq "$RUNS"); do
 		[[ $mode != h1-* ]] || measure direct "$mode" "$rate" "http://127.0.0.1:$BPORT/1k.bin"
@@ -321,8 +325,9 @@ STARTED_AT=$(date -u +%Y-%m-%dT%H:%MZ)
 declare -A HWM_H1
 if has_mode h1 || has_mode tls-h1 || has_mode tls-h2 || has_mode mtls; then
 	for p in $PROXIES; do start_proxy "$p"; done
+	[[ $ACCESSLOG_ROW != 1 || " $PROXIES " != *" kvgate "* || " $RATES " != *" 2000 "* ]] || start_proxy kvgate-accesslog
 	# Warm-up: connections to the upstream opened, buffers grown, TLS sessions cached.
-	for p in $PROXIES; do rateload -url "$(url_of "$p" h1-x)" -rate 1000 -d 2s -c "$CONNS" >/dev/null || true; done
+	for p in "${!PID_OF[@]}"; do rateload -url "$(url_of "$p" h1-x)" -rate 1000 -d 2s -c "$CONNS" >/dev/null || true; done
 	if has_mode h1; then
 		for r in $RATES; do run_mode "h1-$r" "$r"; done
 		for p in $PROXIES; do HWM_H1[$p]=$(awk -v k="$(hwm_kib "${PID_OF[$p]}")" 'BEGIN {printf "%.1f", k / 1024}'); done
@@ -330,7 +335,7 @@ if has_mode h1 || has_mode tls-h1 || has_mode tls-h2 || has_mode mtls; then
 	has_mode tls-h1 && run_mode tls-h1 "$TLS_RATE"
 	has_mode tls-h2 && run_mode tls-h2 "$TLS_RATE" -h2
 	has_mode mtls && run_mode mtls "$MTLS_RATE" -cert "$CERTS/client.pem" -key "$CERTS/client.key"
-	for p in $PROXIES; do stop_pid "${PID_OF[$p]}"; done
+	for p in "${!PID_OF[@]}"; do stop_pid "${PID_OF[$p]}"; done
 fi
 
 # ---------------------------------------------------------------- idle SSE streams
@@ -484,6 +489,7 @@ report() {
 		if [[ -n ${S_CPU[kvgate/$m]:-} ]]; then
 			[[ -z ${S_CPU[haproxy/$m]:-} ]] || echo "- kvgate ÷ HAProxy CPU per request: $(paired "$(lst "${S_CPU[kvgate/$m]}")" "$(lst "${S_CPU[haproxy/$m]}")")"
 			[[ -z ${S_CPU[caddy/$m]:-} ]] || echo "- kvgate ÷ Caddy CPU per request: $(paired "$(lst "${S_CPU[kvgate/$m]}")" "$(lst "${S_CPU[caddy/$m]}")")"
+			[[ -z ${S_CPU[kvgate-accesslog/$m]:-} ]] || echo "- kvgate with its default JSON access log ÷ kvgate with it off: $(paired "$(lst "${S_CPU[kvgate-accesslog/$m]}")" "$(lst "${S_CPU[kvgate/$m]}")")"
 			[[ -z ${S_P99[haproxy/$m]:-} ]] || echo "- p99: kvgate $(fmt "$(med "${S_P99[kvgate/$m]}")" %.3f) ms, HAProxy $(fmt "$(med "${S_P99[haproxy/$m]}")" %.3f) ms$([[ -z ${S_P99[direct/$m]:-} ]] || echo ", backend alone $(fmt "$(med "${S_P99[direct/$m]}")" %.3f) ms")"
 			echo
 		fi
