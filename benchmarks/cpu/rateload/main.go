@@ -19,6 +19,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -32,6 +33,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -226,23 +228,96 @@ func (h *h1) do(ctx context.Context) error {
 		h.close()
 		return err
 	}
-	resp, err := http.ReadResponse(h.br, nil)
-	if err != nil {
-		h.close()
-		return err
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.Close {
+	status, closed, err := readResponse(h.br)
+	if err != nil || closed {
 		h.close()
 	}
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d", resp.StatusCode)
+	if status != http.StatusOK {
+		return fmt.Errorf("status %d", status)
 	}
 	return nil
+}
+
+// readResponse reads one HTTP/1.1 response and discards its body, framed by
+// Content-Length, chunked encoding or the end of the connection. It parses
+// only what framing needs, so the client's own CPU per request stays a small
+// fraction of the proxy's and 10,000 req/s fit on the load core; net/http's
+// ReadResponse costs several times as much. closed reports that the
+// connection cannot be reused.
+func readResponse(br *bufio.Reader) (status int, closed bool, err error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return 0, true, err
+	}
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
+		return 0, true, fmt.Errorf("malformed status line %q", line)
+	}
+	status, err = strconv.Atoi(string(line[9:12]))
+	if err != nil {
+		return 0, true, fmt.Errorf("malformed status line %q", line)
+	}
+	length, chunked := int64(-1), false
+	for {
+		if line, err = br.ReadSlice('\n'); err != nil {
+			return status, true, err
+		}
+		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return status, true, fmt.Errorf("malformed header line %q", line)
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case bytes.EqualFold(name, []byte("content-length")):
+			if length, err = strconv.ParseInt(string(value), 10, 64); err != nil || length < 0 {
+				return status, true, fmt.Errorf("bad Content-Length %q", value)
+			}
+		case bytes.EqualFold(name, []byte("transfer-encoding")):
+			chunked = bytes.Contains(bytes.ToLower(value), []byte("chunked"))
+		case bytes.EqualFold(name, []byte("connection")):
+			closed = closed || bytes.Contains(bytes.ToLower(value), []byte("close"))
+		}
+	}
+	switch {
+	case status == http.StatusNoContent || status == http.StatusNotModified || status/100 == 1:
+	case chunked:
+		for {
+			if line, err = br.ReadSlice('\n'); err != nil {
+				return status, true, err
+			}
+			hex, _, _ := bytes.Cut(bytes.TrimSpace(line), []byte(";"))
+			size, perr := strconv.ParseInt(string(hex), 16, 64)
+			if perr != nil || size < 0 {
+				return status, true, fmt.Errorf("bad chunk size %q", line)
+			}
+			if size == 0 {
+				for { // trailer section, up to the empty line
+					if line, err = br.ReadSlice('\n'); err != nil {
+						return status, true, err
+					}
+					if len(bytes.TrimRight(line, "\r\n")) == 0 {
+						return status, closed, nil
+					}
+				}
+			}
+			if _, err = br.Discard(int(size) + 2); err != nil {
+				return status, true, err
+			}
+		}
+	case length >= 0:
+		if _, err = br.Discard(int(length)); err != nil {
+			return status, true, err
+		}
+	default: // no framing: the body runs to the end of the connection
+		_, err = io.Copy(io.Discard, br)
+		return status, true, err
+	}
+	return status, closed, nil
 }
 
 func (h *h1) close() {

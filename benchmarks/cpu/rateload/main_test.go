@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -91,5 +93,33 @@ func TestSSEHoldThroughBackend(t *testing.T) {
 	b, _ := os.ReadFile(ready)
 	if err := json.Unmarshal(b, &rep); err != nil || rep.Open != 20 || rep.Errors != 0 {
 		t.Fatalf("ready file %s (%v), want 20 open streams", b, err)
+	}
+}
+
+func TestReadResponse(t *testing.T) {
+	for _, tt := range []struct {
+		name, in       string
+		status         int
+		closed, hasErr bool
+		rest           string
+	}{
+		{"content-length", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcNEXT", 200, false, false, "NEXT"},
+		{"chunked with trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\nNEXT", 200, false, false, "NEXT"},
+		{"close", "HTTP/1.1 503 No\r\nconnection: Close\r\ncontent-length: 0\r\n\r\n", 503, true, false, ""},
+		{"to eof", "HTTP/1.0 200 OK\r\n\r\nbody", 200, true, false, ""},
+		{"no content", "HTTP/1.1 204 No Content\r\n\r\nNEXT", 204, false, false, "NEXT"},
+		{"bad status", "HTP/1.1 200 OK\r\n\r\n", 0, true, true, ""},
+		{"bad length", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", 200, true, true, ""},
+		{"short body", "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", 200, true, true, ""},
+	} {
+		br := bufio.NewReader(strings.NewReader(tt.in))
+		status, closed, err := readResponse(br)
+		if status != tt.status || closed != tt.closed || (err != nil) != tt.hasErr {
+			t.Errorf("%s: status %d closed %v err %v, want %d %v error=%v", tt.name, status, closed, err, tt.status, tt.closed, tt.hasErr)
+			continue
+		}
+		if rest, _ := io.ReadAll(br); !tt.hasErr && string(rest) != tt.rest {
+			t.Errorf("%s: left %q unread, want %q", tt.name, rest, tt.rest)
+		}
 	}
 }
