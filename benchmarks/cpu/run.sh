@@ -16,6 +16,8 @@
 #   MODES="h1 tls-h1 tls-h2 mtls sse"   which modes to run
 #   PROXIES="haproxy caddy kvgate"      proxies of the CPU modes
 #   ACCESSLOG_ROW=1  also measure kvgate with its default JSON access log (to a file) at 2,000 req/s
+#   BASE_BIN=path  also measure this kvgate binary (an older build, row kvgate-base) in the plaintext
+#                  modes, paired with kvgate: what a change bought in whole-process CPU
 #   SSE_PROXIES="kvgate haproxy nginx"  proxies of the idle-stream mode
 #   SHORT=1        a run of seconds for CI: DURATION=2s RUNS=1 RATES="500 2000" STREAMS=1000
 #   PROXY_CPU=0 LOAD_CPU=1   the proxy's core, and the core of backend + load client
@@ -42,6 +44,7 @@ STREAMS=${STREAMS:-10000}
 MODES=${MODES:-"h1 tls-h1 tls-h2 mtls sse"}
 PROXIES=${PROXIES:-"haproxy caddy kvgate"}
 ACCESSLOG_ROW=${ACCESSLOG_ROW:-1}
+BASE_BIN=${BASE_BIN:-}
 SSE_PROXIES=${SSE_PROXIES:-"kvgate haproxy nginx"}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
@@ -50,7 +53,7 @@ SKIP_INSTALL=${SKIP_INSTALL:-0}
 RESULTS=${RESULTS:-$HERE/results.md}
 PLOT=${PLOT:-$HERE/cpu-per-request.png}
 CADDY_MODULE=github.com/caddyserver/caddy/v2/cmd/caddy@v2.11.9
-INVOCATION="DURATION=$DURATION RUNS=$RUNS RATES=\"$RATES\" STREAMS=$STREAMS MODES=\"$MODES\" PROXIES=\"$PROXIES\"$([[ $NICE == 0 ]] || echo " NICE=$NICE") benchmarks/cpu/run.sh"
+INVOCATION="${BASE_BIN:+BASE_BIN=... }DURATION=$DURATION RUNS=$RUNS RATES=\"$RATES\" STREAMS=$STREAMS MODES=\"$MODES\" PROXIES=\"$PROXIES\"$([[ $NICE == 0 ]] || echo " NICE=$NICE") benchmarks/cpu/run.sh"
 
 GOBIN_DIR=$(go env GOBIN 2>/dev/null || true)
 [[ -n $GOBIN_DIR ]] || GOBIN_DIR="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
@@ -59,6 +62,7 @@ export PATH="$GOBIN_DIR:$PATH"
 log() { printf '[cpu] %s\n' "$*" >&2; }
 source "$HERE/../lib.sh"
 
+[[ -z $BASE_BIN || -x $BASE_BIN ]] || die "BASE_BIN=$BASE_BIN is not an executable"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
 [[ $DURATION =~ ^[1-9][0-9]*s$ ]] || die "DURATION must be whole seconds like 10s, got '$DURATION'"
 [[ $STREAMS =~ ^[1-9][0-9]*$ ]] || die "STREAMS must be a positive integer, got '$STREAMS'"
@@ -243,10 +247,13 @@ start_proxy() { # name
 		start_bg "$dir/log" env GOMAXPROCS=1 HOME="$dir" XDG_DATA_HOME="$dir" XDG_CONFIG_HOME="$dir" \
 			"${PROXY_PFX[@]}" caddy run --adapter caddyfile --config "$dir/Caddyfile"
 		;;
-	kvgate | kvgate-accesslog)
+	kvgate | kvgate-accesslog | kvgate-base)
 		# kvgate-accesslog: the default JSON access log, to stdout (here the log file).
-		write_kvgate "$dir" "$p1" "$p2" "$p3" "$(free_port)" "$([[ $name == kvgate ]] && echo off || echo stdout)"
-		start_bg "$dir/log" env GOMAXPROCS=1 "${PROXY_PFX[@]}" "$WORK/bin/kvgate" run --config "$dir/kvgate.yaml"
+		# kvgate-base: BASE_BIN, the same configuration.
+		write_kvgate "$dir" "$p1" "$p2" "$p3" "$(free_port)" "$([[ $name == kvgate-accesslog ]] && echo stdout || echo off)"
+		local bin=$WORK/bin/kvgate
+		[[ $name != kvgate-base ]] || bin=$BASE_BIN
+		start_bg "$dir/log" env GOMAXPROCS=1 "${PROXY_PFX[@]}" "$bin" run --config "$dir/kvgate.yaml"
 		;;
 	*) die "unknown proxy $name (haproxy | caddy | kvgate)" ;;
 	esac
@@ -309,6 +316,7 @@ run_mode() {
 		[[ $mode != mtls || -n ${PORT_MTLS[$p]} ]] && order+=("$p")
 	done
 	[[ $mode != h1-2000 || -z ${PID_OF[kvgate-accesslog]:-} ]] || order+=(kvgate-accesslog)
+	[[ $mode != h1-* || -z ${PID_OF[kvgate-base]:-} ]] || order+=(kvgate-base)
 	n=${#order[@]}
 	for round in $(seq "$RUNS"); do
 		[[ $mode != h1-* ]] || measure direct "$mode" "$rate" "http://127.0.0.1:$BPORT/1k.bin"
@@ -328,6 +336,7 @@ declare -A HWM_H1
 if has_mode h1 || has_mode tls-h1 || has_mode tls-h2 || has_mode mtls; then
 	for p in $PROXIES; do start_proxy "$p"; done
 	[[ $ACCESSLOG_ROW != 1 || " $PROXIES " != *" kvgate "* || " $RATES " != *" 2000 "* ]] || start_proxy kvgate-accesslog
+	[[ -z $BASE_BIN ]] || start_proxy kvgate-base
 	# Warm-up: connections to the upstream opened, buffers grown, TLS sessions cached.
 	for p in "${!PID_OF[@]}"; do rateload -url "$(url_of "$p" h1-x)" -rate 1000 -d 2s -c "$CONNS" >/dev/null || true; done
 	if has_mode h1; then
@@ -493,6 +502,7 @@ report() {
 		if [[ -n ${S_CPU[kvgate/$m]:-} ]]; then
 			[[ -z ${S_CPU[haproxy/$m]:-} ]] || echo "- kvgate ÷ HAProxy CPU per request: $(paired "$(lst "${S_CPU[kvgate/$m]}")" "$(lst "${S_CPU[haproxy/$m]}")")"
 			[[ -z ${S_CPU[caddy/$m]:-} ]] || echo "- kvgate ÷ Caddy CPU per request: $(paired "$(lst "${S_CPU[kvgate/$m]}")" "$(lst "${S_CPU[caddy/$m]}")")"
+			[[ -z ${S_CPU[kvgate-base/$m]:-} ]] || echo "- kvgate ÷ kvgate-base (BASE_BIN, an older build): $(paired "$(lst "${S_CPU[kvgate/$m]}")" "$(lst "${S_CPU[kvgate-base/$m]}")")"
 			[[ -z ${S_CPU[kvgate-accesslog/$m]:-} ]] || echo "- kvgate with its default JSON access log ÷ kvgate with it off: $(paired "$(lst "${S_CPU[kvgate-accesslog/$m]}")" "$(lst "${S_CPU[kvgate/$m]}")")"
 			[[ -z ${S_P99[haproxy/$m]:-} ]] || echo "- p99: kvgate $(fmt "$(med "${S_P99[kvgate/$m]}")" %.3f) ms, HAProxy $(fmt "$(med "${S_P99[haproxy/$m]}")" %.3f) ms$([[ -z ${S_P99[direct/$m]:-} ]] || echo ", backend alone $(fmt "$(med "${S_P99[direct/$m]}")" %.3f) ms")"
 			echo
