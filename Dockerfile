@@ -19,7 +19,7 @@ ARG TARGETOS=linux
 ARG TARGETARCH=amd64
 ARG VERSION=dev
 RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/kvgate ./cmd/kvgate
+    go build -trimpath -ldflags "-s -w -X main.version=${VERSION} -X github.com/kvgate/kvgate/internal/buildinfo.version=${VERSION}" -o /out/kvgate ./cmd/kvgate
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/kvgate /usr/local/bin/kvgate

@@ -1,10 +1,10 @@
 # kvgate: run `make help` for the targets.
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X github.com/kvgate/kvgate/internal/buildinfo.version=$(VERSION)
 OUT     ?= bin/kvgate
 
-.PHONY: help build test testbin bench fuzz lint clean manifests deploycheck image
+.PHONY: help build test testbin bench fuzz lint clean manifests deploycheck image screenshot
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ deploycheck: ## Helm chart tests, manifests up to date, systemd unit verify (nee
 image: ## OCI image from scratch with buildah, then its podman smoke test (deploy/image/)
 	deploy/image/build.sh
 	deploy/image/smoke.sh
+
+screenshot: ## regenerate docs/status-page.png, the README's status page picture (needs chromium)
+	$(GO) run ./hack/statuspage -o docs/status-page.png
 
 clean: ## remove build outputs
 	rm -rf bin

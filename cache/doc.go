@@ -10,6 +10,12 @@
 //   - PlacementKey / Place: rendezvous hashing with bounded loads, so that
 //     kvgate replicas agree where a prefix nobody holds should go.
 //
+// For precise mode it also owns kvgate's own hash over token blocks
+// (TokenSeed, TokenBlocks) and TokenIndex, the per-endpoint record of the
+// blocks an endpoint's KV events say it caches, each rehashed from its
+// token ids and chained on its parent (engine hashes name blocks, never
+// match prompts), with the liveness rule that decides when it is trusted.
+//
 // The prompt text, model and cache_salt it hashes come from package openai
 // (openai.Extract); the proxy glues the two, so cache takes plain bytes and
 // strings and knows nothing of request or response bodies.

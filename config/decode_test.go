@@ -25,7 +25,7 @@ func TestDecodeProblems(t *testing.T) {
 		{"bool", base + "listeners2: 1\n", `t.yaml:5:1: listeners2: unknown key "listeners2"; did you mean "listeners"?`},
 		{"unknown without suggestion", base + "zzz: 1\n", `t.yaml:5:1: zzz: unknown key "zzz"; the keys allowed here are admin, listeners, identity, routes, pools, authorization, limits, paths, accessLog, tracing, drainTimeout`},
 		{"string expected", base + "admin: {address: [a]}\n", `t.yaml:5:18: admin.address: expected a string, got a list`},
-		{"mapping expected", base + "admin: 9901\n", `t.yaml:5:8: admin: expected a mapping with keys like address, got the number 9901`},
+		{"mapping expected", base + "admin: 9901\n", `t.yaml:5:8: admin: expected a mapping with keys like address, pprof, tokenFile, got the number 9901`},
 		{"int overflow", base + "limits: {maxHeaders: 99999999999999999999}\n", `t.yaml:5:22: limits.maxHeaders: expected a whole number, got the number 99999999999999999999`},
 		{"repeated key", base + "routes: []\n", `t.yaml:5:1: routes: key "routes" is repeated (first at line 3); keep one`},
 		{"nan", "limits: {}\n" + base + "authorization: [{name: p, action: ALLOW}]\npools2: .nan\n", `unknown key "pools2"; did you mean "pools"?`},

@@ -56,6 +56,16 @@ const (
 	DefaultQueueTimeout   = 30 * time.Second
 	DefaultSessionHeader  = "x-session-id"
 
+	DefaultTokenizePath       = "/tokenize"            // inference.kvEvents.tokenizePath: vLLM's
+	DefaultTokenizeTimeout    = 100 * time.Millisecond // a tokenize call past it picks approximately
+	DefaultTokenizeCache      = 4096                   // prompts whose token ids are kept
+	DefaultKVEventsStaleAfter = 5 * time.Second        // a pick unanswered by any event this long: stale
+	DefaultKVEventsMaxBlocks  = 262144                 // per endpoint: 4M tokens of 16-token blocks, about 25 MiB
+	DefaultKVReplayTimeout    = 2 * time.Second
+	DefaultKVProbeAfter       = 10 * time.Second       // a silent stream is checked over the replay socket
+	DefaultKVMinBackoff       = 100 * time.Millisecond // reconnection backoff, doubling up to the max
+	DefaultKVMaxBackoff       = 5 * time.Second
+
 	DefaultRetryBudgetPercent   = 20
 	DefaultRetryBackoff         = 25 * time.Millisecond
 	DefaultRetryConnectFailures = true             // retry.connectFailures
@@ -222,6 +232,14 @@ func defaultPool(p *Pool) {
 		num(&in.QueueSize, DefaultQueueSize)
 		dur(&in.ScrapeInterval, DefaultScrapeInterval)
 		dur(&in.QueueTimeout, DefaultQueueTimeout)
+		if k := in.KVEvents; k != nil {
+			str(&k.TokenizePath, DefaultTokenizePath)
+			dur(&k.TokenizeTimeout, DefaultTokenizeTimeout)
+			num(&k.TokenizeCache, DefaultTokenizeCache)
+			dur(&k.StaleAfter, DefaultKVEventsStaleAfter)
+			num(&k.MaxBlocks, DefaultKVEventsMaxBlocks)
+			dur(&k.ReplayTimeout, DefaultKVReplayTimeout)
+		}
 	}
 }
 

@@ -39,6 +39,17 @@ type Config struct {
 type Admin struct {
 	// Address to listen on; default 127.0.0.1:9901. "off" disables the admin listener.
 	Address string `yaml:"address"`
+	// Pprof serves Go's net/http/pprof profiles under /debug/pprof/ on the
+	// admin listener; default false. Profiles show memory contents and cost
+	// CPU while they run: turn it on where the admin listener is private.
+	// Read at start; a reload does not change it.
+	Pprof bool `yaml:"pprof,omitempty"`
+	// TokenFile holds a bearer token that the status page, the /debug
+	// endpoints and POST /reload require (Authorization: Bearer TOKEN).
+	// Bound beyond loopback without it, those answer only callers on the
+	// machine itself (port-forwards) and 403 to others; /livez, /readyz and
+	// /metrics never need it.
+	TokenFile string `yaml:"tokenFile,omitempty"`
 }
 
 // Listener is one client-facing socket.
@@ -324,6 +335,45 @@ type Inference struct {
 	EndpointHeader bool `yaml:"endpointHeader,omitempty"`
 	// Objectives map x-gateway-inference-objective values to priorities.
 	Objectives []Objective `yaml:"objectives,omitempty"`
+	// KVEvents turns on precise mode: kvgate subscribes to every endpoint's
+	// KV-cache events (vLLM's --kv-events-config) and tokenizes prompts on
+	// the model server, so prefix scoring reads what each endpoint really
+	// caches. Absent: the approximate prefix index alone.
+	KVEvents *KVEvents `yaml:"kvEvents,omitempty"`
+}
+
+// KVEvents configures precise mode for an inference pool. Endpoint forms:
+// a port ("5557": tcp://HOST:5557, HOST being the endpoint's host), an
+// offset from the endpoint's own port ("+1000": an endpoint on :8000
+// publishes on :9000; for several servers on one host), or a URL template
+// with {host} ("tcp://{host}:5557").
+type KVEvents struct {
+	// Endpoint is each endpoint's KV event publisher (vLLM's
+	// kv_events_config.endpoint as seen from kvgate). Required.
+	Endpoint string `yaml:"endpoint"`
+	// ReplayEndpoint is each endpoint's replay socket (vLLM's
+	// replay_endpoint); the same forms; absent: gaps are not replayed, and
+	// a gap clears the endpoint's precise state.
+	ReplayEndpoint string `yaml:"replayEndpoint,omitempty"`
+	// Topic is the subscription (vLLM's kv_events_config.topic); default "",
+	// every message.
+	Topic string `yaml:"topic,omitempty"`
+	// TokenizePath is the model server's tokenizer endpoint; default /tokenize.
+	TokenizePath string `yaml:"tokenizePath,omitempty"`
+	// TokenizeTimeout bounds one tokenize call; past it the request is
+	// picked with the approximate index. Default 100ms.
+	TokenizeTimeout Duration `yaml:"tokenizeTimeout,omitempty"`
+	// TokenizeCache is how many prompts' token ids are kept (LRU by prompt
+	// hash); default 4096.
+	TokenizeCache int `yaml:"tokenizeCache,omitempty"`
+	// StaleAfter: an endpoint sent a request this long ago without any event
+	// since is stale, and picked with the approximate index until its events
+	// resume. Default 5s.
+	StaleAfter Duration `yaml:"staleAfter,omitempty"`
+	// MaxBlocks bounds each endpoint's precise state, in blocks; default 262144.
+	MaxBlocks int `yaml:"maxBlocks,omitempty"`
+	// ReplayTimeout bounds one replay request; default 2s.
+	ReplayTimeout Duration `yaml:"replayTimeout,omitempty"`
 }
 
 // ScorerWeight names one scorer and its weight.
@@ -442,4 +492,10 @@ type Tracing struct {
 	SampleRatio *float64 `yaml:"sampleRatio,omitempty"`
 	// ServiceName is the service.name resource attribute; default kvgate.
 	ServiceName string `yaml:"serviceName,omitempty"`
+	// MetricsInterval, above 0, also pushes the families of /metrics to the
+	// collector over OTLP/HTTP (endpoint + /v1/metrics) at this interval,
+	// and once more at shutdown; default 0: no push (scrape /metrics).
+	// Needs endpoint; sampleRatio 0 pushes metrics while recording only
+	// the traces sampled callers started.
+	MetricsInterval Duration `yaml:"metricsInterval,omitempty"`
 }

@@ -555,13 +555,15 @@ func (v *validator) pool(p string, pl *Pool) {
 			v.errf(childPath(p, "dns"), "%s", msg)
 		}
 	}
-	seen := map[string]int{}
+	seen := make(map[string]int, len(pl.Endpoints))
 	for j, ep := range pl.Endpoints {
-		ep2 := indexPath(childPath(p, "endpoints"), j)
+		// the path is built only for a message: a discovered pool may list
+		// 10,000 endpoints
+		ep2 := func() string { return indexPath(childPath(p, "endpoints"), j) }
 		if msg := upstreamAddrProblem(ep); msg != "" {
-			v.errf(ep2, "%s", msg)
+			v.errf(ep2(), "%s", msg)
 		} else if first, dup := seen[ep]; dup {
-			v.errf(ep2, "endpoint %s is listed twice (first at index %d); remove one", ep, first)
+			v.errf(ep2(), "endpoint %s is listed twice (first at index %d); remove one", ep, first)
 		} else {
 			seen[ep] = j
 		}
@@ -649,6 +651,9 @@ func (v *validator) inference(p string, in *Inference) {
 	if in.MetricsPath != "" && !strings.HasPrefix(in.MetricsPath, "/") {
 		v.errf(childPath(p, "metricsPath"), "metricsPath must start with \"/\", like /metrics")
 	}
+	if k := in.KVEvents; k != nil {
+		v.kvEvents(childPath(p, "kvEvents"), k)
+	}
 	names := map[string]bool{}
 	for j, o := range in.Objectives {
 		op := childPath(indexPath(childPath(p, "objectives"), j), "name")
@@ -658,6 +663,43 @@ func (v *validator) inference(p string, in *Inference) {
 			v.errf(op, "objective %q is listed twice; keep one", o.Name)
 		}
 		names[o.Name] = true
+	}
+}
+
+func (v *validator) kvEvents(p string, k *KVEvents) {
+	form := func(key, val string, required bool) {
+		switch {
+		case val == "" && required:
+			v.errf(childPath(p, key), "%s is required: the publisher's port (5557, vLLM's default), +N (the endpoint's port plus N) or a template like tcp://{host}:5557", key)
+		case val == "" || isPort(val):
+		case strings.HasPrefix(val, "+"):
+			if _, ok := portOffset(val); !ok {
+				v.errf(childPath(p, key), "%q is not a port offset; write +N (the endpoint's port plus N), like +1000", val)
+			}
+		case !strings.HasPrefix(val, "tcp://"):
+			v.errf(childPath(p, key), "%q is neither a port, a +N port offset nor a tcp:// URL; write 5557, +1000 or tcp://{host}:5557", val)
+		case !strings.Contains(val, "{host}"):
+			v.errf(childPath(p, key), "%q names no {host}, so every endpoint would share one publisher; write tcp://{host}:PORT or just the port", val)
+		}
+	}
+	form("endpoint", k.Endpoint, true)
+	form("replayEndpoint", k.ReplayEndpoint, false)
+	if k.TokenizePath != "" && !strings.HasPrefix(k.TokenizePath, "/") {
+		v.errf(childPath(p, "tokenizePath"), "tokenizePath must start with \"/\", like /tokenize")
+	}
+	if k.TokenizeCache < 0 {
+		v.errf(childPath(p, "tokenizeCache"), "tokenizeCache must be positive, got %d", k.TokenizeCache)
+	}
+	if k.MaxBlocks < 0 {
+		v.errf(childPath(p, "maxBlocks"), "maxBlocks must be positive, got %d", k.MaxBlocks)
+	}
+	for _, d := range []struct {
+		key string
+		val Duration
+	}{{"tokenizeTimeout", k.TokenizeTimeout}, {"staleAfter", k.StaleAfter}, {"replayTimeout", k.ReplayTimeout}} {
+		if d.val.D() < 0 {
+			v.errf(childPath(p, d.key), "%s must be positive, like 100ms", d.key)
+		}
 	}
 }
 
@@ -745,6 +787,9 @@ func (v *validator) tracing() {
 	if r := t.SampleRatio; r != nil && !(*r >= 0 && *r <= 1) {
 		v.errf("tracing.sampleRatio", "sampleRatio must be between 0 and 1 (0.01 records 1 in 100 new traces), got %g", *r)
 	}
+	if t.MetricsInterval > 0 && t.Endpoint == "" {
+		v.errf("tracing.metricsInterval", "pushing metrics needs tracing.endpoint: set the collector's OTLP/HTTP base address, e.g. http://127.0.0.1:4318, or remove metricsInterval")
+	}
 }
 
 // negativeDurations reports every Duration below zero, wherever it is. Parse
@@ -756,6 +801,9 @@ func (v *validator) negativeDurations(val reflect.Value, path string) {
 			v.negativeDurations(val.Elem(), path)
 		}
 	case reflect.Slice:
+		if val.Type().Elem().Kind() == reflect.String {
+			return // a pool's endpoints: no duration there, and no path to build for each
+		}
 		for i := range val.Len() {
 			v.negativeDurations(val.Index(i), indexPath(path, i))
 		}

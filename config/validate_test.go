@@ -35,6 +35,7 @@ func TestValidate(t *testing.T) {
 		{"tracing endpoint not a URL", func(c *Config) { c.Tracing.Endpoint = "http://[::1" }, "tracing.endpoint", "http:// or https:// URL"},
 		{"sample ratio above 1", func(c *Config) { c.Tracing.SampleRatio = ptr(1.5) }, "tracing.sampleRatio", "between 0 and 1"},
 		{"sample ratio negative", func(c *Config) { c.Tracing.SampleRatio = ptr(-0.1) }, "tracing.sampleRatio", "between 0 and 1"},
+		{"metrics push without endpoint", func(c *Config) { c.Tracing.MetricsInterval = Duration(60e9) }, "tracing.metricsInterval", "needs tracing.endpoint"},
 		{"sample ratio 0", func(c *Config) { c.Tracing.SampleRatio = ptr(0.0) }, "", ""},
 		{"escaped slashes decode", func(c *Config) { c.Paths.EscapedSlashes = "decode" }, "", ""},
 		{"escaped slashes keep, no merging", func(c *Config) { c.Paths.EscapedSlashes = "keep"; c.Paths.MergeSlashes = ptr(false) }, "", ""},
@@ -194,6 +195,22 @@ func TestValidate(t *testing.T) {
 			c.Pools[0].Inference = &Inference{Scorers: []ScorerWeight{{Name: "lora", Weight: -2}}}
 		}, "pools[0].inference.scorers[0].weight", "0 or more"},
 		{"load bound", func(c *Config) { c.Pools[0].Inference = &Inference{LoadBound: 0.5} }, "pools[0].inference.loadBound", "1 or more"},
+		{"kv events port", func(c *Config) {
+			c.Pools[0].Inference = &Inference{ModelServer: "vllm", Picker: "prefix-affinity", KVEvents: &KVEvents{Endpoint: "5557", ReplayEndpoint: "tcp://{host}:5558"}}
+		}, "", ""},
+		{"kv events missing endpoint", func(c *Config) { c.Pools[0].Inference = &Inference{KVEvents: &KVEvents{}} }, "pools[0].inference.kvEvents.endpoint", "endpoint is required"},
+		{"kv events fixed host", func(c *Config) {
+			c.Pools[0].Inference = &Inference{KVEvents: &KVEvents{Endpoint: "tcp://10.0.0.1:5557"}}
+		}, "pools[0].inference.kvEvents.endpoint", "names no {host}"},
+		{"kv events not tcp", func(c *Config) {
+			c.Pools[0].Inference = &Inference{KVEvents: &KVEvents{Endpoint: "5557", ReplayEndpoint: "ipc:///tmp/x"}}
+		}, "pools[0].inference.kvEvents.replayEndpoint", "neither a port, a +N port offset nor a tcp:// URL"},
+		{"kv events bad offset", func(c *Config) {
+			c.Pools[0].Inference = &Inference{KVEvents: &KVEvents{Endpoint: "+0"}}
+		}, "pools[0].inference.kvEvents.endpoint", "not a port offset"},
+		{"kv events tokenize path", func(c *Config) {
+			c.Pools[0].Inference = &Inference{KVEvents: &KVEvents{Endpoint: "5557", TokenizePath: "tokenize"}}
+		}, "pools[0].inference.kvEvents.tokenizePath", `start with "/"`},
 		{"metrics path", func(c *Config) { c.Pools[0].Inference = &Inference{MetricsPath: "metrics"} }, "pools[0].inference.metricsPath", `start with "/"`},
 		{"negative block size", func(c *Config) { c.Pools[0].Inference = &Inference{BlockSize: -1} }, "pools[0].inference.blockSize", "positive"},
 		{"objective twice", func(c *Config) {
@@ -348,5 +365,19 @@ func TestPickNamesAreTheRegistry(t *testing.T) {
 	}
 	if !slices.Contains(pick.PresetNames(), DefaultPicker) {
 		t.Errorf("DefaultPicker %q is not a preset registered in package pick (%v)", DefaultPicker, pick.PresetNames())
+	}
+}
+
+func TestKVEventsAddress(t *testing.T) {
+	for _, c := range []struct{ form, ep, want string }{
+		{"5557", "10.0.0.5:8000", "tcp://10.0.0.5:5557"},
+		{"tcp://{host}:6000", "vllm-0.internal:8000", "tcp://vllm-0.internal:6000"},
+		{"5557", "[::1]:8000", "tcp://[::1]:5557"},
+		{"+1000", "127.0.0.1:8001", "tcp://127.0.0.1:9001"},
+		{"", "10.0.0.5:8000", ""},
+	} {
+		if got := KVEventsAddress(c.form, c.ep); got != c.want {
+			t.Errorf("KVEventsAddress(%q, %q) = %q, want %q", c.form, c.ep, got, c.want)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,7 +44,8 @@ import (
 // the highest RSS from the controller's start to the end of the flips less
 // the first (peak-rss-MiB, from VmHWM: garbage not yet collected counts
 // there; start-peak-rss-MiB is the same up to the steady state, before the
-// flips).
+// flips). With KVGATE_BENCH_HEAPPROFILE=PREFIX set, heap profiles are
+// written at the steady state and after the flips (heapProfile).
 
 var sliceGVR = schema.GroupVersionResource{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"}
 
@@ -151,6 +153,26 @@ func procStatus(b *testing.B, field string) uint64 {
 	return 0
 }
 
+// heapProfile writes the heap profile (in use and allocated since the
+// process started) to $KVGATE_BENCH_HEAPPROFILE-<endpoints>-<when>.pprof
+// when that is set, for `go tool pprof -sample_index=inuse_space`.
+func heapProfile(b *testing.B, n int, when string) {
+	b.Helper()
+	prefix := os.Getenv("KVGATE_BENCH_HEAPPROFILE")
+	if prefix == "" {
+		return
+	}
+	runtime.GC() // the profile's in-use figures are as of the last collection
+	f, err := os.Create(fmt.Sprintf("%s-%d-%s.pprof", prefix, n, when))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
+}
+
 func mib(after, before uint64) float64 { return (float64(after) - float64(before)) / (1 << 20) }
 
 // percentile is the nearest-rank p-th percentile of sorted durations, in ms.
@@ -209,6 +231,7 @@ spec:
 		peakStart = procStatus(b, "VmHWM")
 	}
 	heap1, rss1 := memory(b)
+	heapProfile(b, n, "steady")
 
 	lat := make([]time.Duration, 0, b.N)
 	var write time.Duration
@@ -261,6 +284,7 @@ spec:
 		}
 	}
 	b.StopTimer()
+	heapProfile(b, n, "flips")
 	if peakOK {
 		b.ReportMetric(mib(peakStart, rss0), "start-peak-rss-MiB")
 		b.ReportMetric(mib(procStatus(b, "VmHWM"), rss0), "peak-rss-MiB")

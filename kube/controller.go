@@ -326,7 +326,7 @@ func (c *Controller) allSynced() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, in := range c.informers {
-		if !in.synced.Load() {
+		if !in.synced.Load() && !in.forbidden.Load() {
 			return false
 		}
 	}
@@ -356,9 +356,11 @@ func (c *Controller) First(ctx context.Context) (*config.Config, error) {
 				c.log.Info("kubernetes: first configuration", "source", cfg.Source, "listeners", len(cfg.Listeners), "routes", len(cfg.Routes), "pools", len(cfg.Pools))
 				return cfg, nil
 			}
-			c.once("first "+err.Error(), func() {
-				c.log.Warn("kubernetes: nothing to serve yet; waiting for the cluster to change", "why", err.Error())
-			})
+			if !isPending(err) {
+				c.once("first "+err.Error(), func() {
+					c.log.Warn("kubernetes: nothing to serve yet; waiting for the cluster to change", "why", err.Error())
+				})
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -389,6 +391,9 @@ func (c *Controller) Load() (*config.Config, error) {
 // background and translated again after.
 func (c *Controller) translate(ctx context.Context, syncSecrets bool) (*config.Config, error) {
 	in, err := c.gather()
+	if isPending(err) {
+		return nil, err // a watch just started: its first list will mark a change
+	}
 	if err != nil {
 		c.setStatus(err)
 		c.record(nil, nil)
@@ -508,6 +513,10 @@ func (c *Controller) settle(ctx context.Context, dirty chan struct{}) bool {
 func (c *Controller) apply(t Target) {
 	start := time.Now()
 	cfg, err := c.translate(c.ctx, false)
+	if isPending(err) {
+		c.log.Debug("kubernetes: keeping the running configuration until a new watch has listed", "why", err.Error())
+		return
+	}
 	if err != nil {
 		c.once("apply "+err.Error(), func() {
 			c.log.Error("kubernetes: keeping the running configuration", "err", err.Error())

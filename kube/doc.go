@@ -9,9 +9,11 @@
 // endpoints changed. It watches GatewayClass, Gateway, HTTPRoute and
 // ReferenceGrant (gateway.networking.k8s.io), InferencePool
 // (inference.networking.k8s.io/v1 and inference.networking.x-k8s.io/v1alpha2),
-// InferenceObjective (inference.networking.x-k8s.io/v1alpha2), Istio
-// AuthorizationPolicy (security.istio.io), Service, EndpointSlice
-// (discovery.k8s.io/v1) and Pod. Secrets are read by name with get, never
+// InferenceObjective and InferenceModel (inference.networking.x-k8s.io/
+// v1alpha2), Istio AuthorizationPolicy (security.istio.io), Service and
+// EndpointSlice (discovery.k8s.io/v1), and Pods per InferencePool: one
+// watch per namespace and label selector of the pools the served routes
+// send to (pods.go), never every Pod of the cluster. Secrets are read by name with get, never
 // listed or watched: only those that a served Gateway's HTTPS listeners name,
 // again every Options.SecretRefresh (rotation).
 //
@@ -28,7 +30,8 @@
 // GatewayClass Accepted (classes of Options.ControllerName); Gateway
 // Accepted and Programmed, status.addresses (the host each served listener
 // is bound to, or Options.Addresses for 0.0.0.0) and status.listeners
-// (Accepted, Programmed, ResolvedRefs, attachedRoutes); HTTPRoute
+// (Accepted, Programmed, ResolvedRefs; attachedRoutes as adapt attaches
+// routes: parentRef, allowedRoutes and hostname intersection); HTTPRoute
 // status.parents entries of its controllerName (Accepted, ResolvedRefs
 // False with BackendNotFound, RefNotPermitted or InvalidKind); and
 // InferencePool (v1) status.parents (Accepted, ResolvedRefs). Every
@@ -49,20 +52,16 @@
 // terminating) get no new requests; requests in flight on them finish.
 //
 // Not done yet:
-//   - Status: a listener's attachedRoutes counts accepted routes by
-//     sectionName and port only (not hostnames or allowedRoutes); routes of
-//     a listener that is not Accepted get no per-listener reason; GRPCRoute
-//     and the alpha InferencePool get no status; supportedFeatures is not
-//     written.
+//   - Status: routes of a listener that is not Accepted get no
+//     per-listener reason; GRPCRoute and the alpha InferencePool get no
+//     status; supportedFeatures is not written; allowedRoutes.namespaces
+//     from Selector admits every namespace (Namespaces are not watched).
 //   - Listeners are fixed when the proxy starts: a Gateway listener added,
-//     removed or moved later (port, TLS Secret name) is logged as needing a
-//     restart; routes, pools, policies and endpoints follow the cluster. A
-//     Secret's content does rotate without a restart (its files are
-//     rewritten, and the listener re-reads them).
-//   - Pods are watched cluster-wide (trimmed to labels, address and
-//     readiness), not per InferencePool selector.
-//   - InferenceModel is not watched (the chart's RBAC does not grant it).
+//     removed or changed later (address, HTTP/HTTPS, TLS Secret name) is
+//     logged, and its status says Programmed False (Pending) with a message
+//     asking for a restart; routes, pools, policies and endpoints follow the
+//     cluster. A Secret's content does rotate without a restart (its files
+//     are rewritten, and the listener re-reads them).
 //   - CRDs installed after start are found by a discovery pass every
 //     Options.Rediscover; one removed while running keeps its last objects.
-//   - The behaviour at 10,000 endpoints is not measured.
 package kube

@@ -544,7 +544,8 @@ func startBackends(n *netns) (func(), error) {
 
 // serveBackends is the re-executed process: an HTTP server on each
 // address that answers with that address (/), a slow event stream
-// (/stream?n=N&ms=M), and a vLLM-like metrics page (/metrics).
+// (/stream?n=N&ms=M), and a vLLM-like metrics page (/metrics). A JSON
+// body's model comes back in X-Model.
 func serveBackends(list string) int {
 	for _, addr := range strings.Split(list, ",") {
 		ln, err := net.Listen("tcp", addr)
@@ -585,8 +586,15 @@ func backendHandler(addr string) http.Handler {
 		fmt.Fprint(w, "data: [DONE]\n\n")
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Model string `json:"model"`
+		}
+		_ = json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&body)
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("X-Backend", addr)
+		if body.Model != "" {
+			w.Header().Set("X-Model", body.Model) // the model the proxy asked for
+		}
 		fmt.Fprint(w, addr)
 	})
 	return mux

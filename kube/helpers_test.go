@@ -39,7 +39,7 @@ var resources = map[string]string{
 	"Namespace": "namespaces", "GatewayClass": "gatewayclasses", "Gateway": "gateways", "HTTPRoute": "httproutes",
 	"ReferenceGrant": "referencegrants", "InferencePool": "inferencepools", "Service": "services",
 	"EndpointSlice": "endpointslices", "Pod": "pods", "Secret": "secrets", "AuthorizationPolicy": "authorizationpolicies",
-	"CustomResourceDefinition": "customresourcedefinitions",
+	"CustomResourceDefinition": "customresourcedefinitions", "InferenceModel": "inferencemodels",
 }
 
 func gvrOf(u *unstructured.Unstructured) schema.GroupVersionResource {

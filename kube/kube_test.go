@@ -157,8 +157,6 @@ func TestEndpointSliceReadiness(t *testing.T) {
 	eventually(t, time.Second, "y back", func() bool { return backendOf(t, url) == ep(y, 8000) })
 }
 
-var podGVR = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
-
 // pod creates (or updates) a Pod with labels app=app and sets its status
 // as a kubelet would: its address and Ready condition.
 func pod(t *testing.T, ns, name, app, ip string, ready bool) {

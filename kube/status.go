@@ -53,15 +53,22 @@ const (
 
 // translation is what the last translation said, for status.
 type translation struct {
-	warns []adapt.Warning
-	errs  []*adapt.Error
+	warns    []adapt.Warning
+	errs     []*adapt.Error
+	attached map[string]int // namespace/gateway/listener → attachedRoutes
+	// listeners are those the cluster asks for (nil when it did not
+	// translate); the running ones may differ until a restart.
+	listeners []config.Listener
 }
 
 // record keeps what a translation said and asks for a status pass.
 func (c *Controller) record(res *adapt.Result, err error) {
 	var t translation
 	if res != nil {
-		t.warns = res.Warnings
+		t.warns, t.attached = res.Warnings, res.AttachedRoutes
+		if res.Config != nil {
+			t.listeners = res.Config.Listeners
+		}
 	}
 	var es adapt.Errors
 	var e *adapt.Error
@@ -183,18 +190,12 @@ func (c *Controller) syncStatus(ctx context.Context) {
 		}
 	}
 	routes := c.objects(kHTTPRoute)
-	attachedTo := map[string][]map[string]any{} // gateway → accepted routes naming it
 	poolParents := map[string]map[string]bool{} // pool → gateways of the routes that use it
 	for _, r := range routes {
 		ws, es := byObj[res(kHTTPRoute, r)], errs[res(kHTTPRoute, r)]
 		parents := c.routeParents(r, gateways, ws, es)
 		if parents == nil && !hasOurParent(r, c.opts.ControllerName) {
 			continue
-		}
-		for _, p := range parents {
-			if p.cond[0].status == "True" {
-				attachedTo[p.gateway] = append(attachedTo[p.gateway], r)
-			}
 		}
 		if len(parents) > 0 {
 			rf := newRefs()
@@ -244,7 +245,7 @@ func (c *Controller) syncStatus(ctx context.Context) {
 
 	for _, key := range sortedKeys(gateways) {
 		gw := gateways[key]
-		c.putStatus(ctx, kGateway, gw, c.gatewayStatus(gw, byObj[res(kGateway, gw)], errs[res(kGateway, gw)], attachedTo[key], running))
+		c.putStatus(ctx, kGateway, gw, c.gatewayStatus(gw, byObj[res(kGateway, gw)], errs[res(kGateway, gw)], last, running))
 	}
 
 	for _, p := range c.objects(kPool) {
@@ -367,11 +368,12 @@ func (c *Controller) routeParents(r map[string]any, gateways map[string]map[stri
 type listenerState struct {
 	accepted, resolved cond
 	programmed         bool
+	restart            string // why not programmed: it needs a restart
 }
 
 // gatewayStatus builds a Gateway's status: conditions, one entry per
 // listener, and the addresses its programmed listeners are bound to.
-func (c *Controller) gatewayStatus(gw map[string]any, ws []adapt.Warning, es []*adapt.Error, routes []map[string]any, running []config.Listener) statusFunc {
+func (c *Controller) gatewayStatus(gw map[string]any, ws []adapt.Warning, es []*adapt.Error, last translation, running []config.Listener) statusFunc {
 	name, ns := str(gw, "metadata", "name"), str(gw, "metadata", "namespace")
 	ls := list(gw, "spec", "listeners")
 	states := make([]listenerState, len(ls))
@@ -399,10 +401,21 @@ func (c *Controller) gatewayStatus(gw map[string]any, ws []adapt.Warning, es []*
 		}
 		if st.accepted.status == "True" && st.resolved.status == "True" {
 			anyAccepted = true
-			if a, ok := runningAddress(running, ns, name, lname, c.listenAddress(name+"-"+lname, lm)); ok {
+			addr := c.listenAddress(name+"-"+lname, lm)
+			run, ok := servingListener(running, ns, name, lname, addr)
+			want, wanted := servingListener(last.listeners, ns, name, lname, addr)
+			switch {
+			case !ok:
+				st.restart = "kvgate's listeners are fixed when it starts: restart kvgate (kubectl rollout restart daemonset/kvgate) to serve this listener on " + addr
+			case wanted && !reflect.DeepEqual(run, want):
+				st.restart = "kvgate serves this listener as it was when it started (" + listenerChange(run, want) +
+					"); restart kvgate (kubectl rollout restart daemonset/kvgate) to serve it as it is now"
+			default:
 				st.programmed = true
 				anyProgrammed = true
-				if host, _, err := net.SplitHostPort(a); err == nil {
+			}
+			if ok { // served, maybe as it was
+				if host, _, err := net.SplitHostPort(run.Address); err == nil {
 					addrs = append(addrs, c.reportedHosts(host)...)
 				}
 			}
@@ -451,7 +464,7 @@ func (c *Controller) gatewayStatus(gw map[string]any, ws []adapt.Warning, es []*
 			case !serving:
 				prog = cond{condProgrammed, "False", reasonPending, "kvgate has no configuration running yet"}
 			case !s.programmed:
-				prog = cond{condProgrammed, "False", reasonPending, "kvgate's listeners are fixed when it starts: restart kvgate to serve this one"}
+				prog = cond{condProgrammed, "False", reasonPending, s.restart}
 			}
 			kinds := []any{}
 			if p := str(lm, "protocol"); p == "HTTP" || p == "HTTPS" {
@@ -460,7 +473,7 @@ func (c *Controller) gatewayStatus(gw map[string]any, ws []adapt.Warning, es []*
 			lout = append(lout, map[string]any{
 				"name":           lname,
 				"supportedKinds": kinds,
-				"attachedRoutes": attachedRoutes(routes, ns, name, lm),
+				"attachedRoutes": int64(last.attached[ref(ns, name)+"/"+lname]),
 				"conditions":     conditions(prev, gen, now, s.accepted, prog, s.resolved),
 			})
 		}
@@ -486,32 +499,6 @@ func (c *Controller) gatewayStatus(gw map[string]any, ws []adapt.Warning, es []*
 	}
 }
 
-// attachedRoutes counts the accepted routes whose parentRef to Gateway
-// ns/name selects listener l (by sectionName and port; hostnames and
-// allowedRoutes are adapt's to judge, and an accepted route passed them on
-// some listener).
-func attachedRoutes(routes []map[string]any, ns, name string, l map[string]any) int64 {
-	var n int64
-	for _, r := range routes {
-		rns := str(r, "metadata", "namespace")
-		for _, p := range list(r, "spec", "parentRefs") {
-			m := asMap(p)
-			if ref(cmp.Or(str(m, "namespace"), rns), str(m, "name")) != ref(ns, name) {
-				continue
-			}
-			if s := str(m, "sectionName"); s != "" && s != str(l, "name") {
-				continue
-			}
-			if port, _ := m["port"].(int64); port != 0 && port != asInt(l["port"]) {
-				continue
-			}
-			n++
-			break
-		}
-	}
-	return n
-}
-
 // listenAddress is where adapt puts listener kvName: --listen, else
 // --bind and the listener's port.
 func (c *Controller) listenAddress(kvName string, l map[string]any) string {
@@ -522,23 +509,51 @@ func (c *Controller) listenAddress(kvName string, l map[string]any) string {
 	return net.JoinHostPort(c.opts.Adapt.Bind, strconv.FormatInt(port, 10))
 }
 
-// runningAddress finds the running listener that serves a Gateway
-// listener: by adapt's name for it (gateway-listener, or with the
+// servingListener finds the kvgate listener, among ls, that serves a
+// Gateway listener: by adapt's name for it (gateway-listener, or with the
 // namespace when names collide), else by its address (listeners sharing
-// an address share a kvgate listener). It returns the address bound.
-func runningAddress(running []config.Listener, ns, gw, l, addr string) (string, bool) {
+// an address share a kvgate listener).
+func servingListener(ls []config.Listener, ns, gw, l, addr string) (config.Listener, bool) {
 	name := gw + "-" + l
-	for _, r := range running {
+	for _, r := range ls {
 		if r.Name == name || strings.HasPrefix(r.Name, ns+"-"+name) {
-			return r.Address, true
+			return r, true
 		}
 	}
-	for _, r := range running {
+	for _, r := range ls {
 		if r.Address == addr {
-			return r.Address, true
+			return r, true
 		}
 	}
-	return "", false
+	return config.Listener{}, false
+}
+
+// listenerChange says how a running listener differs from the one the
+// cluster now asks for.
+func listenerChange(run, want config.Listener) string {
+	scheme := func(l config.Listener) string {
+		if l.TLS != nil {
+			return "HTTPS"
+		}
+		return "HTTP"
+	}
+	var out []string
+	if run.Address != want.Address {
+		out = append(out, "on "+run.Address+", not "+want.Address)
+	}
+	switch {
+	case (run.TLS == nil) != (want.TLS == nil):
+		out = append(out, "as "+scheme(run)+", not "+scheme(want))
+	case run.TLS != nil && !reflect.DeepEqual(run.TLS, want.TLS):
+		out = append(out, "with the certificate Secret it named then")
+	}
+	if !slices.Equal(run.Protocols, want.Protocols) {
+		out = append(out, "speaking "+strings.Join(run.Protocols, ", ")+", not "+strings.Join(want.Protocols, ", "))
+	}
+	if len(out) == 0 {
+		out = append(out, "with other settings")
+	}
+	return strings.Join(out, "; ")
 }
 
 // reportedHosts are the addresses reported for a listener bound to host:

@@ -217,3 +217,104 @@ func TestStatusLeaderElection(t *testing.T) {
 		t.Errorf("the new leader counted no write")
 	}
 }
+
+// listenerStatus is the status.listeners entry of a Gateway listener.
+func listenerStatus(o map[string]any, name string) map[string]any {
+	for _, l := range list(o, "status", "listeners") {
+		if m := asMap(l); str(m, "name") == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// attachedRoutes counts per Gateway API rules: a route of another
+// namespace attaches only where allowedRoutes admits it, and only to
+// listeners whose hostname its hostnames intersect. A listener added or
+// changed after start is not served until a restart, and its status says
+// so (Programmed False, Pending, a message naming the restart), as does
+// the log; the Gateway stays Programmed by its other listeners.
+func TestListenerStatusAttachedRoutesAndRestart(t *testing.T) {
+	ns, other := newNamespace(t), newNamespace(t)
+	class, ctrl := gatewayClass(t)
+	gw := func(extra string) string {
+		return fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: %s
+  listeners:
+  - {name: http, port: 8080, protocol: HTTP}
+  - {name: a, port: 8081, protocol: HTTP, hostname: a.example.com, allowedRoutes: {namespaces: {from: All}}}
+%s---
+`, class, extra)
+	}
+	hostRoute := func(name, gwNS, host, svc string) string {
+		return fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: %s}
+spec:
+  parentRefs: [{name: gw, namespace: %s}]
+  hostnames: [%s]
+  rules: [{backendRefs: [{name: %s, port: 80}]}]
+---
+`, name, gwNS, host, svc)
+	}
+	apply(t, ns, gw("")+service("s", [2]string{env.ips[0], "ready"})+hostRoute("b-host", ns, "b.example.com", "s"))
+	apply(t, other, service("s", [2]string{env.ips[1], "ready"})+hostRoute("a-host", ns, "a.example.com", "s"))
+	port, err := freePort() // its own address: listeners on one address share it
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := start(t, ctrl, func(o *Options) { o.Adapt.Listen["gw-a"] = "127.0.0.1:" + port })
+
+	var gwStatus any
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("Gateway status: %v", gwStatus)
+		}
+	})
+	attachedIs := func(o map[string]any, l string, n int64) bool {
+		ls := listenerStatus(o, l)
+		return ls != nil && ls["attachedRoutes"] == n
+	}
+	eventually(t, 10*time.Second, "attachedRoutes by namespace and hostname", func() bool {
+		u := fetch(t, gwGVR, ns, "gw")
+		gwStatus = u.Object["status"]
+		// http: b-host (same namespace, any hostname); not a-host (another
+		// namespace). a: a-host (All namespaces); not b-host (hostnames differ).
+		return attachedIs(u.Object, "http", 1) && attachedIs(u.Object, "a", 1) &&
+			hasCond(list(listenerStatus(u.Object, "a"), "conditions"), condProgrammed, "True", reasonProgrammed, u.GetGeneration())
+	})
+
+	// A listener added after start, and one changed (HTTP to HTTPS).
+	apply(t, ns, tlsSecret(t, "cert", "c")+gw(`  - {name: extra, port: 18090, protocol: HTTP}
+`))
+	eventually(t, 10*time.Second, "the added listener says it needs a restart", func() bool {
+		u := fetch(t, gwGVR, ns, "gw")
+		gwStatus = u.Object["status"]
+		gen := u.GetGeneration()
+		extra := condition(list(listenerStatus(u.Object, "extra"), "conditions"), condProgrammed)
+		return extra != nil && str(extra, "status") == "False" && str(extra, "reason") == reasonPending &&
+			strings.Contains(str(extra, "message"), "restart kvgate") && strings.Contains(str(extra, "message"), ":18090") &&
+			extra["observedGeneration"] == gen && attachedIs(u.Object, "extra", 1) &&
+			hasCond(list(u.Object, "status", "conditions"), condProgrammed, "True", reasonProgrammed, gen) &&
+			hasCond(list(listenerStatus(u.Object, "http"), "conditions"), condProgrammed, "True", reasonProgrammed, gen)
+	})
+	if k.p.Listener("gw-extra") != nil {
+		t.Errorf("the added listener is served without a restart")
+	}
+	apply(t, ns, strings.Replace(gw(`  - {name: extra, port: 18090, protocol: HTTP}
+`), "{name: a, port: 8081, protocol: HTTP, hostname: a.example.com,",
+		"{name: a, port: 8081, protocol: HTTPS, hostname: a.example.com, tls: {certificateRefs: [{name: cert}]},", 1))
+	eventually(t, 10*time.Second, "the changed listener says it is served as it was", func() bool {
+		u := fetch(t, gwGVR, ns, "gw")
+		gwStatus = u.Object["status"]
+		a := condition(list(listenerStatus(u.Object, "a"), "conditions"), condProgrammed)
+		return a != nil && str(a, "status") == "False" && str(a, "reason") == reasonPending &&
+			strings.Contains(str(a, "message"), "as HTTP, not HTTPS") && strings.Contains(str(a, "message"), "restart kvgate")
+	})
+	if !strings.Contains(k.logs.String(), "the Gateway listeners changed; restart kvgate") {
+		t.Errorf("the listener change is not logged")
+	}
+}

@@ -149,29 +149,26 @@ func (c *Controller) gather() (*input, error) {
 		}
 		in.objs = append(in.objs, c.indexed(kEndpointSlice, byService, key)...)
 	}
-	podNamespaces := map[string][]map[string]string{} // namespace → selectors
+	var pools []map[string]any
 	for _, pk := range []string{kPool, kPoolAlpha} {
 		for _, key := range sortedKeys(refs.pools[pk]) {
-			p := c.get(pk, key)
-			if p == nil {
-				continue
-			}
-			in.objs = append(in.objs, p)
-			ns := str(p, "metadata", "namespace")
-			podNamespaces[ns] = append(podNamespaces[ns], poolSelector(p))
-		}
-	}
-	for _, ns := range sortedKeys(podNamespaces) {
-		for _, pod := range c.indexed(kPod, "namespace", ns) {
-			if selectedByAny(pod, podNamespaces[ns]) {
-				in.objs = append(in.objs, pod)
+			if p := c.get(pk, key); p != nil {
+				pools = append(pools, p)
 			}
 		}
 	}
-	for _, o := range c.objects(kObjective) {
-		if refs.pools[kPoolAlpha][ref(str(o, "metadata", "namespace"), str(o, "spec", "poolRef", "name"))] ||
-			refs.pools[kPool][ref(str(o, "metadata", "namespace"), str(o, "spec", "poolRef", "name"))] {
-			in.objs = append(in.objs, o)
+	in.objs = append(in.objs, pools...)
+	podInformers, pending := c.watchPods(c.podScopes(pools))
+	if len(pending) > 0 {
+		return nil, &errPending{what: pending}
+	}
+	in.objs = append(in.objs, scopedPods(podInformers)...)
+	for _, k := range []string{kModel, kObjective} {
+		for _, o := range c.objects(k) {
+			key := ref(str(o, "metadata", "namespace"), str(o, "spec", "poolRef", "name"))
+			if refs.pools[kPoolAlpha][key] || refs.pools[kPool][key] {
+				in.objs = append(in.objs, o)
+			}
 		}
 	}
 	in.objs = append(in.objs, c.objects(kGrant)...)
@@ -302,26 +299,4 @@ func poolSelector(p map[string]any) map[string]string {
 		}
 	}
 	return out
-}
-
-// selectedByAny reports whether the pod's labels hold one of the
-// selectors; an empty selector selects nothing (as in adapt).
-func selectedByAny(pod map[string]any, selectors []map[string]string) bool {
-	labels := asMap(at(pod, "metadata", "labels"))
-	for _, sel := range selectors {
-		if len(sel) == 0 {
-			continue
-		}
-		ok := true
-		for k, v := range sel {
-			if got, _ := labels[k].(string); got != v || labels[k] == nil {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return true
-		}
-	}
-	return false
 }

@@ -1,6 +1,8 @@
 package kube
 
 import (
+	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -61,7 +63,7 @@ func TestTrimKeepsWhatTheTranslationReads(t *testing.T) {
 			},
 		},
 	}
-	spec := kinds[len(kinds)-1].spec // Pod
+	spec := podSpec
 	trimObject(pod, "v1", &spec)
 	want := map[string]any{
 		"apiVersion": "v1", "kind": "Pod",
@@ -112,13 +114,11 @@ func TestChoosingObjects(t *testing.T) {
 			t.Errorf("poolSelector(%v) = %v", p, sel)
 		}
 	}
-	pod := func(labels map[string]any) map[string]any {
-		return map[string]any{"metadata": map[string]any{"labels": labels}}
+	if s, ok := scopeOf("ai", map[string]string{"b": "2", "a": "1"}); !ok || s.selector != "a=1,b=2" || s.namespace != "ai" {
+		t.Errorf("scopeOf = %+v %v", s, ok)
 	}
-	sel := []map[string]string{{"app": "vllm"}}
-	if !selectedByAny(pod(map[string]any{"app": "vllm", "x": "y"}), sel) || selectedByAny(pod(map[string]any{"app": "web"}), sel) ||
-		selectedByAny(pod(nil), sel) || selectedByAny(pod(map[string]any{"app": "vllm"}), []map[string]string{{}}) {
-		t.Errorf("selectedByAny")
+	if _, ok := scopeOf("ai", nil); ok {
+		t.Errorf("an empty selector has a Pod scope (it selects no Pod)")
 	}
 	gw := map[string]any{
 		"metadata": map[string]any{"name": "gw", "namespace": "infra"},
@@ -182,5 +182,45 @@ func TestRouteReasonsFromAdaptWarnings(t *testing.T) {
 		if got := ps[0].cond[1]; tc.reason != "" && (got.reason != tc.reason || got.status != "False") {
 			t.Errorf("%s: ResolvedRefs %s/%s, want False/%s (warnings %v)", name, got.status, got.reason, tc.reason, byObj["HTTPRoute ns/"+name])
 		}
+	}
+}
+
+// Trimmed EndpointSlices share one conditions map per combination of
+// ready, serving and terminating; a map with other keys is kept.
+func TestTrimSharesEndpointConditions(t *testing.T) {
+	slice := func(conds ...map[string]any) map[string]any {
+		var eps []any
+		for i, c := range conds {
+			eps = append(eps, map[string]any{"addresses": []any{fmt.Sprintf("10.0.0.%d", i)}, "conditions": c, "nodeName": "n"})
+		}
+		return map[string]any{"metadata": map[string]any{"name": "s"}, "endpoints": eps}
+	}
+	cond := func(o map[string]any, i int) map[string]any {
+		return o["endpoints"].([]any)[i].(map[string]any)["conditions"].(map[string]any)
+	}
+	same := func(a, b map[string]any) bool {
+		return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+	}
+	spec := kinds[slices.IndexFunc(kinds, func(k struct {
+		key  string
+		spec kindSpec
+	}) bool {
+		return k.key == kEndpointSlice
+	})].spec
+	a := slice(map[string]any{"ready": true, "serving": true, "terminating": false}, map[string]any{"ready": false})
+	b := slice(map[string]any{"ready": true, "serving": true, "terminating": false}, map[string]any{"ready": false, "future": "x"})
+	trimObject(a, "discovery.k8s.io/v1", &spec)
+	trimObject(b, "discovery.k8s.io/v1", &spec)
+	if !same(cond(a, 0), cond(b, 0)) {
+		t.Errorf("equal conditions of two slices are not shared")
+	}
+	if same(cond(a, 0), cond(a, 1)) || !reflect.DeepEqual(cond(a, 1), map[string]any{"ready": false}) {
+		t.Errorf("different conditions shared, or changed: %v", cond(a, 1))
+	}
+	if !reflect.DeepEqual(cond(b, 1), map[string]any{"ready": false, "future": "x"}) {
+		t.Errorf("a conditions map with another key changed: %v", cond(b, 1))
+	}
+	if _, ok := a["endpoints"].([]any)[0].(map[string]any)["nodeName"]; ok {
+		t.Errorf("nodeName kept")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"sync"
 	"sync/atomic"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -56,6 +57,7 @@ const (
 	kPool          = "InferencePool"
 	kPoolAlpha     = "InferencePool/alpha"
 	kObjective     = "InferenceObjective"
+	kModel         = "InferenceModel"
 	kPolicy        = "AuthorizationPolicy"
 	kService       = "Service"
 	kEndpointSlice = "EndpointSlice"
@@ -75,12 +77,14 @@ var kinds = []struct {
 	{kPool, kindSpec{kind: "InferencePool", group: groupInference, versions: []string{"v1"}, resource: "inferencepools", ownStatus: true}},
 	{kPoolAlpha, kindSpec{kind: "InferencePool", group: groupInferX, versions: []string{"v1alpha2"}, resource: "inferencepools"}},
 	{kObjective, kindSpec{kind: "InferenceObjective", group: groupInferX, versions: []string{"v1alpha2"}, resource: "inferenceobjectives"}},
+	// InferenceModel: the Inference Extension's v0 API (model name,
+	// criticality, target models), which clusters of that time still hold.
+	{kModel, kindSpec{kind: "InferenceModel", group: groupInferX, versions: []string{"v1alpha2"}, resource: "inferencemodels"}},
 	{kPolicy, kindSpec{kind: "AuthorizationPolicy", group: groupIstio, versions: []string{"v1", "v1beta1"}, resource: "authorizationpolicies"}},
 	{kService, kindSpec{kind: "Service", versions: []string{"v1"}, resource: "services", core: true, trim: trimService}},
 	{kEndpointSlice, kindSpec{kind: "EndpointSlice", group: "discovery.k8s.io", versions: []string{"v1"}, resource: "endpointslices", core: true, trim: trimSlice,
 		indexers: cache.Indexers{byService: sliceService}}},
-	{kPod, kindSpec{kind: "Pod", versions: []string{"v1"}, resource: "pods", core: true, trim: trimPod, keepStatus: true,
-		indexers: cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}}},
+	// Pods are watched per InferencePool (pods.go), not from this list.
 }
 
 // informer is one running watch.
@@ -90,6 +94,11 @@ type informer struct {
 	gvr    schema.GroupVersionResource
 	inf    cache.SharedIndexInformer
 	synced atomic.Bool // the first list is in the store and an event followed it
+	// scope is the Pods a Pod informer watches (pods.go); stop ends it.
+	scope *podScope
+	stop  context.CancelFunc
+	// forbidden: kvgate may not list this scope's Pods.
+	forbidden atomic.Bool
 }
 
 func (in *informer) apiVersion() string {
@@ -108,14 +117,19 @@ func (s *kindSpec) what(version string) string {
 // is given to run.
 func (c *Controller) newInformer(key string, spec kindSpec, gvr schema.GroupVersionResource) (*informer, error) {
 	res := c.dyn.Resource(gvr)
-	lw := &cache.ListWatch{
+	return c.informerFor(key, spec, gvr, &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			return res.List(ctx, o)
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			return res.Watch(ctx, o)
 		},
-	}
+	})
+}
+
+// informerFor builds an informer over lw: objects trimmed before they are
+// stored, each change that kvgate reads marking the controller dirty.
+func (c *Controller) informerFor(key string, spec kindSpec, gvr schema.GroupVersionResource, lw cache.ListerWatcher) (*informer, error) {
 	inf := cache.NewSharedIndexInformerWithOptions(lw, &unstructured.Unstructured{}, cache.SharedIndexInformerOptions{
 		Indexers:          spec.indexers,
 		ObjectDescription: spec.what(gvr.Version),
@@ -160,8 +174,15 @@ func (c *Controller) watchError(in *informer, err error) {
 	if apierrors.IsForbidden(err) {
 		msg = "forbidden: grant kvgate's service account list and watch on " + in.spec.resource + " (see deploy/helm's ClusterRole)"
 	}
+	what := []any{"resource", in.spec.what(in.gvr.Version), "err", msg}
+	if in.scope != nil {
+		what = append(what, "namespace", in.scope.namespace, "selector", in.scope.selector)
+	}
+	if podWatchForbidden(in, err) && !in.forbidden.Swap(true) {
+		c.markDirty() // translated without these Pods until the grant comes
+	}
 	c.once("watch "+in.key+" "+msg, func() {
-		c.log.Warn("kubernetes: watch failed; retrying", "resource", in.spec.what(in.gvr.Version), "err", msg)
+		c.log.Warn("kubernetes: watch failed; retrying", what...)
 	})
 }
 
@@ -242,8 +263,43 @@ func trimSlice(o map[string]any) {
 	for _, e := range eps {
 		if m, ok := e.(map[string]any); ok {
 			keepOnly(m, "addresses", "conditions")
+			if c, ok := m["conditions"].(map[string]any); ok {
+				m["conditions"] = sharedConditions(c)
+			}
 		}
 	}
+}
+
+// conditionSets holds one map for each combination of an endpoint's
+// ready, serving and terminating (true, false or unset): the cached
+// EndpointSlices share them instead of holding a map per endpoint (a
+// third of an endpoint's memory). Nothing writes to a cached object, so
+// sharing is safe; a map with other keys or values is kept as it is.
+var conditionSets sync.Map // "ready,serving,terminating" as t/f/- → map[string]any
+
+func sharedConditions(c map[string]any) map[string]any {
+	var key [3]byte
+	n := 0
+	for i, k := range [3]string{"ready", "serving", "terminating"} {
+		switch v, ok := c[k]; {
+		case !ok:
+			key[i] = '-'
+		case v == true:
+			key[i], n = 't', n+1
+		case v == false:
+			key[i], n = 'f', n+1
+		default:
+			return c
+		}
+	}
+	if n != len(c) {
+		return c // keys kvgate does not know: keep them
+	}
+	if m, ok := conditionSets.Load(string(key[:])); ok {
+		return m.(map[string]any)
+	}
+	m, _ := conditionSets.LoadOrStore(string(key[:]), c)
+	return m.(map[string]any)
 }
 
 // trimPod keeps a Pod's labels, address and Ready condition: what an

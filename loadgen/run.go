@@ -63,6 +63,16 @@ type Options struct {
 	Progress func(done, total int)
 	// Log receives kvgate's logs; nil discards them.
 	Log *slog.Logger
+	// Admin, when set, is the admin address of the first kvgate replica
+	// (its status page and /debug endpoints); "" leaves admin off.
+	Admin string
+	// Setup, when set, is called with each kvgate before it starts (the
+	// demo mounts the status page with it).
+	Setup func(*proxy.Proxy)
+	// Hold, when set, is called with the scenario's report after the
+	// replay, while kvgate and the simulators still run (the demo keeps its
+	// status page up with it until ctx ends).
+	Hold func(ctx context.Context, r Report)
 }
 
 // Report summarises one scenario. Durations and rates are in model time:
@@ -127,7 +137,7 @@ func Run(ctx context.Context, o Options, sc Scenario) (Report, error) {
 	if len(o.Workload) == 0 {
 		return Report{}, errors.New("loadgen: the workload is empty; give a trace or a synthetic spec")
 	}
-	sims, err := startSims(ctx, o.Simulators, o.Sim)
+	sims, err := startSimsFor(ctx, o.Simulators, o.Sim, sc)
 	if err != nil {
 		return Report{}, err
 	}
@@ -140,7 +150,7 @@ func Run(ctx context.Context, o Options, sc Scenario) (Report, error) {
 	for i, s := range sims {
 		addrs[i] = s.Addr
 	}
-	urls, stop, err := startProxies(sc, addrs, o.Log)
+	urls, stop, err := startProxies(sc, addrs, o)
 	if err != nil {
 		return Report{}, err
 	}
@@ -157,7 +167,11 @@ func Run(ctx context.Context, o Options, sc Scenario) (Report, error) {
 		keys = SessionKeys(o.Workload, o.HotShare)
 	}
 	results, wall := replay(ctx, &cl, o, urls, keys)
-	return summarise(sc, o, results, sims, wall), nil
+	r := summarise(sc, o, results, sims, wall)
+	if o.Hold != nil {
+		o.Hold(ctx, r)
+	}
+	return r, nil
 }
 
 func sessionHeader(in config.Inference) string {
@@ -213,7 +227,8 @@ func (sc Scenario) Config(endpoints []string) (*config.Config, error) {
 	return c, nil
 }
 
-func startProxies(sc Scenario, endpoints []string, log *slog.Logger) ([]string, func(), error) {
+func startProxies(sc Scenario, endpoints []string, o Options) ([]string, func(), error) {
+	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -226,16 +241,22 @@ func startProxies(sc Scenario, endpoints []string, log *slog.Logger) ([]string, 
 		}
 	}
 	var urls []string
-	for range max(sc.Replicas, 1) {
+	for i := range max(sc.Replicas, 1) {
 		cfg, err := sc.Config(endpoints)
 		if err != nil {
 			stop()
 			return nil, nil, err
 		}
+		if i == 0 && o.Admin != "" {
+			cfg.Admin.Address = o.Admin
+		}
 		p, err := proxy.New(cfg, log)
 		if err != nil {
 			stop()
 			return nil, nil, fmt.Errorf("loadgen: scenario %q: %w", sc.Name, err)
+		}
+		if o.Setup != nil {
+			o.Setup(p)
 		}
 		if err := p.Start(); err != nil {
 			stop()

@@ -23,6 +23,15 @@
 // (and, against bursts, its in-flight requests past the queue threshold),
 // stretched by how much of the prompt the endpoint caches.
 //
+// Precise mode (precise.go). A pool also keeps a cache.TokenIndex that the
+// proxy's KV event subscribers (package kvevents) fill with what each
+// endpoint reports it caches. A request carrying token blocks
+// (PickRequest.TokenBlocks, from the model server's tokenizer) is matched
+// against it; each endpoint whose events are live gets its real cached
+// prefix as Candidate.Matched (in the prompt's text blocks, so scorers,
+// placement and the load bound read it unchanged) and CachedTokens, the
+// others keep the approximate index's estimate.
+//
 // Accounting. A pick (Pool.Pick, Pool.Balance) calls Begin on the endpoint it
 // returns; the caller calls End with the same tokens exactly once, when the
 // stream ends or before a retry picks again. Endpoints and their counts live

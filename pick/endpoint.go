@@ -19,7 +19,8 @@ type Endpoint struct {
 	// Addr is the endpoint's host:port. Read-only.
 	Addr string
 
-	slot int // index slot in the pool's cache.Index; set before the Endpoint is published
+	slot  int // index slot in the pool's cache.Index; set before the Endpoint is published
+	tslot int // slot in the pool's cache.TokenIndex (precise mode); set likewise
 
 	inflight     atomic.Int64 // proxy-side requests between pick and end of stream
 	inflightToks atomic.Int64 // proxy-side prompt tokens of those requests
@@ -38,7 +39,12 @@ type Endpoint struct {
 	recent atomic.Int64 // picks among its pool's last RecentWindow picks (recentWindow)
 	since  atomic.Int64 // picks since the last good scrape (not yet in its counts)
 
-	ttft latencyRing // recent observed TTFTs (outcome.go)
+	// ttft holds recent observed TTFTs (outcome.go), made on the first
+	// one: 1 KB that a pool of 10,000 discovered endpoints, most of them
+	// never used by this replica, would otherwise hold for each.
+	ttft       atomic.Pointer[latencyRing]
+	promptToks atomic.Uint64 // prompt tokens reported in usage (Observe)
+	cachedToks atomic.Uint64 // of those, cached tokens
 }
 
 // LoRAInfo is what a vLLM server reports in lora_requests_info. It is
@@ -50,7 +56,7 @@ type LoRAInfo struct {
 }
 
 func newEndpoint(addr string) *Endpoint {
-	e := &Endpoint{Addr: addr, slot: -1}
+	e := &Endpoint{Addr: addr, slot: -1, tslot: -1}
 	e.kv.Store(math.Float64bits(math.NaN()))
 	return e
 }

@@ -69,15 +69,37 @@ func (r *latencyRing) quantiles(qs ...float64) ([]time.Duration, int) {
 }
 
 // Observe records a finished request's outcome: its TTFT joins the recent
-// window (TTFTQuantiles). Safe for concurrent use; it does not allocate.
+// window (TTFTQuantiles). Safe for concurrent use; it allocates only the
+// window, on the endpoint's first TTFT.
 func (e *Endpoint) Observe(o Outcome) {
-	if o.TTFT > 0 {
-		e.ttft.add(o.TTFT)
+	if o.PromptTokens > 0 {
+		e.promptToks.Add(uint64(o.PromptTokens))
+		e.cachedToks.Add(uint64(min(max(o.CachedTokens, 0), o.PromptTokens)))
 	}
+	if o.TTFT <= 0 {
+		return
+	}
+	r := e.ttft.Load()
+	if r == nil {
+		e.ttft.CompareAndSwap(nil, new(latencyRing)) // a racing first TTFT may win instead
+		r = e.ttft.Load()
+	}
+	r.add(o.TTFT)
+}
+
+// UsageTokens returns the prompt tokens and, of those, the cached tokens the
+// endpoint reported in its replies' usage (Observe), since the endpoint was
+// created: cached/prompt is its prefix cache hit rate.
+func (e *Endpoint) UsageTokens() (prompt, cached uint64) {
+	return e.promptToks.Load(), e.cachedToks.Load()
 }
 
 // TTFTQuantiles returns the q-quantiles of the endpoint's last 256 observed
 // TTFTs and how many samples they are over (0: none yet).
 func (e *Endpoint) TTFTQuantiles(qs ...float64) ([]time.Duration, int) {
-	return e.ttft.quantiles(qs...)
+	r := e.ttft.Load()
+	if r == nil {
+		return make([]time.Duration, len(qs)), 0
+	}
+	return r.quantiles(qs...)
 }

@@ -61,6 +61,11 @@ type PickRequest struct {
 	// prefix beyond Blocks (from the body length); the index ages the chosen
 	// endpoint's cache by them too (cache.Index.RecordTail). 0 none.
 	TailBlocks int
+	// TokenBlocks are the own hashes of the prompt's token blocks
+	// (cache.TokenBlocks over the token ids the model server's tokenizer
+	// gave): set, they turn on precise matching for the endpoints whose KV
+	// events are live (see precise.go). nil: approximate matching only.
+	TokenBlocks []uint64
 	// Session is the session header's value (session preset); "" none.
 	Session string
 	// StopIfSaturated makes Pick return no endpoint, with Decision.Saturated,
@@ -97,6 +102,10 @@ type Candidate struct {
 	Cached int
 	// Score is the weighted score in [0,1] the picker reads.
 	Score float64
+	// Precise reports that Matched comes from E's KV events (precise mode),
+	// and CachedTokens is then E's cached prefix of the prompt in tokens.
+	Precise      bool
+	CachedTokens int
 }
 
 // PickContext is the per-request scratch space of a pick. It is not safe for
@@ -109,11 +118,20 @@ type PickContext struct {
 	Now int64
 	// Saturated is set by the not-saturated filter when every candidate was.
 	Saturated bool
+	// Keep makes a pick copy the candidates it scored (those past the
+	// filters, with their Score) into Kept, for a decision log or a dry
+	// run; the copy reuses Kept's memory. Off (the default), a pick keeps
+	// nothing.
+	Keep bool
+	// Kept holds the scored candidates of the last pick when Keep is set;
+	// filtered-out endpoints are absent. Valid until the next pick with pc.
+	Kept []Candidate
 
 	set    *settings
 	cands  []Candidate
 	scores []float64
 	match  []int
+	pmatch []int // precise matches by token-index slot
 	addrs  []string
 	loads  []int
 	idx    []int
@@ -125,9 +143,11 @@ var pickContexts = sync.Pool{New: func() any { return new(PickContext) }}
 // AcquirePickContext returns a cleared PickContext from a pool.
 func AcquirePickContext() *PickContext {
 	pc := pickContexts.Get().(*PickContext)
-	pc.Req = PickRequest{Blocks: pc.Req.Blocks[:0]}
+	pc.Req = PickRequest{Blocks: pc.Req.Blocks[:0], TokenBlocks: pc.Req.TokenBlocks[:0]}
 	pc.Now = 0
 	pc.Saturated = false
+	pc.Keep = false
+	pc.Kept = pc.Kept[:0]
 	return pc
 }
 
@@ -136,6 +156,7 @@ func ReleasePickContext(pc *PickContext) {
 	pc.set = nil
 	clear(pc.cands)
 	clear(pc.addrs)
+	clear(pc.Kept)
 	pickContexts.Put(pc)
 }
 
@@ -248,13 +269,15 @@ func newPlan(pipe Pipeline) plan {
 // locks). Endpoint, Retain and Configure serialise on a mutex and are meant
 // for the reload path, the resolver and the scrapers, not for every request.
 type Pool struct {
-	index *cache.Index
-	set   atomic.Pointer[settings]
+	index  *cache.Index
+	tokens *cache.TokenIndex // precise state from KV events (precise.go)
+	set    atomic.Pointer[settings]
 
 	mu  sync.Mutex
 	eps map[string]*Endpoint
 
 	ratio  [len(RatioBuckets)]atomic.Uint64
+	rsum   atomic.Uint64 // sum of observed ratios, in millionths
 	picks  atomic.Uint64
 	recent recentWindow
 }
@@ -264,7 +287,7 @@ var RatioBuckets = [...]float64{0, 0.1, 0.25, 0.5, 0.75, 0.9, 1}
 
 // NewPool returns the picking state of a pool configured by opts.
 func NewPool(opts Options) (*Pool, error) {
-	p := &Pool{eps: map[string]*Endpoint{}, index: cache.NewIndex(opts.CacheBlocks)}
+	p := &Pool{eps: map[string]*Endpoint{}, index: cache.NewIndex(opts.CacheBlocks), tokens: cache.NewTokenIndex(1, 0)}
 	if err := p.Configure(opts); err != nil {
 		return nil, err
 	}
@@ -333,6 +356,7 @@ func (p *Pool) Endpoint(addr string) *Endpoint {
 	}
 	e := newEndpoint(addr)
 	e.slot = p.index.Add(addr)
+	e.tslot = p.tokens.Add(addr)
 	p.eps[addr] = e
 	return e
 }
@@ -350,6 +374,7 @@ func (p *Pool) Retain(addrs []string) {
 	for a := range p.eps {
 		if !keep[a] {
 			p.index.Remove(a)
+			p.tokens.Remove(a)
 			delete(p.eps, a)
 		}
 	}
@@ -383,6 +408,10 @@ func (p *Pool) Ratio() (cum [len(RatioBuckets)]uint64, count uint64) {
 	return cum, p.picks.Load()
 }
 
+// RatioSum is the sum of the prefix match ratios observed (the histogram's
+// _sum), to a millionth per pick.
+func (p *Pool) RatioSum() float64 { return float64(p.rsum.Load()) / 1e6 }
+
 // Pick chooses one of eps for pc.Req with the pool's preset: filters, then
 // weighted scorers, then the picker; in affinity mode (a pipeline with the
 // prefix scorer) a prompt no endpoint holds is placed with cache.Place, and a
@@ -391,7 +420,18 @@ func (p *Pool) Ratio() (cum [len(RatioBuckets)]uint64, count uint64) {
 // blocks and does no I/O. eps must be endpoints of this pool (from Endpoint).
 func (p *Pool) Pick(pc *PickContext, eps []*Endpoint) Decision {
 	s := p.set.Load()
-	return p.pick(pc, s, &s.pick, eps)
+	return p.pick(pc, s, &s.pick, eps, false)
+}
+
+// Explain is a dry run of Pick: the same filters, scorers, placement and
+// picker over the same state, with no effect on it. It calls no Begin (the
+// Decision's Endpoint must not be Ended), counts no pick and records nothing
+// in the prefix index, so the answer says where Pick would send pc.Req now.
+// A stateful picker (round-robin) may still advance. Set pc.Keep to read
+// each endpoint's score from pc.Kept.
+func (p *Pool) Explain(pc *PickContext, eps []*Endpoint) Decision {
+	s := p.set.Load()
+	return p.pick(pc, s, &s.pick, eps, true)
 }
 
 // Balance is Pick with the pool's balancer (Options.Balancer), which reads
@@ -399,20 +439,19 @@ func (p *Pool) Pick(pc *PickContext, eps []*Endpoint) Decision {
 // pool.
 func (p *Pool) Balance(pc *PickContext, eps []*Endpoint) Decision {
 	s := p.set.Load()
-	return p.pick(pc, s, &s.balance, eps)
+	return p.pick(pc, s, &s.balance, eps, false)
 }
 
-func (p *Pool) pick(pc *PickContext, s *settings, pl *plan, eps []*Endpoint) Decision {
+func (p *Pool) pick(pc *PickContext, s *settings, pl *plan, eps []*Endpoint, dry bool) Decision {
 	pc.set = s
 	if pc.Now == 0 {
 		pc.Now = time.Now().UnixNano()
 	}
 	d := Decision{Index: -1, Total: len(pc.Req.Blocks)}
 	useIndex := pl.index && pc.Req.HasPrompt
-	if useIndex && len(pc.Req.Blocks) > 0 {
+	pc.match, pc.pmatch = pc.match[:0], pc.pmatch[:0]
+	if useIndex && len(pc.Req.Blocks) > 0 && !p.matchPrecise(pc, eps) {
 		pc.match = p.index.Match(pc.Req.Blocks, pc.match)
-	} else {
-		pc.match = pc.match[:0]
 	}
 	cands := p.candidates(pc, pl, eps)
 	for _, f := range pl.pipe.Filters {
@@ -437,6 +476,9 @@ func (p *Pool) pick(pc *PickContext, s *settings, pl *plan, eps []*Endpoint) Dec
 		cands = out
 	}
 	i, reason := p.choose(pc, s, pl, cands, useIndex)
+	if pc.Keep {
+		pc.Kept = append(pc.Kept[:0], cands...)
+	}
 	c := &cands[i]
 	for j, e := range eps {
 		if e == c.E {
@@ -445,7 +487,12 @@ func (p *Pool) pick(pc *PickContext, s *settings, pl *plan, eps []*Endpoint) Dec
 		}
 	}
 	d.Endpoint, d.Reason, d.Matched, d.Tokens = c.E, reason, c.Matched, pc.Req.PromptTokens
+	if dry {
+		return d
+	}
 	c.E.Begin(d.Tokens)
+	p.tokens.Picked(c.E.tslot, pc.Now)
+	p.tokens.Speculate(c.E.tslot, pc.Req.TokenBlocks, pc.Now)
 	p.recent.add(c.E)
 	c.E.picks[reason].Add(1)
 	if useIndex {
@@ -468,6 +515,7 @@ func (p *Pool) observeRatio(matched, total int) {
 			break
 		}
 	}
+	p.rsum.Add(uint64(r*1e6 + 0.5))
 	p.picks.Add(1)
 }
 
@@ -482,6 +530,7 @@ func (p *Pool) candidates(pc *PickContext, pl *plan, eps []*Endpoint) []Candidat
 		if s := e.slot; s >= 0 && s < len(pc.match) {
 			c.Matched = pc.match[s]
 		}
+		p.precise(pc, &c)
 		c.Inflight, c.Tokens = e.inflight.Load(), e.inflightToks.Load()
 		c.Recent = e.recent.Load()
 		if s := e.slot; pl.sizes && s >= 0 && s < len(pc.sizes) {

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -49,6 +48,7 @@ func (p *Proxy) authorize(s *snapshot, x *Exchange) *Reply {
 		return nil
 	}
 	p.metrics.authzDenied().WithLabel(d.Policy).Add(1)
+	p.status.denials.add(d.Policy, x) // status.go
 	who := "anonymous caller"
 	if x.peerID != "" {
 		who = x.peerID
@@ -92,10 +92,4 @@ func (l *Listener) port() int {
 func (m *metrics) authzDenied() *labeledCounter {
 	m.authzOnce.Do(func() { m.authz = newLabeledCounter() })
 	return m.authz
-}
-
-func (m *metrics) writeAuthz(w io.Writer) {
-	fmt.Fprintln(w, "# HELP kvgate_authz_denied_total Requests denied by authorization, by deciding policy (\"\": no ALLOW policy matched).")
-	fmt.Fprintln(w, "# TYPE kvgate_authz_denied_total counter")
-	m.authzDenied().write(w, "kvgate_authz_denied_total", "policy")
 }

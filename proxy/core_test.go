@@ -170,9 +170,9 @@ func TestAccessLogAndMetrics(t *testing.T) {
 	body, _ := io.ReadAll(mr.Body)
 	mr.Body.Close()
 	for _, s := range []string{
-		fmt.Sprintf(`kvgate_requests_total{listener="plain",route="r",pool="b",endpoint=%q,class="2xx"} 1`, addr),
-		`kvgate_request_duration_seconds_count{listener="plain"`,
-		fmt.Sprintf(`kvgate_endpoint_inflight_requests{pool="b",endpoint=%q} 0`, addr),
+		fmt.Sprintf(`kvgate_requests_total{class="2xx",code="200",endpoint=%q,listener="plain",model="",pool="b",route="r"} 1`, addr),
+		fmt.Sprintf(`kvgate_request_duration_seconds_count{class="2xx",code="200",endpoint=%q,listener="plain"`, addr),
+		fmt.Sprintf(`kvgate_endpoint_inflight_requests{endpoint=%q,pool="b"} 0`, addr),
 		`kvgate_config_reloads_total{result="ok"} 1`,
 	} {
 		if !strings.Contains(string(body), s) {

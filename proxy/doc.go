@@ -24,6 +24,13 @@
 // inference pool's first try). The pick takes the in-flight count;
 // Exchange.release gives it back exactly once.
 //
+// The admin listener (admin.go) serves /livez, /readyz, /metrics and
+// POST /reload, and mounts the status page (package admin) behind its access
+// rule. What the page shows is read on demand from the views of status.go,
+// status_view.go, status_config.go and explain.go; the request path only
+// adds to counters and copies each inference pick's scores into a bounded
+// ring.
+//
 // It must not parse configuration files (package config does), decide route
 // precedence (package router does), choose endpoints or keep endpoint state
 // of its own (package pick does) or hash prompts (package cache does).

@@ -62,6 +62,9 @@ type Exchange struct {
 	idBuf     [32]byte
 	model     string
 	modelRead bool
+	// modelLabel is the model's metric label value (metrics_genai.go),
+	// owned by the metrics; set where the model is known, "" when none.
+	modelLabel string
 
 	// Per-request state owned by the core (handler.go); kept here so one
 	// pooled object carries a whole request without further allocations.

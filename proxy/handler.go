@@ -96,10 +96,17 @@ func (p *Proxy) forward(x *Exchange, s *snapshot) *Reply {
 // try sends the request to ep, which its pick counted in flight as x.ep,
 // and turns the outcome into a Reply.
 func (p *Proxy) try(x *Exchange, ep *endpoint) *Reply {
+	if x.span.s != nil {
+		x.span.startClient(x, ep) // tracing.go
+	}
 	up, err := ep.rt.roundTrip(x)
 	if err != nil {
 		ep.state.ObserveConnect(isDialError(err))
-		return upstreamError(x, err)
+		r := upstreamError(x, err)
+		if x.span.c != nil {
+			x.span.endClient(x, 0, err)
+		}
+		return r
 	}
 	ep.state.ObserveConnect(false)
 	x.up = up
@@ -183,8 +190,12 @@ func (x *Exchange) finish(err error, n int64) {
 	p := x.proxy
 	x.endUsage() // usage.go: tokens and TTFT for metrics, log and span
 	x.observeOutcome(status)
+	p.status.observe(x, status) // status.go
 	p.metrics.observe(x, status)
 	p.access.log(x, status, n, err)
+	if x.span.c != nil {
+		x.span.endClient(x, x.reply.Status, err) // tracing.go
+	}
 	if x.span.s != nil {
 		x.span.end(x, status, err) // tracing.go
 	}

@@ -306,7 +306,10 @@ func TestIsolationSpans(t *testing.T) {
 			resp.Body.Close()
 		}
 	}
-	spans := waitSpans(t, exp, n*len(engines()))
+	spans := serverSpans(waitSpans(t, exp, 2*n*len(engines()))) // a server and a client span each
+	if len(spans) != n*len(engines()) {
+		t.Fatalf("%d server spans, want %d", len(spans), n*len(engines()))
+	}
 	bad := 0
 	for _, s := range spans {
 		a := attrs(s)

@@ -1,24 +1,30 @@
 package proxy
 
 import (
-	"bufio"
-	"fmt"
-	"io"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
-// metrics is kvgate's own small Prometheus registry. Series are created on
-// first use under a lock and then updated with atomics only, so the request
-// path takes a read lock to find its series and never allocates after warm-up.
-// (A hand-written registry keeps the request path allocation-free and the
-// binary small; the exposition format is plain Prometheus text.)
+// metrics holds the counters and histograms the request path updates. A
+// series is created once, under a lock, the first time its label values
+// occur; from then on the request path finds it under a read lock and
+// updates it with atomics only, so it allocates nothing after warm-up.
+// Exposition is prometheus/client_golang's (metrics_export.go): at scrape
+// time a collector turns these atomics into const metrics, which gives the
+// exposition format's escaping, OpenMetrics with exemplars, and the go_* and
+// process_* families without putting the library on the request path.
+//
+// Label values come from the configuration (listener, route, pool,
+// endpoint), from a bounded set (status code, token type) or from the
+// request's `model`, which modelLabels caps (metrics_genai.go).
 type metrics struct {
 	mu          sync.RWMutex
 	reqs        map[reqKey]*reqSeries
+	genai       map[genaiKey]*genaiSeries // metrics_genai.go
+	models      modelLabels               // metrics_genai.go
 	reloads     *labeledCounter
 	parseErrors atomic.Uint64
 	tlsErrors   atomic.Uint64
@@ -27,30 +33,45 @@ type metrics struct {
 	mirrors     *labeledCounter // by result: sent | error | dropped
 	authz       *labeledCounter // see authzDenied
 	authzOnce   sync.Once
-	tokens      tokenMetrics // metrics_tokens.go
 }
 
+// reqKey names one kvgate_requests_total / kvgate_request_duration_seconds
+// series. The status class label is derived from code at exposition.
 type reqKey struct {
-	listener, route, pool, endpoint string
-	class                           uint8 // status / 100; 4 for 499
+	listener, route, pool, endpoint, model string
+	code                                   uint16 // HTTP status; 499: the client went away
 }
 
 // durationBuckets are upper bounds in seconds.
-var durationBuckets = [...]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}
+var durationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}
 
 type reqSeries struct {
-	count   atomic.Uint64
-	sumNs   atomic.Uint64
-	buckets [len(durationBuckets)]atomic.Uint64
+	duration histogram // seconds, from the request's start to the end of its body
 }
 
 func newMetrics() *metrics {
-	return &metrics{reqs: map[reqKey]*reqSeries{}, reloads: newLabeledCounter(), errors: newLabeledCounter(),
-		retries: newLabeledCounter(), mirrors: newLabeledCounter()}
+	m := &metrics{reqs: map[reqKey]*reqSeries{}, genai: map[genaiKey]*genaiSeries{}, reloads: newLabeledCounter(),
+		errors: newLabeledCounter(), retries: newLabeledCounter(), mirrors: newLabeledCounter()}
+	// Known label values are exposed from the start, at 0, so that rate()
+	// and dashboards see a series before its first event.
+	for c, vs := range map[*labeledCounter][]string{
+		m.reloads: {"ok", "error"}, m.retries: {"retried", "budget_exhausted"}, m.mirrors: {"sent", "error", "dropped"},
+	} {
+		for _, v := range vs {
+			c.WithLabel(v)
+		}
+	}
+	return m
 }
 
+// observe counts a finished request. Exchange.finish calls it once.
 func (m *metrics) observe(x *Exchange, status int) {
-	k := reqKey{listener: x.listener.name, route: x.route, pool: x.pool, class: uint8(status / 100)}
+	model := x.modelLabel
+	if model == "" && x.model != "" {
+		model = m.models.label(x.model)
+		x.modelLabel = model
+	}
+	k := reqKey{listener: x.listener.name, route: x.route, pool: x.pool, model: model, code: uint16(min(max(status, 0), 999))}
 	if x.ep != nil {
 		k.endpoint = x.ep.addr
 	}
@@ -60,23 +81,58 @@ func (m *metrics) observe(x *Exchange, status int) {
 	if s == nil {
 		m.mu.Lock()
 		if s = m.reqs[k]; s == nil {
-			s = &reqSeries{}
+			s = &reqSeries{duration: newHistogram(durationBuckets, 1e-9)}
 			m.reqs[k] = s
 		}
 		m.mu.Unlock()
 	}
 	d := time.Since(x.start)
-	s.count.Add(1)
-	s.sumNs.Add(uint64(d))
-	sec := d.Seconds()
-	for i, b := range durationBuckets {
-		if sec <= b {
-			s.buckets[i].Add(1)
+	s.duration.observe(uint64(d), x.span.sampled())
+	if x.errKind != "" {
+		m.errors.WithLabel(string(x.errKind)).Add(1)
+	}
+	if x.ttft > 0 || x.hasTokens {
+		m.observeGenAI(x, d) // metrics_genai.go
+	}
+}
+
+// histogram is a fixed-bucket histogram updated with atomics. Values are
+// observed in integer units (nanoseconds, tokens) so that the sum is an
+// atomic integer too; scale converts a unit to the exposed base unit.
+type histogram struct {
+	bounds []float64 // upper bounds in base units (seconds, tokens); +Inf implied
+	scale  float64   // base units per observed unit
+	count  atomic.Uint64
+	sum    atomic.Uint64
+	counts []atomic.Uint64 // per bucket, not cumulative; len(bounds)
+	ex     atomic.Pointer[exemplar]
+}
+
+// exemplar is the trace of one recent observation, exposed in OpenMetrics.
+type exemplar struct {
+	trace trace.SpanContext
+	value float64
+	at    time.Time
+}
+
+func newHistogram(bounds []float64, scale float64) histogram {
+	return histogram{bounds: bounds, scale: scale, counts: make([]atomic.Uint64, len(bounds))}
+}
+
+// observe adds one value. sc, when valid, becomes the histogram's
+// exemplar: only sampled traces (tracing on) pay for one.
+func (h *histogram) observe(v uint64, sc trace.SpanContext) {
+	h.count.Add(1)
+	h.sum.Add(v)
+	f := float64(v) * h.scale
+	for i, b := range h.bounds {
+		if f <= b {
+			h.counts[i].Add(1)
 			break
 		}
 	}
-	if x.errKind != "" {
-		m.errors.WithLabel(string(x.errKind)).Add(1)
+	if sc.IsValid() {
+		h.ex.Store(&exemplar{trace: sc, value: f, at: time.Now()})
 	}
 }
 
@@ -104,119 +160,11 @@ func (c *labeledCounter) WithLabel(v string) *atomic.Uint64 {
 	return n
 }
 
-func (c *labeledCounter) write(w io.Writer, name, label string) {
+// each visits the family's values; the caller must not keep the pointers' label strings past the call.
+func (c *labeledCounter) each(fn func(label string, v uint64)) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	keys := make([]string, 0, len(c.m))
-	for k := range c.m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		fmt.Fprintf(w, "%s{%s=%q} %d\n", name, label, k, c.m[k].Load())
-	}
-}
-
-var classNames = [...]string{"0xx", "1xx", "2xx", "3xx", "4xx", "5xx"}
-
-// writeTo renders the Prometheus text exposition.
-func (p *Proxy) writeMetrics(out io.Writer) {
-	w := bufio.NewWriter(out)
-	defer w.Flush()
-	m := p.metrics
-	m.mu.RLock()
-	keys := make([]reqKey, 0, len(m.reqs))
-	for k := range m.reqs {
-		keys = append(keys, k)
-	}
-	m.mu.RUnlock()
-	slices.SortFunc(keys, func(a, b reqKey) int {
-		return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
-	})
-	fmt.Fprintln(w, "# HELP kvgate_requests_total Requests finished, by listener, route, pool, endpoint and status class.")
-	fmt.Fprintln(w, "# TYPE kvgate_requests_total counter")
-	for _, k := range keys {
-		m.mu.RLock()
-		s := m.reqs[k]
-		m.mu.RUnlock()
-		fmt.Fprintf(w, "kvgate_requests_total{%s} %d\n", k.labels(), s.count.Load())
-	}
-	fmt.Fprintln(w, "# HELP kvgate_request_duration_seconds Time from request start to the end of the response body.")
-	fmt.Fprintln(w, "# TYPE kvgate_request_duration_seconds histogram")
-	for _, k := range keys {
-		m.mu.RLock()
-		s := m.reqs[k]
-		m.mu.RUnlock()
-		var cum uint64
-		lab := k.labels()
-		for i, b := range durationBuckets {
-			cum += s.buckets[i].Load()
-			fmt.Fprintf(w, "kvgate_request_duration_seconds_bucket{%s,le=\"%g\"} %d\n", lab, b, cum)
-		}
-		fmt.Fprintf(w, "kvgate_request_duration_seconds_bucket{%s,le=\"+Inf\"} %d\n", lab, s.count.Load())
-		fmt.Fprintf(w, "kvgate_request_duration_seconds_sum{%s} %g\n", lab, float64(s.sumNs.Load())/1e9)
-		fmt.Fprintf(w, "kvgate_request_duration_seconds_count{%s} %d\n", lab, s.count.Load())
-	}
-	p.writePoolGauges(w)
-	p.writePickerMetrics(w)
-	m.tokens.write(w)
-	fmt.Fprintln(w, "# TYPE kvgate_errors_total counter")
-	m.errors.write(w, "kvgate_errors_total", "kind")
-	fmt.Fprintln(w, "# TYPE kvgate_retries_total counter")
-	m.retries.write(w, "kvgate_retries_total", "result")
-	fmt.Fprintln(w, "# TYPE kvgate_mirrors_total counter")
-	m.mirrors.write(w, "kvgate_mirrors_total", "result")
-	fmt.Fprintln(w, "# TYPE kvgate_config_reloads_total counter")
-	m.reloads.write(w, "kvgate_config_reloads_total", "result")
-	m.writeAuthz(w)
-	fmt.Fprintf(w, "# TYPE kvgate_http1_parse_errors_total counter\nkvgate_http1_parse_errors_total %d\n", m.parseErrors.Load())
-	fmt.Fprintf(w, "# TYPE kvgate_tls_handshake_errors_total counter\nkvgate_tls_handshake_errors_total %d\n", m.tlsErrors.Load())
-	fmt.Fprintf(w, "# TYPE kvgate_connections_open gauge\nkvgate_connections_open %d\n", len(p.connSem))
-	draining := 0
-	if p.draining.Load() {
-		draining = 1
-	}
-	fmt.Fprintf(w, "# TYPE kvgate_draining gauge\nkvgate_draining %d\n", draining)
-}
-
-func (k reqKey) labels() string {
-	cls := "0xx"
-	if int(k.class) < len(classNames) {
-		cls = classNames[k.class]
-	}
-	return fmt.Sprintf("listener=%q,route=%q,pool=%q,endpoint=%q,class=%q", k.listener, k.route, k.pool, k.endpoint, cls)
-}
-
-func (p *Proxy) writePoolGauges(w io.Writer) {
-	pools := p.snap.Load().pools
-	names := make([]string, 0, len(pools))
-	for n := range pools {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	now := time.Now().UnixNano()
-	fmt.Fprintln(w, "# HELP kvgate_pool_endpoints Endpoints known in a pool.")
-	fmt.Fprintln(w, "# TYPE kvgate_pool_endpoints gauge")
-	for _, n := range names {
-		fmt.Fprintf(w, "kvgate_pool_endpoints{pool=%q} %d\n", n, len(pools[n].list.Load().eps))
-	}
-	fmt.Fprintln(w, "# HELP kvgate_endpoint_inflight_requests Requests in flight to an endpoint.")
-	fmt.Fprintln(w, "# TYPE kvgate_endpoint_inflight_requests gauge")
-	for _, n := range names {
-		for _, e := range pools[n].list.Load().eps {
-			inflight, _ := e.state.Inflight()
-			fmt.Fprintf(w, "kvgate_endpoint_inflight_requests{pool=%q,endpoint=%q} %d\n", n, e.addr, inflight)
-		}
-	}
-	fmt.Fprintln(w, "# HELP kvgate_endpoint_ready Whether an endpoint is taking requests (0 while ejected).")
-	fmt.Fprintln(w, "# TYPE kvgate_endpoint_ready gauge")
-	for _, n := range names {
-		for _, e := range pools[n].list.Load().eps {
-			r := 0
-			if e.state.Ready(now) {
-				r = 1
-			}
-			fmt.Fprintf(w, "kvgate_endpoint_ready{pool=%q,endpoint=%q} %d\n", n, e.addr, r)
-		}
+	for k, n := range c.m {
+		fn(k, n.Load())
 	}
 }

@@ -273,7 +273,7 @@ func TestNormalisedPathInLogAndSpan(t *testing.T) {
 			t.Fatalf("%d %q", resp.StatusCode, body)
 		}
 	}
-	spans := waitSpans(t, exp, n)
+	spans := serverSpans(waitSpans(t, exp, 2*n)) // a server and a client span each
 	stop()
 	lines := readLog(t, logPath)
 	if len(lines) != n {

@@ -41,6 +41,7 @@ type infPool struct {
 	cfg  atomic.Pointer[config.Inference]
 	pool atomic.Pointer[pool] // the proxy pool currently carrying its endpoints
 	q    waitQueue
+	kv   atomic.Pointer[kvState] // precise mode; nil off (picker_kvevents.go)
 
 	stop context.CancelFunc
 	done chan struct{} // closed when the scraper has stopped
@@ -121,6 +122,7 @@ func (ip *infPool) close() {
 // being forwarded.
 type inferScratch struct {
 	buf    []byte
+	body   []byte // the body prefix read (buf's bytes), for the tokenizer
 	prompt openai.Prompt
 }
 
@@ -171,10 +173,14 @@ func (p *Proxy) pickInference(x *Exchange, ip *infPool, route *router.Route) (*e
 	if r := readPrompt(x, in, st.sc, &pc.Req); r != nil {
 		return nil, r
 	}
+	if kv := ip.kv.Load(); kv != nil {
+		kv.tokenize(x, ip, st.sc, &pc.Req)
+	}
 	if in.Picker == "session" {
 		pc.Req.Session = x.hdr.Get(in.SessionHeader)
 	}
 	pc.Req.StopIfSaturated = true
+	pc.Keep = true // the scores go to the decision log (status.go)
 	prio := priorityOf(x, in, route)
 	var deadline time.Time
 	for {
@@ -183,6 +189,7 @@ func (p *Proxy) pickInference(x *Exchange, ip *infPool, route *router.Route) (*e
 		pc.Saturated = false
 		d := ip.picks().Pick(pc, l.states)
 		if d.Endpoint != nil {
+			p.status.picks.record(x, ip.name, pc, &d, l.states)
 			st.picked, st.tokens, st.reason = true, d.Tokens, d.Reason.String()
 			x.ep = l.eps[d.Index]
 			if in.EndpointHeader {
@@ -234,10 +241,15 @@ func readPrompt(x *Exchange, in *config.Inference, sc *inferScratch, req *pick.P
 	if errors.Is(err, errBodyTooLarge) {
 		return x.fail(413, errInvalidRequest, codeBodyTooLarge, bodyTooLargeMsg(x.limit.max))
 	}
+	sc.body = buf
 	if err != nil || openai.Extract(x.path, buf, &sc.prompt) != nil {
 		return nil
 	}
 	seed := cache.Seed(sc.prompt.Model, sc.prompt.CacheSalt)
+	if x.modelLabel == "" {
+		// sc goes back to its pool before the metrics run: take the label now.
+		x.modelLabel = x.proxy.metrics.models.label(sc.prompt.Model)
+	}
 	req.HasPrompt = true
 	req.Seed = seed
 	req.Model = sc.prompt.Model

@@ -1,103 +1,79 @@
 package proxy
 
 import (
-	"fmt"
-	"io"
 	"math"
-	"slices"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kvgate/kvgate/pick"
 )
 
-// writePickerMetrics renders the inference picking series: picks by reason,
-// the prefix match ratio, in-flight requests and prompt tokens, scraped
-// queue depth and KV utilisation with their age, index size and the
-// saturation queue.
-func (p *Proxy) writePickerMetrics(w io.Writer) {
+var (
+	descPicks          = desc("kvgate_picks_total", "Inference picks by pool, endpoint and reason (affinity, spillover, placement, fallback).", "pool", "endpoint", "reason")
+	descPickerInflight = desc("kvgate_picker_inflight_requests", "Requests between pick and end of stream, as the picker counts them.", "pool", "endpoint")
+	descPickerTokens   = desc("kvgate_picker_inflight_prompt_tokens", "Estimated prompt tokens of the requests in flight.", "pool", "endpoint")
+	descRecentPicks    = desc("kvgate_picker_recent_picks", "Picks among the pool's last 256 (the load the bound weighs).", "pool", "endpoint")
+	descQueueDepth     = desc("kvgate_endpoint_queue_depth", "Scraped queue depth (waiting requests).", "pool", "endpoint")
+	descRunning        = desc("kvgate_endpoint_running_requests", "Scraped running requests.", "pool", "endpoint")
+	descKV             = desc("kvgate_endpoint_kv_utilization", "Scraped KV-cache utilisation, 0..1 (NaN when not reported).", "pool", "endpoint")
+	descScrapeAge      = desc("kvgate_endpoint_metrics_age_seconds", "Age of the last good scrape (+Inf when never).", "pool", "endpoint")
+	descSuspect        = desc("kvgate_endpoint_suspect", "1 when the last metrics scrape failed.", "pool", "endpoint")
+	descMatchRatio     = desc("kvgate_prefix_match_ratio", "Matched leading blocks / prompt blocks on the chosen endpoint.", "pool")
+	descIndexEntries   = desc("kvgate_prefix_index_entries", "(endpoint, block) entries in the pool's prefix index.", "pool")
+	descIndexBytes     = desc("kvgate_prefix_index_bytes", "Approximate memory of the pool's prefix index.", "pool")
+	descQueueWaiting   = desc("kvgate_inference_queue_waiting", "Requests waiting because every endpoint is saturated.", "pool")
+	descShed           = desc("kvgate_inference_shed_total", "Requests answered 429 because every endpoint was saturated and their priority was negative.", "pool")
+	descQueueRejected  = desc("kvgate_inference_queue_rejected_total", "Queued requests answered 503 (queue full or timeout).", "pool")
+)
+
+// collectPicker sends the inference picking series: picks by reason, the
+// prefix match ratio, in-flight requests and prompt tokens, scraped queue
+// depth and KV utilisation with their age, index size and the saturation
+// queue.
+func (p *Proxy) collectPicker(e emitter) {
 	m := p.infer.pools.Load()
-	if m == nil || len(*m) == 0 {
+	if m == nil {
 		return
 	}
-	names := make([]string, 0, len(*m))
-	for n := range *m {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	type row struct {
-		pool string
-		e    *pick.Endpoint
-	}
-	var rows []row
-	for _, n := range names {
-		for _, e := range (*m)[n].endpoints().states {
-			rows = append(rows, row{n, e})
-		}
-	}
 	now := time.Now().UnixNano()
-	fmt.Fprintln(w, "# HELP kvgate_picks_total Inference picks by pool, endpoint and reason (affinity, spillover, placement, fallback).")
-	fmt.Fprintln(w, "# TYPE kvgate_picks_total counter")
-	for _, r := range rows {
-		for _, reason := range pick.Reasons {
-			fmt.Fprintf(w, "kvgate_picks_total{pool=%q,endpoint=%q,reason=%q} %d\n", r.pool, r.e.Addr, reason, r.e.Picks(reason))
+	for n, ip := range *m {
+		for _, ep := range ip.endpoints().states {
+			for _, reason := range pick.Reasons {
+				e.counter(descPicks, float64(ep.Picks(reason)), n, ep.Addr, reason.String())
+			}
+			reqs, toks := ep.Inflight()
+			e.gauge(descPickerInflight, float64(reqs), n, ep.Addr)
+			e.gauge(descPickerTokens, float64(toks), n, ep.Addr)
+			e.gauge(descRecentPicks, float64(ep.Recent()), n, ep.Addr)
+			sc := ep.Scraped()
+			e.gauge(descQueueDepth, float64(sc.Waiting), n, ep.Addr)
+			e.gauge(descRunning, float64(sc.Running), n, ep.Addr)
+			e.gauge(descKV, sc.KV, n, ep.Addr)
+			age := math.Inf(1)
+			if sc.At != 0 {
+				age = float64(now-sc.At) / 1e9
+			}
+			e.gauge(descScrapeAge, age, n, ep.Addr)
+			suspect := 0.0
+			if ep.Suspect() {
+				suspect = 1
+			}
+			e.gauge(descSuspect, suspect, n, ep.Addr)
 		}
-	}
-	gauge := func(name, help string, val func(r row) float64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name)
-		for _, r := range rows {
-			fmt.Fprintf(w, "%s{pool=%q,endpoint=%q} %g\n", name, r.pool, r.e.Addr, val(r))
-		}
-	}
-	gauge("kvgate_picker_inflight_requests", "Requests between pick and end of stream, as the picker counts them.", func(r row) float64 {
-		n, _ := r.e.Inflight()
-		return float64(n)
-	})
-	gauge("kvgate_picker_inflight_prompt_tokens", "Estimated prompt tokens of those requests.", func(r row) float64 {
-		_, t := r.e.Inflight()
-		return float64(t)
-	})
-	gauge("kvgate_picker_recent_picks", "Picks among the pool's last 256 (the load the bound weighs).", func(r row) float64 { return float64(r.e.Recent()) })
-	gauge("kvgate_endpoint_queue_depth", "Scraped queue depth (waiting requests).", func(r row) float64 { return float64(r.e.Scraped().Waiting) })
-	gauge("kvgate_endpoint_running_requests", "Scraped running requests.", func(r row) float64 { return float64(r.e.Scraped().Running) })
-	gauge("kvgate_endpoint_kv_utilization", "Scraped KV-cache utilisation, 0..1 (NaN when not reported).", func(r row) float64 { return r.e.Scraped().KV })
-	gauge("kvgate_endpoint_metrics_age_seconds", "Age of the last good scrape (+Inf when never).", func(r row) float64 {
-		at := r.e.Scraped().At
-		if at == 0 {
-			return math.Inf(1)
-		}
-		return float64(now-at) / 1e9
-	})
-	gauge("kvgate_endpoint_suspect", "1 when the last metrics scrape failed.", func(r row) float64 {
-		if r.e.Suspect() {
-			return 1
-		}
-		return 0
-	})
-	fmt.Fprintln(w, "# HELP kvgate_prefix_match_ratio Matched leading blocks / prompt blocks on the chosen endpoint.")
-	fmt.Fprintln(w, "# TYPE kvgate_prefix_match_ratio histogram")
-	for _, n := range names {
-		cum, count := (*m)[n].picks().Ratio()
+		cum, count := ip.picks().Ratio()
+		buckets := make(map[float64]uint64, len(cum))
 		for i, b := range pick.RatioBuckets {
-			fmt.Fprintf(w, "kvgate_prefix_match_ratio_bucket{pool=%q,le=\"%g\"} %d\n", n, b, cum[i])
+			buckets[b] = cum[i]
 		}
-		fmt.Fprintf(w, "kvgate_prefix_match_ratio_bucket{pool=%q,le=\"+Inf\"} %d\n", n, count)
-		fmt.Fprintf(w, "kvgate_prefix_match_ratio_count{pool=%q} %d\n", n, count)
+		h, err := prometheus.NewConstHistogram(descMatchRatio, count, ip.picks().RatioSum(), buckets, validLabels([]string{n})...)
+		e.send(descMatchRatio, h, err)
+		entries, bytes := ip.picks().Index().Stats()
+		e.gauge(descIndexEntries, float64(entries), n)
+		e.gauge(descIndexBytes, float64(bytes), n)
+		e.gauge(descQueueWaiting, float64(ip.q.waiting()), n)
+		e.counter(descShed, float64(ip.q.shed.Load()), n)
+		e.counter(descQueueRejected, float64(ip.q.tout.Load()), n)
+		collectKVEvents(e, n, ip) // picker_kvevents.go
 	}
-	pool := func(name, help, typ string, val func(ip *infPool) float64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-		for _, n := range names {
-			fmt.Fprintf(w, "%s{pool=%q} %g\n", name, n, val((*m)[n]))
-		}
-	}
-	pool("kvgate_prefix_index_entries", "(endpoint, block) entries in the pool's prefix index.", "gauge", func(ip *infPool) float64 {
-		e, _ := ip.picks().Index().Stats()
-		return float64(e)
-	})
-	pool("kvgate_prefix_index_bytes", "Approximate memory of the pool's prefix index.", "gauge", func(ip *infPool) float64 {
-		_, b := ip.picks().Index().Stats()
-		return float64(b)
-	})
-	pool("kvgate_inference_queue_waiting", "Requests waiting because every endpoint is saturated.", "gauge", func(ip *infPool) float64 { return float64(ip.q.waiting()) })
-	pool("kvgate_inference_shed_total", "Requests answered 429 because every endpoint was saturated and their priority was negative.", "counter", func(ip *infPool) float64 { return float64(ip.q.shed.Load()) })
-	pool("kvgate_inference_queue_rejected_total", "Queued requests answered 503 (queue full or timeout).", "counter", func(ip *infPool) float64 { return float64(ip.q.tout.Load()) })
 }

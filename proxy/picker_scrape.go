@@ -37,6 +37,7 @@ type scrapeTarget struct {
 
 func (ip *infPool) scrapeLoop(ctx context.Context, log *slog.Logger) {
 	defer close(ip.done)
+	defer ip.stopKV()
 	client := ip.scrapeClient()
 	defer client.CloseIdleConnections()
 	var wg sync.WaitGroup
@@ -77,6 +78,7 @@ func (ip *infPool) scrapeLoop(ctx context.Context, log *slog.Logger) {
 				delete(targets, e)
 			}
 		}
+		ip.syncKV(ctx, states, in, log)
 		if nv := ip.picks().ScrapeInterval(); nv != iv {
 			iv = nv
 			t.Reset(iv)

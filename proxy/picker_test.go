@@ -137,9 +137,9 @@ func TestInferenceAffinityAndCacheReuse(t *testing.T) {
 		t.Errorf("affinity picks = %d, want 5", n)
 	}
 	m := scrapeAdmin(t, p)
-	for _, want := range []string{`kvgate_picks_total{pool="llm",endpoint="` + first.endpoint + `",reason="affinity"} 5`,
+	for _, want := range []string{`kvgate_picks_total{endpoint="` + first.endpoint + `",pool="llm",reason="affinity"} 5`,
 		`kvgate_prefix_match_ratio_count{pool="llm"} 6`, `kvgate_prefix_index_entries{pool="llm"}`,
-		`kvgate_picker_recent_picks{pool="llm",endpoint="` + first.endpoint + `"} 6`, `kvgate_endpoint_kv_utilization{pool="llm"`} {
+		`kvgate_picker_recent_picks{endpoint="` + first.endpoint + `",pool="llm"} 6`, `kvgate_endpoint_kv_utilization{endpoint=`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
@@ -447,7 +447,7 @@ func TestInferenceScrapeFailureMarksSuspect(t *testing.T) {
 			t.Fatalf("request %d went to %s, want the healthy %s", i, a.endpoint, addrs[1])
 		}
 	}
-	if !strings.Contains(scrapeAdmin(t, p), `kvgate_endpoint_suspect{pool="llm",endpoint="`+addrs[0]+`"} 1`) {
+	if !strings.Contains(scrapeAdmin(t, p), `kvgate_endpoint_suspect{endpoint="`+addrs[0]+`",pool="llm"} 1`) {
 		t.Error("/metrics does not show the suspect endpoint")
 	}
 	fs[0].status.Store(0)

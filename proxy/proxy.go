@@ -47,9 +47,13 @@ type Proxy struct {
 	infer     *inferenceSet // inference pools' picking state (picker.go)
 	ident     mtls.Identity // workload SPIFFE identity; nil: none
 	selfIDs   atomic.Pointer[selfIDCache]
-	closeID   sync.Once // closeIdentity runs once; Shutdown may be called twice
-	tracing   *tracing  // nil when tracing is off (tracing.go); set before Start, read-only after
-	loader    Loader    // how ReloadSource reads the config (reload.go); set before Start
+	closeID   sync.Once    // closeIdentity runs once; Shutdown may be called twice
+	tracing   *tracing     // nil when tracing is off (tracing.go); set before Start, read-only after
+	push      *metricsPush // OTLP metrics push (metrics_otlp.go); nil when off
+	loader    Loader       // how ReloadSource reads the config (reload.go); set before Start
+	status    statusState  // what the status page shows (status.go)
+	adminUI   http.Handler // mounted on the admin listener (SetAdminUI); nil none
+	adminAuth adminAuth    // who may use the admin inspection endpoints (admin.go)
 }
 
 // New compiles cfg (already defaulted and validated) into a Proxy that is
@@ -88,6 +92,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 		acc.close()
 		return nil, err
 	}
+	if p.push, err = newMetricsPush(cfg.Tracing, metricsGatherer(p, true)); err != nil { // metrics_otlp.go
+		p.tracing.shutdown(context.Background())
+		p.infer.stopAll()
+		p.ups.closeAll()
+		p.closeIdentity()
+		acc.close()
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -95,6 +107,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Proxy, error) {
 // error the running snapshot stays. Requests in flight finish on the
 // snapshot they started with; endpoint state carries over by pool and address.
 func (p *Proxy) Reload(cfg *config.Config) error {
+	err := p.reload(cfg)
+	p.status.recordReload(cfg.Source, err)
+	return err
+}
+
+func (p *Proxy) reload(cfg *config.Config) error {
 	table, err := router.Compile(cfg)
 	if err != nil {
 		p.metrics.reloads.WithLabel("error").Add(1)
@@ -111,6 +129,8 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 		return err
 	}
 	p.infer.sync(cfg, pools)
+	p.status.syncRoutes(cfg)
+	p.metrics.models.configure(cfg) // metrics_genai.go
 	p.snap.Store(&snapshot{cfg: cfg, table: table, pools: pools, authz: authz, paths: compilePaths(cfg.Paths)})
 	p.metrics.reloads.WithLabel("ok").Add(1)
 	return nil
@@ -137,9 +157,16 @@ func (p *Proxy) Start() error {
 		return fmt.Errorf("proxy: admin listener on %s: %w (set admin.address to a free port)", addr, err)
 	}
 	p.adminLn = ln
-	p.admin = &http.Server{Handler: p.adminHandler(), ErrorLog: discardLog}
+	h, err := p.adminHandler()
+	if err != nil {
+		_ = ln.Close()
+		p.closeListeners()
+		return err
+	}
+	p.admin = &http.Server{Handler: h, ErrorLog: discardLog}
 	go func() { _ = p.admin.Serve(ln) }()
-	p.log.Info("admin listening", "address", ln.Addr().String())
+	p.status.startSampler()
+	p.log.Info("admin listening", "address", ln.Addr().String(), "inspection", p.adminAuth.describe())
 	return nil
 }
 
@@ -216,11 +243,13 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	if p.admin != nil {
 		_ = p.admin.Close()
 	}
+	p.status.stopSampler()
 	p.mirrors.stop(ctx)
 	p.infer.stopAll()
 	p.ups.closeAll()
 	p.closeIdentity()
 	p.access.close()
+	p.push.shutdown(ctx)    // pushes the metrics once more
 	p.tracing.shutdown(ctx) // flushes spans still batched
 	return err
 }

@@ -50,6 +50,7 @@ func (p *Proxy) ReloadSource() error {
 		err = p.Reload(cfg)
 	} else {
 		p.metrics.reloads.WithLabel("error").Add(1)
+		p.status.recordReload(src, err)
 	}
 	if err != nil {
 		p.log.Error("reload refused; keeping the running config", "config", src, "err", err.Error())

@@ -97,6 +97,9 @@ func wantRetry(x *Exchange, r *Reply, pol *router.RetryPolicy) bool {
 // in-flight count its pick took and the upstream response (its connection is
 // discarded, since its body was not read). The retry's pick counts again.
 func dropTry(x *Exchange) {
+	if x.span.c != nil {
+		x.span.endClient(x, x.reply.Status, nil) // tracing.go
+	}
 	x.release()
 	x.ep = nil
 	if x.up != nil {

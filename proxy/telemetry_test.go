@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kvgate/kvgate/config"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // startTelemetryProxy is startProxy with an access log file and a hook run
@@ -98,7 +99,7 @@ func sseStream() string {
 
 // TestTokensFromUsage sends streaming and non-streaming completions on every
 // engine and checks the bytes arrive unchanged, then that the access log
-// and kvgate_tokens_total carry the usage each response reported, and that
+// and the GenAI metrics carry the usage each response reported, and that
 // a path that is not an OpenAI endpoint is not counted.
 func TestTokensFromUsage(t *testing.T) {
 	stream := sseStream()
@@ -124,16 +125,34 @@ func TestTokensFromUsage(t *testing.T) {
 			requests++
 		}
 	})
-	// Each listener served two engines: two streams and two JSON bodies.
-	want := map[string]int{"prompt": 2 * (30 + 12), "completion": 2 * (5 + 7), "cached": 2 * (16 + 8)}
-	metrics := waitMetric(t, p, fmt.Sprintf(`kvgate_tokens_total{listener="tls",route="r",pool="b",kind="prompt"} %d`, want["prompt"]))
-	for _, l := range []string{"plain", "tls"} {
-		for kind, n := range want {
-			line := fmt.Sprintf(`kvgate_tokens_total{listener=%q,route="r",pool="b",kind=%q} %d`, l, kind, n)
-			if !strings.Contains(metrics, line+"\n") {
-				t.Errorf("metrics lack %s", line)
-			}
+	// Each listener served two engines: two streams and two JSON bodies,
+	// eight model replies in all, each with a first byte and a usage.
+	var fams map[string]*dto.MetricFamily
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		fams = scrapeFamilies(t, p, "")
+		if s := series(fams, "kvgate_gen_ai_client_token_usage", "gen_ai_token_type", "input"); len(s) == 1 && s[0].GetHistogram().GetSampleCount() == 8 {
+			break
 		}
+	}
+	lv := []string{"route", "r", "pool", "b", "endpoint", addr, "model", ""}
+	for typ, sum := range map[string]float64{"input": 4 * (30 + 12), "output": 4 * (5 + 7)} {
+		h := one(t, fams, "kvgate_gen_ai_client_token_usage", append(lv, "gen_ai_token_type", typ)...).GetHistogram()
+		if h.GetSampleCount() != 8 || h.GetSampleSum() != sum {
+			t.Errorf("%s tokens: %d replies, %v tokens; want 8, %v", typ, h.GetSampleCount(), h.GetSampleSum(), sum)
+		}
+	}
+	if c := one(t, fams, "kvgate_gen_ai_usage_cache_read_input_tokens_total", lv...).GetCounter().GetValue(); c != 4*(16+8) {
+		t.Errorf("cached input tokens %v, want %v", c, 4*(16+8))
+	}
+	// Time to first token for every reply; time per output token for
+	// every reply with more than one output token (all of them here).
+	for _, name := range []string{"kvgate_gen_ai_server_time_to_first_token_seconds", "kvgate_gen_ai_server_time_per_output_token_seconds", "kvgate_gen_ai_server_request_duration_seconds"} {
+		if h := one(t, fams, name, lv...).GetHistogram(); h.GetSampleCount() != 8 || !(h.GetSampleSum() > 0) {
+			t.Errorf("%s: count %d sum %v, want 8 and > 0", name, h.GetSampleCount(), h.GetSampleSum())
+		}
+	}
+	if n := len(series(fams, "kvgate_gen_ai_client_token_usage", "route", "r")); n != 2 {
+		t.Errorf("%d token usage series, want 2 (/other is not counted)", n)
 	}
 	stop()
 	lines := readLog(t, logPath)

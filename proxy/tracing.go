@@ -3,10 +3,13 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/kvgate/kvgate/config"
+	"github.com/kvgate/kvgate/internal/buildinfo"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -19,8 +22,12 @@ import (
 // This file is the span part of a request's accounting: one OpenTelemetry
 // server span per request, started in Proxy.Serve and ended in
 // Exchange.finish exactly once, with W3C trace context taken from the
-// client and sent upstream. When tracing is off Proxy.tracing is nil and
-// the request path only compares two pointers with nil.
+// client; and one client span per upstream try (the hop to the model
+// server), whose context is the one sent upstream. Both follow the
+// OpenTelemetry GenAI conventions where the request is an OpenAI-shaped
+// model call (gen_ai.operation.name, gen_ai.provider.name,
+// gen_ai.request.model, gen_ai.usage.*). When tracing is off
+// Proxy.tracing is nil and the request path only compares pointers with nil.
 
 // tracerName is the instrumentation scope of kvgate's spans.
 const tracerName = "github.com/kvgate/kvgate/proxy"
@@ -52,7 +59,8 @@ func newTracing(cfg config.Tracing) (*tracing, error) {
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
-		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", cfg.ServiceName))),
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", cfg.ServiceName),
+			attribute.String("service.version", buildinfo.Version()))),
 	)
 	return tracingFrom(tp), nil
 }
@@ -79,6 +87,124 @@ func (t *tracing) shutdown(ctx context.Context) {
 // spanState is the tracing part of an Exchange.
 type spanState struct {
 	s trace.Span // nil: no span (tracing off, or already ended)
+	c trace.Span // the current try's client span; nil when none
+	t *tracing
+}
+
+// sampled is the server span's context when the span is sampled (it then
+// becomes the exemplar of the request's metrics), else the zero context.
+func (st *spanState) sampled() trace.SpanContext {
+	if st.s == nil {
+		return trace.SpanContext{}
+	}
+	if sc := st.s.SpanContext(); sc.IsSampled() {
+		return sc
+	}
+	return trace.SpanContext{}
+}
+
+// genaiOperation is gen_ai.operation.name for an OpenAI-shaped path, "" for others.
+func genaiOperation(path string) string {
+	switch {
+	case strings.HasSuffix(path, "/v1/chat/completions"), strings.HasSuffix(path, "/v1/responses"):
+		return "chat"
+	case strings.HasSuffix(path, "/v1/completions"):
+		return "text_completion"
+	case strings.HasSuffix(path, "/v1/embeddings"):
+		return "embeddings"
+	}
+	return ""
+}
+
+// genaiProvider is gen_ai.provider.name: the inference pool's modelServer
+// (vllm, sglang, ...), else "openai" for the OpenAI-compatible API.
+func genaiProvider(x *Exchange) string {
+	if ip := x.inf.ip; ip != nil {
+		if c := ip.cfg.Load(); c != nil && c.ModelServer != "" {
+			return c.ModelServer
+		}
+	}
+	return "openai"
+}
+
+// startClient opens the client span of a try to ep, a child of the server
+// span; its context is the one sent upstream (injectTrace).
+func (st *spanState) startClient(x *Exchange, ep *endpoint) {
+	ctx := trace.ContextWithSpan(context.Background(), st.s)
+	op := genaiOperation(x.path)
+	// The span keeps its name: never a string aliasing the request's buffers.
+	var name string
+	switch {
+	case op != "" && x.model != "":
+		name = op + " " + x.model
+	case op != "":
+		name = op
+	default:
+		name = strings.Clone(x.method)
+	}
+	_, c := st.t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient))
+	st.c = c
+	if !c.IsRecording() {
+		return
+	}
+	host, port := splitHostPort(ep.addr)
+	attrs := make([]attribute.KeyValue, 0, 8)
+	attrs = append(attrs, attribute.String("http.request.method", strings.Clone(x.method)),
+		attribute.String("server.address", host), attribute.String("kvgate.pool", x.pool),
+		attribute.String("kvgate.endpoint", ep.addr))
+	if port > 0 {
+		attrs = append(attrs, attribute.Int("server.port", port))
+	}
+	if op != "" {
+		attrs = append(attrs, attribute.String("gen_ai.operation.name", op),
+			attribute.String("gen_ai.provider.name", genaiProvider(x)))
+		if x.model != "" {
+			attrs = append(attrs, attribute.String("gen_ai.request.model", strings.Clone(x.model)))
+		}
+	}
+	c.SetAttributes(attrs...)
+}
+
+// endClient ends the try's client span, if any, with what the try came to.
+func (st *spanState) endClient(x *Exchange, status int, err error) {
+	c := st.c
+	st.c = nil
+	if c == nil {
+		return
+	}
+	if c.IsRecording() {
+		attrs := make([]attribute.KeyValue, 0, 5)
+		if status > 0 {
+			attrs = append(attrs, attribute.Int("http.response.status_code", status))
+		}
+		if x.hasTokens {
+			attrs = append(attrs, attribute.Int64("gen_ai.usage.input_tokens", x.tokens.Prompt),
+				attribute.Int64("gen_ai.usage.output_tokens", x.tokens.Completion),
+				attribute.Int64("gen_ai.usage.cache_read.input_tokens", x.tokens.Cached))
+		}
+		if err != nil || status >= 500 {
+			t := "error"
+			if x.errKind != "" {
+				t = string(x.errKind)
+			} else if status >= 500 {
+				t = strconv.Itoa(status)
+			}
+			attrs = append(attrs, attribute.String("error.type", t))
+			c.SetStatus(codes.Error, t)
+		}
+		c.SetAttributes(attrs...)
+	}
+	c.End()
+}
+
+// splitHostPort splits an endpoint address; port 0 when it has none.
+func splitHostPort(addr string) (string, int) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, 0
+	}
+	n, _ := strconv.Atoi(p)
+	return host, n
 }
 
 // start opens x's server span, continuing the client's trace context.
@@ -86,6 +212,7 @@ func (t *tracing) start(x *Exchange) {
 	ctx := t.prop.Extract(context.Background(), requestCarrier{x.hdr})
 	_, s := t.tracer.Start(ctx, x.method, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(x.start))
 	x.span.s = s
+	x.span.t = t
 	if s.IsRecording() {
 		// Spans outlive the request (exporters batch them), and x's strings
 		// may alias buffers the next request reuses: a span keeps copies.
@@ -112,7 +239,7 @@ func (st *spanState) end(x *Exchange, status int, err error) {
 		if x.route != "" {
 			s.SetName(x.method + " " + x.route)
 		}
-		attrs := make([]attribute.KeyValue, 0, 12)
+		attrs := make([]attribute.KeyValue, 0, 16)
 		attrs = append(attrs, attribute.Int("http.response.status_code", status),
 			attribute.String("kvgate.route", x.route), attribute.String("kvgate.pool", x.pool),
 			attribute.String("kvgate.request_id", strings.Clone(x.requestID)))
@@ -122,12 +249,23 @@ func (st *spanState) end(x *Exchange, status int, err error) {
 		if x.inf.reason != "" {
 			attrs = append(attrs, attribute.String("kvgate.pick_reason", x.inf.reason))
 		}
-		if x.modelRead && x.model != "" {
-			attrs = append(attrs, attribute.String("gen_ai.request.model", x.model))
+		if x.route != "" {
+			// kvgate's routes are named rules, not path templates: the name
+			// is the low-cardinality value that says which rule matched.
+			attrs = append(attrs, attribute.String("http.route", x.route))
+		}
+		if op := genaiOperation(x.path); op != "" {
+			attrs = append(attrs, attribute.String("gen_ai.operation.name", op),
+				attribute.String("gen_ai.provider.name", genaiProvider(x)))
+		}
+		if x.model != "" {
+			// x.model aliases the request's body buffer: the span keeps a copy.
+			attrs = append(attrs, attribute.String("gen_ai.request.model", strings.Clone(x.model)))
 		}
 		if x.hasTokens {
 			attrs = append(attrs, attribute.Int64("gen_ai.usage.input_tokens", x.tokens.Prompt),
 				attribute.Int64("gen_ai.usage.output_tokens", x.tokens.Completion),
+				attribute.Int64("gen_ai.usage.cache_read.input_tokens", x.tokens.Cached),
 				attribute.Int64("kvgate.usage.cached_tokens", x.tokens.Cached))
 		}
 		if x.errKind != "" {
@@ -147,9 +285,14 @@ func isTraceHeader(name string) bool {
 	return fieldIs(name, "traceparent") || fieldIs(name, "tracestate")
 }
 
-// injectTrace writes the span's traceparent (and tracestate) upstream.
+// injectTrace writes the try's client span's traceparent (and tracestate)
+// upstream, or the server span's when there is no client span.
 func injectTrace(x *Exchange, dst headerSink) {
-	ctx := trace.ContextWithSpanContext(context.Background(), x.span.s.SpanContext())
+	s := x.span.s
+	if x.span.c != nil {
+		s = x.span.c
+	}
+	ctx := trace.ContextWithSpanContext(context.Background(), s.SpanContext())
 	propagation.TraceContext{}.Inject(ctx, sinkCarrier{dst})
 }
 

@@ -69,15 +69,51 @@ func attrs(s tracetest.SpanStub) map[attribute.Key]attribute.Value {
 	return m
 }
 
+// serverSpans keeps the server spans of spans, in order.
+func serverSpans(spans tracetest.SpanStubs) tracetest.SpanStubs {
+	var out tracetest.SpanStubs
+	for _, s := range spans {
+		if s.SpanKind == trace.SpanKindServer {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// spanOf returns the one span of kind k among spans.
+func spanOf(t *testing.T, spans tracetest.SpanStubs, k trace.SpanKind) tracetest.SpanStub {
+	t.Helper()
+	var found []tracetest.SpanStub
+	for _, s := range spans {
+		if s.SpanKind == k {
+			found = append(found, s)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d spans of kind %v among %d, want 1", len(found), k, len(spans))
+	}
+	return found[0]
+}
+
 // TestTracingSpan checks, on every engine, that a proxied request makes one
-// server span with the request's attributes, that the upstream sees a
-// traceparent naming that span, and that a client's traceparent and
-// tracestate are continued rather than forwarded as they were.
+// server span and one client span for the upstream hop, both with the
+// request's and the GenAI conventions' attributes; that the upstream sees a
+// traceparent naming the client span, a child of the server span; and
+// that a client's traceparent and tracestate are continued rather than
+// forwarded as they were.
 func TestTracingSpan(t *testing.T) {
 	rec := &traceRecorder{inner: openAIBackend(sseStream())}
 	addr := backend(t, rec)
 	exp := tracetest.NewInMemoryExporter()
-	p, _, _ := startTelemetryProxy(t, simple(addr), memTracing(exp))
+	p, _, _ := startTelemetryProxy(t, `
+routes:
+  - name: r
+    matches: [{model: {value: m}}]
+    backends: [{pool: b}]
+pools:
+  - name: b
+    endpoints: ["`+addr+`"]
+`, memTracing(exp))
 	eachEngine(t, func(t *testing.T, e engine) {
 		exp.Reset()
 		c := e.client()
@@ -87,30 +123,45 @@ func TestTracingSpan(t *testing.T) {
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		spans := waitSpans(t, exp, 1)
-		if len(spans) != 1 {
-			t.Fatalf("%d spans, want 1", len(spans))
+		spans := waitSpans(t, exp, 2)
+		if len(spans) != 2 {
+			t.Fatalf("%d spans, want 2", len(spans))
 		}
-		s := spans[0]
-		if s.SpanKind != trace.SpanKindServer || s.Parent.IsValid() || s.Name != "POST r" {
-			t.Errorf("span kind %v, parent %v, name %q", s.SpanKind, s.Parent, s.Name)
+		s := spanOf(t, spans, trace.SpanKindServer)
+		if s.Parent.IsValid() || s.Name != "POST r" {
+			t.Errorf("server span parent %v, name %q", s.Parent, s.Name)
 		}
 		a := attrs(s)
 		for k, want := range map[string]any{
 			"http.request.method": "POST", "url.path": "/v1/chat/completions", "server.address": "127.0.0.1",
 			"http.response.status_code": int64(200), "kvgate.route": "r", "kvgate.pool": "b", "kvgate.endpoint": addr,
-			"gen_ai.usage.input_tokens": int64(12), "gen_ai.usage.output_tokens": int64(7),
+			"http.route": "r", "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "m",
+			"gen_ai.usage.input_tokens": int64(12), "gen_ai.usage.output_tokens": int64(7), "gen_ai.usage.cache_read.input_tokens": int64(8),
 		} {
 			if got := a[attribute.Key(k)].AsInterface(); got != want {
-				t.Errorf("attribute %s = %v, want %v", k, got, want)
+				t.Errorf("server span attribute %s = %v, want %v", k, got, want)
 			}
 		}
 		if _, ok := a["error.type"]; ok {
 			t.Errorf("error.type set on a successful request: %v", a["error.type"])
 		}
-		want := fmt.Sprintf("00-%s-%s-01|", s.SpanContext.TraceID(), s.SpanContext.SpanID())
+		cs := spanOf(t, spans, trace.SpanKindClient)
+		if cs.Parent.SpanID() != s.SpanContext.SpanID() || cs.SpanContext.TraceID() != s.SpanContext.TraceID() || cs.Name != "chat m" {
+			t.Errorf("client span %q parent %s, want \"chat m\" under the server span %s", cs.Name, cs.Parent.SpanID(), s.SpanContext.SpanID())
+		}
+		ca := attrs(cs)
+		for k, want := range map[string]any{
+			"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "m",
+			"server.address": "127.0.0.1", "http.response.status_code": int64(200),
+			"gen_ai.usage.input_tokens": int64(12), "gen_ai.usage.output_tokens": int64(7), "gen_ai.usage.cache_read.input_tokens": int64(8),
+		} {
+			if got := ca[attribute.Key(k)].AsInterface(); got != want {
+				t.Errorf("client span attribute %s = %v, want %v", k, got, want)
+			}
+		}
+		want := fmt.Sprintf("00-%s-%s-01|", cs.SpanContext.TraceID(), cs.SpanContext.SpanID())
 		if got := rec.last(); got != want {
-			t.Errorf("upstream trace context %q, want %q", got, want)
+			t.Errorf("upstream trace context %q, want %q (the client span's)", got, want)
 		}
 
 		// A caller's trace is continued: same trace id, the caller's span as parent.
@@ -125,13 +176,15 @@ func TestTracingSpan(t *testing.T) {
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		s = waitSpans(t, exp, 1)[0]
+		spans = waitSpans(t, exp, 2)
+		s = spanOf(t, spans, trace.SpanKindServer)
 		if s.SpanContext.TraceID().String() != tid || s.Parent.SpanID().String() != sid || !s.Parent.IsRemote() {
 			t.Errorf("span trace %s parent %s; want trace %s parent %s", s.SpanContext.TraceID(), s.Parent.SpanID(), tid, sid)
 		}
-		want = fmt.Sprintf("00-%s-%s-01|vendor=abc", tid, s.SpanContext.SpanID())
+		cs = spanOf(t, spans, trace.SpanKindClient)
+		want = fmt.Sprintf("00-%s-%s-01|vendor=abc", tid, cs.SpanContext.SpanID())
 		if got := rec.last(); got != want {
-			t.Errorf("upstream trace context %q, want %q (one traceparent, the span's)", got, want)
+			t.Errorf("upstream trace context %q, want %q (one traceparent, the client span's)", got, want)
 		}
 	})
 }
@@ -175,17 +228,19 @@ func TestTracingCancelledStream(t *testing.T) {
 		}
 		cancel()
 		resp.Body.Close()
-		spans := waitSpans(t, exp, 1)
-		a := attrs(spans[0])
-		if et := a["error.type"].AsString(); et != "client_closed" && et != "stream_aborted" {
-			t.Errorf("error.type %q, want client_closed or stream_aborted", et)
+		spans := waitSpans(t, exp, 2) // server and client span
+		for _, k := range []trace.SpanKind{trace.SpanKindServer, trace.SpanKindClient} {
+			a := attrs(spanOf(t, spans, k))
+			if et := a["error.type"].AsString(); et != "client_closed" && et != "stream_aborted" {
+				t.Errorf("%v span error.type %q, want client_closed or stream_aborted", k, et)
+			}
 		}
-		// A second, complete request adds exactly one more span: the first
-		// span did not end again.
+		// A second, complete request adds exactly two more spans: the
+		// first spans did not end again.
 		mustGet(t, e.client(), e.url(p, "/v1/models"))
-		_ = waitSpans(t, exp, 2)
-		if n := len(exp.GetSpans()); n != 2 {
-			t.Fatalf("%d spans after a cancelled and a complete request, want 2", n)
+		_ = waitSpans(t, exp, 4)
+		if n := len(exp.GetSpans()); n != 4 {
+			t.Fatalf("%d spans after a cancelled and a complete request, want 4", n)
 		}
 	})
 	if started.Load() == 0 {
@@ -246,4 +301,62 @@ func TestTracingOTLPExport(t *testing.T) {
 	if posts.Load() == 0 || !gotService.Load() {
 		t.Fatalf("collector saw %d trace exports (service name seen: %v), want at least 1 after Shutdown", posts.Load(), gotService.Load())
 	}
+}
+
+// TestMetricsOTLPExport: with tracing.metricsInterval set, the families of
+// /metrics reach an OTLP/HTTP collector at /v1/metrics (here by the push
+// Shutdown makes; the interval is an hour), with the service name.
+func TestMetricsOTLPExport(t *testing.T) {
+	var posts atomic.Int32
+	var gotFamily, gotService atomic.Bool
+	collector := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Method == "POST" && r.URL.Path == "/v1/metrics" && r.Header.Get("Content-Type") == "application/x-protobuf" {
+			posts.Add(1)
+			gotFamily.Store(gotFamily.Load() || bytes.Contains(body, []byte("kvgate_gen_ai_server_time_to_first_token_seconds")))
+			gotService.Store(gotService.Load() || bytes.Contains(body, []byte("kvgate-otlp-metrics")))
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: collector, ErrorLog: discardLog}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	addr := backend(t, openAIBackend(sseStream()))
+	p, _, stop := startTelemetryProxy(t, simple(addr, fmt.Sprintf(
+		"tracing: {endpoint: \"http://%s\", sampleRatio: 0, serviceName: kvgate-otlp-metrics, metricsInterval: 1h}", ln.Addr())), nil)
+	if p.push == nil {
+		t.Fatal("tracing.metricsInterval set but no metrics push")
+	}
+	resp, err := plainClient().Post(engines()[0].url(p, "/v1/chat/completions"), "application/json", strings.NewReader(`{"model":"m"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	waitGenAI(t, p)
+	stop() // pushes once more
+	if posts.Load() == 0 || !gotFamily.Load() || !gotService.Load() {
+		t.Fatalf("collector saw %d metric exports (TTFT family: %v, service name: %v), want at least 1 with both after Shutdown",
+			posts.Load(), gotFamily.Load(), gotService.Load())
+	}
+}
+
+// waitGenAI waits (bounded) until p has counted a GenAI series: the
+// accounting runs just after the client has its last byte.
+func waitGenAI(t *testing.T, p *Proxy) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		p.metrics.mu.RLock()
+		n := len(p.metrics.genai)
+		p.metrics.mu.RUnlock()
+		if n > 0 {
+			return
+		}
+	}
+	t.Fatal("no GenAI series after 5s")
 }

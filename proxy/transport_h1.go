@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/valyala/fasthttp"
@@ -26,6 +27,11 @@ type h1Factory struct {
 }
 
 func (f *h1Factory) forEndpoint(addr string) roundTripper {
+	return &h1Transport{addr: addr, f: f}
+}
+
+// newClient is the fasthttp host client of one endpoint.
+func (f *h1Factory) newClient(addr string) *fasthttp.HostClient {
 	maxConns := f.pc.MaxConnsPerEndpoint
 	if maxConns <= 0 {
 		maxConns = math.MaxInt32
@@ -44,14 +50,34 @@ func (f *h1Factory) forEndpoint(addr string) roundTripper {
 		ReadBufferSize:                upstreamHeaderBytes,
 		RetryIfErr:                    func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 	}
-	return &h1Transport{hc: hc}
+	return hc
 }
 
+// h1Transport is one endpoint's keep-alive pool. Its host client (about
+// 1.6 KB) is made on the endpoint's first request: a pool discovered from
+// a cluster may list 10,000 endpoints of which a node proxy uses a few.
 type h1Transport struct {
-	hc *fasthttp.HostClient
+	addr string
+	f    *h1Factory
+	hc   atomic.Pointer[fasthttp.HostClient]
 }
 
-func (t *h1Transport) close() { t.hc.CloseIdleConnections() }
+func (t *h1Transport) client() *fasthttp.HostClient {
+	if hc := t.hc.Load(); hc != nil {
+		return hc
+	}
+	hc := t.f.newClient(t.addr)
+	if t.hc.CompareAndSwap(nil, hc) {
+		return hc
+	}
+	return t.hc.Load() // another request made it first; this one never connected
+}
+
+func (t *h1Transport) close() {
+	if hc := t.hc.Load(); hc != nil {
+		hc.CloseIdleConnections()
+	}
+}
 
 // requestSink adapts fasthttp's request header to headerSink, leaving the
 // framing fields to SetBodyStream.
@@ -77,7 +103,8 @@ func (t *h1Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
 	req.Header.SetRequestURIBytes(uri)
 	req.UseHostHeader = true
 	req.Header.SetHost(x.upstreamHost())
-	if t.hc.IsTLS {
+	hc := t.client()
+	if hc.IsTLS {
 		req.URI().SetScheme("https") // fasthttp refuses a TLS HostClient for an http:// URI
 	}
 	copyRequestHeaders(x, requestSink{&req.Header})
@@ -89,9 +116,9 @@ func (t *h1Transport) roundTrip(x *Exchange) (*upstreamResponse, error) {
 	}
 	var err error
 	if d := x.rt.tryDeadline; !d.IsZero() {
-		err = t.hc.DoDeadline(req, resp, d) // bounds the try until its response starts (idleConn)
+		err = hc.DoDeadline(req, resp, d) // bounds the try until its response starts (idleConn)
 	} else {
-		err = t.hc.Do(req, resp)
+		err = hc.Do(req, resp)
 	}
 	if cancel != nil {
 		cancel, err = cancel.settle(resp, err)

@@ -12,8 +12,8 @@ import (
 )
 
 // This file reads token usage from OpenAI-shaped responses as they stream
-// back (openai.UsageScanner), for the access log, kvgate_tokens_total and
-// the request's span. The body passes through unchanged and unbuffered: the
+// back (openai.UsageScanner), for the access log, the GenAI metrics
+// (metrics_genai.go) and the request's span. The body passes through unchanged and unbuffered: the
 // scanner looks at each chunk after the upstream read returned it and
 // before the engine writes it, and keeps only its own bounded state.
 
@@ -79,9 +79,6 @@ func (x *Exchange) endUsage() {
 	x.ttft = u.ttft
 	u.r = nil
 	usageReaders.Put(u)
-	if x.hasTokens {
-		x.proxy.metrics.tokens.add(x)
-	}
 }
 
 // appendTokens adds the access log's token fields.

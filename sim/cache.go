@@ -50,6 +50,13 @@ type blockPool struct {
 	// head is the least recently used evictable entry, tail the most recent.
 	head, tail *entry
 	evictable  int
+
+	// Set when KV events are published: the hashes evicted and the indices
+	// (into the committed hashes) of the blocks registered since the
+	// engine last took them.
+	events  bool
+	removed []uint64
+	stored  []int
 }
 
 func newBlockPool(total int) *blockPool {
@@ -129,6 +136,9 @@ func (p *blockPool) admit(hashes []uint64, lookup, need int) (held []*entry, fre
 		victim := p.head
 		p.unlink(victim)
 		delete(p.entries, victim.hash)
+		if p.events {
+			p.removed = append(p.removed, victim.hash)
+		}
 	}
 	p.private += fresh
 	return held, fresh, true
@@ -139,7 +149,8 @@ func (p *blockPool) admit(hashes []uint64, lookup, need int) (held []*entry, fre
 // pinning the block another request registered first (the private duplicate
 // stays private until release). It returns the new held list and private count.
 func (p *blockPool) commit(held []*entry, private int, hashes []uint64) ([]*entry, int) {
-	for _, h := range hashes[len(held):] {
+	start := len(held)
+	for i, h := range hashes[start:] {
 		if e := p.entries[h]; e != nil {
 			p.pin(e)
 			held = append(held, e)
@@ -150,6 +161,9 @@ func (p *blockPool) commit(held []*entry, private int, hashes []uint64) ([]*entr
 		}
 		e := &entry{hash: h, refs: 1}
 		p.entries[h] = e
+		if p.events {
+			p.stored = append(p.stored, start+i)
+		}
 		p.private--
 		private--
 		held = append(held, e)

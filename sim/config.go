@@ -46,6 +46,14 @@ type Config struct {
 	// values such as 0.001 to run fast with realistic ratios.
 	TimeScale float64
 
+	// TokenizeDelay is how long POST /tokenize takes to answer; it is not
+	// multiplied by TimeScale (tests use it to make a tokenizer slow).
+	TokenizeDelay time.Duration
+
+	// KVEvents publishes the prefix cache's changes in vLLM's KV event wire
+	// format when KVEvents.Endpoint is set; Start opens the sockets.
+	KVEvents KVEventsConfig
+
 	// StopEarly makes requests without ignore_eos stop at a deterministic
 	// length in 1..max_tokens (finish_reason "stop"). When false every
 	// request produces exactly max_tokens tokens (finish_reason "length").
@@ -85,10 +93,15 @@ func (c Config) Validate() error {
 	for name, d := range map[string]time.Duration{
 		"PrefillBase": c.PrefillBase, "PrefillPerToken": c.PrefillPerToken,
 		"DecodePerToken": c.DecodePerToken, "DecodePerRunning": c.DecodePerRunning,
+		"TokenizeDelay": c.TokenizeDelay,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("sim: %s is %v; durations must be 0 or more", name, d))
 		}
+	}
+	neg("KVEvents.BufferSteps", int64(c.KVEvents.BufferSteps))
+	if c.KVEvents.Replay != "" && c.KVEvents.Endpoint == "" {
+		errs = append(errs, fmt.Errorf("sim: KVEvents.Replay is set without KVEvents.Endpoint; set both or neither"))
 	}
 	if c.TimeScale < 0 || c.TimeScale != c.TimeScale {
 		errs = append(errs, fmt.Errorf("sim: TimeScale is %v; set it to 0 (means 1) or a positive factor", c.TimeScale))

@@ -2,8 +2,9 @@
 // used by kvgate's tests, the trace-replay benchmark and the demo.
 //
 // It owns: the HTTP surface (POST /v1/chat/completions, POST /v1/completions,
-// GET /v1/models, GET /metrics, GET /health), a stand-in tokenizer, a paged
-// prefix cache with vLLM's accounting, and a timing model that makes time to
+// POST /tokenize, GET /v1/models, GET /metrics, GET /health), a stand-in
+// tokenizer, a paged prefix cache with vLLM's accounting and its KV events in
+// vLLM's wire format, and a timing model that makes time to
 // first token depend on queueing and on prefix-cache hits. It must not import
 // any other kvgate package, must not read hint headers (a request's cache
 // result is computed only from the body it received), and must not need a GPU,
@@ -53,6 +54,28 @@
 // requests (their private blocks plus the pinned hashed blocks); cached blocks
 // that no running request holds are free-but-reusable and do not count, which
 // is vLLM's definition (1 - free/total, cached idle blocks being free).
+//
+// # Token ids, /tokenize and KV events
+//
+// The token id of each 4-byte piece of text is those bytes read as a
+// little-endian uint32 (TokenIDs; the last piece zero-padded), so equal text
+// gives equal ids. POST /tokenize takes {"model", "messages"} (rendered with
+// the chat template above) or {"model", "prompt"} and answers {"count",
+// "max_model_len", "tokens"}, as vLLM does.
+//
+// With Config.KVEvents.Endpoint set, Start opens a ZMQ PUB socket (and a
+// ROUTER socket for Config.KVEvents.Replay) and publishes what vLLM's
+// ZmqEventPublisher publishes: multipart messages [topic, 8-byte big-endian
+// sequence number, msgpack KVEventBatch]. The batch and its events are
+// msgpack maps as msgspec writes current vLLM's structs: {"ts",
+// "events", "data_parallel_rank"}, each event tagged by "type". A batch is
+// sent for each admission that evicted blocks (BlockRemoved with their
+// hashes) and each commit that registered new blocks (one BlockStored per
+// run of consecutive new blocks, with its parent's hash, its token ids and
+// block_size 16). The ROUTER answers [identity, "", start seq] with every
+// kept batch from start seq (BufferSteps, default 10000) then [identity, "",
+// -1, ""]. KVPublisher.DropNext withholds batches from the PUB socket (they
+// stay replayable) to force gaps in tests.
 //
 // # Timing model
 //

@@ -9,6 +9,7 @@ import (
 
 // job is one generation request inside the engine.
 type job struct {
+	text         string // prompt text, for the token ids of KV events
 	hashes       []uint64
 	promptTokens int
 	lookup       int // most blocks that may hit (the last prompt token is always computed)
@@ -43,6 +44,8 @@ type engine struct {
 	st      Stats // counters; gauges are filled in by stats()
 
 	runningNow atomic.Int64 // mirror of running for the decode-time model
+
+	kv *KVPublisher // nil: no KV events
 }
 
 func newEngine(maxBatch, blocks int) *engine {
@@ -95,12 +98,44 @@ func (e *engine) admitLocked() {
 		e.st.PrefixHitTokens += uint64(j.cached)
 		close(j.ready)
 	}
+	e.publishLocked(nil)
+}
+
+// publishLocked hands the pool's evictions, then the blocks j registered,
+// to the KV event publisher as one batch, in engine order.
+func (e *engine) publishLocked(j *job) {
+	if e.kv == nil {
+		return
+	}
+	p := e.pool
+	var evs []kvEvent
+	if len(p.removed) > 0 {
+		evs = append(evs, kvEvent{removed: true, hashes: p.removed})
+		p.removed = nil
+	}
+	if j != nil {
+		for i := 0; i < len(p.stored); {
+			a := p.stored[i]
+			b := a + 1
+			for i++; i < len(p.stored) && p.stored[i] == b; i++ {
+				b++
+			}
+			ev := kvEvent{hashes: j.hashes[a:b], tokens: TokenIDs(j.text[a*BlockChars : b*BlockChars])}
+			if a > 0 {
+				ev.parent, ev.hasPar = j.hashes[a-1], true
+			}
+			evs = append(evs, ev)
+		}
+	}
+	p.stored = p.stored[:0]
+	e.kv.enqueue(evs)
 }
 
 // commit registers j's full prompt blocks after prefill.
 func (e *engine) commit(j *job) {
 	e.mu.Lock()
 	j.held, j.private = e.pool.commit(j.held, j.private, j.hashes)
+	e.publishLocked(j)
 	e.mu.Unlock()
 }
 

@@ -85,12 +85,13 @@ func (s *Server) Handler() http.Handler {
 		s.generate(w, r, completionAPI)
 	}))
 	mux.HandleFunc("/v1/models", s.method(http.MethodGet, s.models))
+	mux.HandleFunc("/tokenize", s.method(http.MethodPost, s.tokenize))
 	mux.HandleFunc("/metrics", s.method(http.MethodGet, s.metrics))
 	mux.HandleFunc("/health", s.method(http.MethodGet, func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "sim: no route for "+r.URL.Path+"; use /v1/chat/completions, /v1/completions, /v1/models or /metrics")
+		writeError(w, http.StatusNotFound, "sim: no route for "+r.URL.Path+"; use /v1/chat/completions, /v1/completions, /tokenize, /v1/models or /metrics")
 	})
 	return mux
 }
@@ -179,6 +180,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, api endpoint) 
 
 	hashes := BlockHashes(s.cfg.Model, g.Salt, g.Text)
 	j := newJob(hashes, promptTokens(g.Text), g.MaxTokens)
+	j.text = g.Text
 	if j.need > s.cfg.NumGPUBlocks {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf(
 			"sim: prompt (%d tokens) plus max_tokens (%d) needs %d blocks of %d tokens, the cache has %d; shorten the request or raise NumGPUBlocks",
@@ -223,4 +225,52 @@ func (s *Server) readRequest(w http.ResponseWriter, r *http.Request, api endpoin
 	}
 	g.Model = s.cfg.Model
 	return g, true
+}
+
+// tokenizeResponse is vLLM's POST /tokenize answer.
+type tokenizeResponse struct {
+	Count       int      `json:"count"`
+	MaxModelLen int      `json:"max_model_len"`
+	Tokens      []uint32 `json:"tokens"`
+}
+
+// tokenize serves POST /tokenize as vLLM does: {"model", "messages"} is
+// rendered with the chat template (the generation prompt included),
+// {"model", "prompt"} is taken as is; the answer lists the token ids.
+func (s *Server) tokenize(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "sim: reading body: "+err.Error())
+		return
+	}
+	var b apiBody
+	if err := json.Unmarshal(body, &b); err != nil {
+		writeError(w, http.StatusBadRequest, "sim: body is not valid JSON; send {\"model\", \"messages\"} or {\"model\", \"prompt\"}")
+		return
+	}
+	if b.Model != "" && b.Model != s.cfg.Model {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("sim: the model `%s` does not exist; this server serves %q", b.Model, s.cfg.Model))
+		return
+	}
+	var text string
+	if b.Messages != nil {
+		text, err = chatTemplate(b.Messages)
+	} else {
+		text, err = promptText(b.Prompt)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if d := s.cfg.TokenizeDelay; d > 0 {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+			return
+		case <-s.ctx.Done():
+			return
+		}
+	}
+	tokens := TokenIDs(text)
+	writeJSON(w, http.StatusOK, tokenizeResponse{Count: len(tokens), MaxModelLen: s.cfg.NumGPUBlocks * BlockTokens, Tokens: tokens})
 }

@@ -17,6 +17,10 @@ type Running struct {
 	URL string
 	// Server is the simulator behind the socket (for Stats).
 	Server *Server
+	// KVEvents publishes the KV events when Config.KVEvents.Endpoint was
+	// set; nil otherwise. Its Endpoint and ReplayEndpoint are the bound
+	// addresses.
+	KVEvents *KVPublisher
 
 	http *http.Server
 	done chan struct{} // closed when Serve returns
@@ -37,11 +41,22 @@ func Start(ctx context.Context, addr string, cfg Config) (*Running, error) {
 		return nil, fmt.Errorf("sim: listen on %s: %w; pick a free address or use 127.0.0.1:0", addr, err)
 	}
 	s := New(cfg)
+	var kv *KVPublisher
+	if cfg.KVEvents.Endpoint != "" {
+		if kv, err = startKVPublisher(cfg.KVEvents); err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
+		s.eng.mu.Lock()
+		s.eng.kv, s.eng.pool.events = kv, true
+		s.eng.mu.Unlock()
+	}
 	r := &Running{
-		Addr:   ln.Addr().String(),
-		Server: s,
-		http:   &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second},
-		done:   make(chan struct{}),
+		KVEvents: kv,
+		Addr:     ln.Addr().String(),
+		Server:   s,
+		http:     &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second},
+		done:     make(chan struct{}),
 	}
 	r.URL = "http://" + r.Addr
 	go func() {
@@ -61,6 +76,9 @@ func (r *Running) Close() error {
 	err := r.http.Close()
 	r.Server.Close()
 	<-r.done
+	if r.KVEvents != nil {
+		r.KVEvents.close()
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -78,5 +96,8 @@ func (r *Running) Shutdown(ctx context.Context) error {
 	}
 	r.Server.Close()
 	<-r.done
+	if r.KVEvents != nil {
+		r.KVEvents.close()
+	}
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kvgate/kvgate/internal/progress"
 	"github.com/kvgate/kvgate/loadgen"
 	"github.com/kvgate/kvgate/sim"
 )
@@ -52,6 +53,7 @@ type flags struct {
 	runs         int
 	only         string
 	out          string
+	precise      bool
 }
 
 func parse(args []string) (flags, error) {
@@ -71,6 +73,7 @@ func parse(args []string) (flags, error) {
 	fs.IntVar(&f.replicas, "replicas", 4, "kvgate instances in the multi-replica scenario (0 or 1 = skip it)")
 	fs.IntVar(&f.runs, "runs", 1, "replay every scenario this many times, interleaved, and report medians with the range of hit rates (3 gives figures that noise moves less)")
 	fs.StringVar(&f.only, "scenarios", "", "comma-separated scenario names to run, or ';'-separated when a name has a comma (default: all)")
+	fs.BoolVar(&f.precise, "precise", false, "also run kvgate in precise mode (inference.kvEvents: the simulators publish vLLM KV events and serve /tokenize), once and with --replicas instances")
 	fs.StringVar(&f.out, "out", filepath.Join("benchmarks", "replay"), "folder for results.md and results.svg ('' = do not write)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -106,7 +109,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Sim:        cfg,
 		Client:     loadgen.Client{Model: cfg.Model, MaxOutput: f.maxOutput},
 	}
-	scenarios := selectScenarios(loadgen.StandardScenarios(f.replicas), f.only)
+	all := loadgen.StandardScenarios(f.replicas)
+	if f.precise {
+		all = append(all, loadgen.PreciseScenarios(f.replicas)...)
+	}
+	scenarios := selectScenarios(all, f.only)
 	if len(scenarios) == 0 {
 		return fmt.Errorf("--scenarios %q matches none of the scenario names", f.only)
 	}
@@ -141,13 +148,14 @@ func replayAll(ctx context.Context, opts loadgen.Options, scenarios []loadgen.Sc
 			if runs > 1 {
 				name = fmt.Sprintf("%s #%d", sc.Name, run)
 			}
-			fmt.Fprintf(stderr, "replay: %s ...", name)
-			opts.Progress = progress(stderr, name)
+			bar := progress.New(stderr, name) // nil (silent) when stderr is not a terminal
+			opts.Progress = bar.Set
 			r, err := loadgen.Run(ctx, opts, sc)
+			bar.End()
 			if err != nil {
 				return nil, err
 			}
-			fmt.Fprintf(stderr, "\rreplay: %-36s hit %5.1f%%  TTFT p50 %6.0f ms  p99 %6.0f ms  failed %d  (%.1fs)\n",
+			fmt.Fprintf(stderr, "replay: %-36s hit %5.1f%%  TTFT p50 %6.0f ms  p99 %6.0f ms  failed %d  (%.1fs)\n",
 				name, 100*r.HitRate, float64(r.TTFTP50)/1e6, float64(r.TTFTP99)/1e6, r.Failed, r.Wall.Seconds())
 			if r.FirstError != "" {
 				fmt.Fprintf(stderr, "replay:   first error: %s\n", r.FirstError)
@@ -177,15 +185,6 @@ func selectScenarios(all []loadgen.Scenario, only string) []loadgen.Scenario {
 	return slices.DeleteFunc(all, func(s loadgen.Scenario) bool {
 		return !slices.ContainsFunc(want, func(w string) bool { return strings.TrimSpace(w) == s.Name })
 	})
-}
-
-// progress prints a done/total counter at most every 5%.
-func progress(w io.Writer, name string) func(done, total int) {
-	return func(done, total int) {
-		if step := max(total/20, 1); done%step == 0 || done == total {
-			fmt.Fprintf(w, "\rreplay: %-32s %d/%d", name, done, total)
-		}
-	}
 }
 
 func environment(args []string, f flags, reqs []loadgen.Request) string {

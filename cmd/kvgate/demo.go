@@ -5,13 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"path/filepath"
-	"strings"
-	"sync"
 	"time"
 
+	"github.com/kvgate/kvgate/admin"
 	"github.com/kvgate/kvgate/config"
+	"github.com/kvgate/kvgate/internal/progress"
 	"github.com/kvgate/kvgate/loadgen"
+	"github.com/kvgate/kvgate/proxy"
 	"github.com/kvgate/kvgate/sim"
 )
 
@@ -25,6 +27,8 @@ type demoFlags struct {
 	turns         int
 	simulators    int
 	wall          time.Duration
+	admin         string
+	keep          bool
 }
 
 func (f *demoFlags) flagSet() *flag.FlagSet {
@@ -36,6 +40,8 @@ func (f *demoFlags) flagSet() *flag.FlagSet {
 	fs.IntVar(&f.turns, "turns", 5, "built-in workload: `N` turns per conversation")
 	fs.IntVar(&f.simulators, "simulators", 4, "`N` simulated model servers")
 	fs.DurationVar(&f.wall, "duration", 10*time.Second, "squeeze the arrivals of each run into `DURATION` of wall-clock time")
+	fs.StringVar(&f.admin, "admin", config.DefaultAdminAddress, "serve the status page and /debug endpoints of the running kvgate on `HOST:PORT` (\"off\": none)")
+	fs.BoolVar(&f.keep, "keep", false, "after the last run, keep kvgate, the simulators and the status page up until interrupted (Ctrl-C)")
 	return fs
 }
 
@@ -45,11 +51,15 @@ var cmdDemo = &command{
 	summary:  "replay a short workload through kvgate and 4 simulators, round-robin vs prefix-affinity",
 	about: `Start simulated vLLM servers and kvgate in process (nothing to set up, no ports to choose),
 replay a workload twice, once with round-robin and once with prefix-affinity picking, and
-print the prefix-cache hit rate and time to first token side by side.`,
+print the prefix-cache hit rate and time to first token side by side. While it runs, the
+status page of the kvgate under test is at http://127.0.0.1:9901/ (--admin): which endpoint
+each conversation went to and why; kvgate inspect reads the same data. Progress is drawn
+only when stderr is a terminal.`,
 	maxArgs: 0,
 	groups: []flagGroup{
 		{"Workload", []string{"trace", "requests", "synthetic", "conversations", "turns"}},
 		{"Replay", []string{"simulators", "duration"}},
+		{"Status page", []string{"admin", "keep"}},
 	},
 	flags: func() *flag.FlagSet { return new(demoFlags).flagSet() },
 }
@@ -86,21 +96,51 @@ func runDemo(ctx context.Context, args []string, out, progressOut io.Writer) err
 		{Name: "round-robin", Inference: config.Inference{Picker: "round-robin"}, Balancer: "round-robin"},
 		{Name: "prefix-affinity", Inference: config.Inference{Picker: "prefix-affinity"}},
 	}
+	if f.admin != "off" {
+		if ln, err := net.Listen("tcp", f.admin); err != nil {
+			fmt.Fprintf(out, "  (no status page: %v; pass --admin HOST:PORT to choose another address)\n\n", err)
+			f.admin = ""
+		} else {
+			f.admin = ln.Addr().String() // the port, when --admin asked for any (:0)
+			_ = ln.Close()
+			fmt.Fprintf(out, "  status page: http://%s/   (kvgate inspect picks --admin %s)\n\n", f.admin, f.admin)
+			opts.Admin = f.admin
+			opts.Setup = func(p *proxy.Proxy) { p.SetAdminUI(admin.Handler(p, buildVersion())) }
+		}
+	} else {
+		f.admin = ""
+	}
 	var reports []loadgen.Report
-	for _, sc := range scenarios {
-		bar := newBar(progressOut, sc.Name)
-		opts.Progress = bar.set
+	printed := false // --keep prints the table before it holds
+	for i, sc := range scenarios {
+		opts.Hold = nil
+		if f.keep && i == len(scenarios)-1 {
+			opts.Hold = func(ctx context.Context, r loadgen.Report) {
+				printSideBySide(out, append(reports, r))
+				printed = true
+				fmt.Fprintf(out, "\nkvgate demo: the %s run is over; kvgate and the simulators stay up", sc.Name)
+				if f.admin != "" {
+					fmt.Fprintf(out, " (status page http://%s/)", f.admin)
+				}
+				fmt.Fprintln(out, " until interrupted (Ctrl-C)")
+				<-ctx.Done()
+			}
+		}
+		bar := progress.New(progressOut, sc.Name) // nil (silent) when not a terminal
+		opts.Progress = bar.Set
 		r, err := loadgen.Run(ctx, opts, sc)
-		bar.end()
+		bar.End()
 		if err != nil {
 			return err
 		}
 		reports = append(reports, r)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !f.keep {
 			return ctx.Err()
 		}
 	}
-	printSideBySide(out, reports)
+	if !printed {
+		printSideBySide(out, reports)
+	}
 	for _, r := range reports {
 		if r.Failed > 0 {
 			return fmt.Errorf("demo: %d of %d requests failed with %s; first error: %s", r.Failed, r.Requests, r.Scenario, r.FirstError)
@@ -151,32 +191,3 @@ func printSideBySide(w io.Writer, rs []loadgen.Report) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// bar draws a progress bar on a terminal-like writer.
-type bar struct {
-	mu   sync.Mutex
-	w    io.Writer
-	name string
-	last int
-}
-
-func newBar(w io.Writer, name string) *bar {
-	b := &bar{w: w, name: name, last: -1}
-	b.set(0, 1)
-	return b
-}
-
-const barWidth = 30
-
-func (b *bar) set(done, total int) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	fill := barWidth * done / max(total, 1)
-	if fill == b.last && done != total {
-		return
-	}
-	b.last = fill
-	fmt.Fprintf(b.w, "\r  %-16s [%s%s] %d/%d", b.name, strings.Repeat("#", fill), strings.Repeat(".", barWidth-fill), done, total)
-}
-
-func (b *bar) end() { fmt.Fprintln(b.w) }

@@ -14,6 +14,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	adminui "github.com/kvgate/kvgate/admin"
 	"github.com/kvgate/kvgate/config"
 	"github.com/kvgate/kvgate/config/adapt"
 	"github.com/kvgate/kvgate/kube"
@@ -116,6 +117,7 @@ func runKube(ctx context.Context, o *serveOpts, log *slog.Logger) error {
 		return err
 	}
 	p.SetLoader(ctl.Load)
+	p.SetAdminUI(adminui.Handler(p, buildVersion()))
 	if err := p.Start(); err != nil {
 		return err
 	}

@@ -8,10 +8,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/kvgate/kvgate/internal/buildinfo"
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -59,7 +59,7 @@ func exitCode(err error) int {
 }
 
 // commands lists the subcommands in the order `kvgate help` shows them.
-var commands = []*command{cmdRun, cmdValidate, cmdAdapt, cmdSim, cmdDemo, cmdVersion, cmdHelp}
+var commands = []*command{cmdRun, cmdValidate, cmdAdapt, cmdInspect, cmdSim, cmdDemo, cmdVersion, cmdHelp}
 
 func lookup(name string) *command {
 	for _, c := range commands {
@@ -96,6 +96,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runValidate(rest, stdout)
 	case "adapt":
 		return runAdapt(rest, stdout, stderr)
+	case "inspect":
+		return runInspect(ctx, rest, stdout)
 	case "sim":
 		return runSim(ctx, rest, stdout, stderr)
 	case "demo":
@@ -174,12 +176,5 @@ func buildVersion() string {
 	if version != "dev" {
 		return version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				return "dev-" + s.Value[:12]
-			}
-		}
-	}
-	return version
+	return buildinfo.Version()
 }

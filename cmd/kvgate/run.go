@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kvgate/kvgate/admin"
 	"github.com/kvgate/kvgate/config"
 	"github.com/kvgate/kvgate/config/adapt"
 	"github.com/kvgate/kvgate/proxy"
@@ -207,6 +208,7 @@ func runServe(ctx context.Context, args []string, stdout, logOut io.Writer) erro
 		return err
 	}
 	p.SetLoader(load)
+	p.SetAdminUI(admin.Handler(p, buildVersion()))
 	if err := p.Start(); err != nil {
 		return err
 	}

@@ -15,9 +15,12 @@ import (
 
 // simOpts are the flags of `kvgate sim`.
 type simOpts struct {
-	addr  string
-	count int
-	sim   sim.Config
+	addr     string
+	count    int
+	sim      sim.Config
+	kvOffset int
+	kvReplay int
+	kvTopic  string
 }
 
 func (o *simOpts) flagSet() *flag.FlagSet {
@@ -29,6 +32,9 @@ func (o *simOpts) flagSet() *flag.FlagSet {
 	fs.IntVar(&o.sim.NumGPUBlocks, "num-gpu-blocks", o.sim.NumGPUBlocks, "KV cache size in `BLOCKS` of 16 tokens, per simulator")
 	fs.IntVar(&o.sim.MaxBatch, "max-batch", o.sim.MaxBatch, "`N` requests running at once, per simulator")
 	fs.Float64Var(&o.sim.TimeScale, "time-scale", 1, "multiply every simulated duration by `X` (0.1 = ten times faster)")
+	fs.IntVar(&o.kvOffset, "kv-events-offset", 0, "publish KV events in vLLM's format on each simulator's port + `N` (0: off); kvgate's inference.kvEvents.endpoint: \"+N\"")
+	fs.IntVar(&o.kvReplay, "kv-replay-offset", 0, "serve KV event replay on each simulator's port + `N` (0: off; needs --kv-events-offset)")
+	fs.StringVar(&o.kvTopic, "kv-events-topic", "", "KV event `TOPIC` (vLLM's default is empty)")
 	return fs
 }
 
@@ -44,6 +50,7 @@ the background, in front of which kvgate run proxies.`,
 	groups: []flagGroup{
 		{"Listening", []string{"addr", "count"}},
 		{"Model server", []string{"model", "num-gpu-blocks", "max-batch", "time-scale"}},
+		{"KV events", []string{"kv-events-offset", "kv-replay-offset", "kv-events-topic"}},
 	},
 	flags: func() *flag.FlagSet { return new(simOpts).flagSet() },
 }
@@ -62,6 +69,17 @@ func runSim(ctx context.Context, args []string, stdout, logOut io.Writer) error 
 	if err != nil {
 		return &exitError{2, err}
 	}
+	if o.kvReplay != 0 && o.kvOffset == 0 {
+		return usageError("sim: --kv-replay-offset needs --kv-events-offset")
+	}
+	if o.kvOffset != 0 || o.kvReplay != 0 {
+		if o.kvOffset < 0 || o.kvReplay < 0 || o.kvOffset == o.kvReplay {
+			return usageError("sim: --kv-events-offset %d and --kv-replay-offset %d: give two different positive offsets", o.kvOffset, o.kvReplay)
+		}
+		if _, p, _ := net.SplitHostPort(addrs[0]); p == "0" {
+			return usageError("sim: KV events are published on the simulator's port plus an offset; give --addr a port other than 0")
+		}
+	}
 	cfg := o.sim
 	if err := cfg.Validate(); err != nil {
 		return &exitError{2, err}
@@ -74,13 +92,30 @@ func runSim(ctx context.Context, args []string, stdout, logOut io.Writer) error 
 		}
 	}()
 	for _, a := range addrs {
+		cfg.KVEvents = sim.KVEventsConfig{}
+		if o.kvOffset != 0 {
+			host, ps, _ := net.SplitHostPort(a)
+			port, _ := strconv.Atoi(ps)
+			if port+max(o.kvOffset, o.kvReplay) > 65535 {
+				return usageError("sim: port %d plus the KV event offsets is past 65535; lower them", port)
+			}
+			cfg.KVEvents = sim.KVEventsConfig{Topic: o.kvTopic,
+				Endpoint: "tcp://" + net.JoinHostPort(host, strconv.Itoa(port+o.kvOffset))}
+			if o.kvReplay != 0 {
+				cfg.KVEvents.Replay = "tcp://" + net.JoinHostPort(host, strconv.Itoa(port+o.kvReplay))
+			}
+		}
 		r, err := sim.Start(ctx, a, cfg)
 		if err != nil {
 			return err
 		}
 		running = append(running, r)
-		log.Info("simulator listening", "address", r.Addr, "model", cfg.Model,
-			"num_gpu_blocks", cfg.NumGPUBlocks, "max_batch", cfg.MaxBatch, "time_scale", cfg.TimeScale)
+		attrs := []any{"address", r.Addr, "model", cfg.Model,
+			"num_gpu_blocks", cfg.NumGPUBlocks, "max_batch", cfg.MaxBatch, "time_scale", cfg.TimeScale}
+		if kv := r.KVEvents; kv != nil {
+			attrs = append(attrs, "kv_events", kv.Endpoint, "kv_replay", kv.ReplayEndpoint)
+		}
+		log.Info("simulator listening", attrs...)
 	}
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -88,7 +88,9 @@ func TestSimCommand(t *testing.T) {
 }
 
 func TestSimCommandFlags(t *testing.T) {
-	for _, args := range [][]string{{"--count", "0"}, {"--num-gpu-blocks", "-1"}, {"--addr", "nowhere"}, {"--nope"}} {
+	for _, args := range [][]string{{"--count", "0"}, {"--num-gpu-blocks", "-1"}, {"--addr", "nowhere"}, {"--nope"},
+		{"--kv-replay-offset", "2"}, {"--kv-events-offset", "1", "--kv-replay-offset", "1"},
+		{"--addr", "127.0.0.1:0", "--kv-events-offset", "1000"}, {"--addr", "127.0.0.1:65000", "--kv-events-offset", "1000"}} {
 		if err := runSim(context.Background(), args, io.Discard, io.Discard); exitCode(err) != 2 {
 			t.Errorf("runSim(%v) = %v, want a usage error (exit 2)", args, err)
 		}

@@ -171,6 +171,13 @@ type Result struct {
 	YAML []byte
 	// Warnings lists what was not honoured, in input order.
 	Warnings []Warning
+	// AttachedRoutes counts, per Gateway listener ("namespace/gateway/
+	// listener"), the HTTPRoutes attached to it as Gateway API counts a
+	// listener's attachedRoutes: a parentRef selects it (sectionName,
+	// port), its allowedRoutes admit the route (namespaces, kinds) and
+	// their hostnames intersect, whether or not either is valid otherwise.
+	// Set on errors too.
+	AttachedRoutes map[string]int
 }
 
 // Load adapts the manifests in files (read in order, as one input).
@@ -210,6 +217,13 @@ func FromObjects(objs []map[string]any, source string, opts Options) (*Result, e
 	var warns []Warning
 	budget := maxObjects + len(objs) // a cluster's objects hold no aliases to multiply
 	for _, o := range objs {
+		if d, ok := directDoc(o); ok {
+			if budget--; budget < 0 {
+				return nil, &Error{Msg: "too many objects in Lists; give the objects one by one"}
+			}
+			docs = append(docs, d)
+			continue
+		}
 		n, err := objectNode(o, 0)
 		if err != nil {
 			md, _ := o["metadata"].(map[string]any)
@@ -259,8 +273,12 @@ func adaptDocs(docs []doc, warns []Warning, opts Options, source string) (*Resul
 	sort.SliceStable(a.errs, func(i, j int) bool {
 		return before(a.errs[i].Resource, a.errs[i].Line, a.errs[j].Resource, a.errs[j].Line)
 	})
+	attached := make(map[string]int, len(a.attached))
+	for l, routes := range a.attached {
+		attached[l] = len(routes)
+	}
 	if len(a.errs) > 0 {
-		return &Result{Warnings: a.warns}, a.errs
+		return &Result{Warnings: a.warns, AttachedRoutes: attached}, a.errs
 	}
 	var out []byte
 	if !opts.Live {
@@ -273,9 +291,9 @@ func adaptDocs(docs []doc, warns []Warning, opts Options, source string) (*Resul
 	c.Source = source
 	config.Default(c)
 	if err := config.Validate(c); err != nil {
-		return &Result{Warnings: a.warns}, a.validationErrors(err)
+		return &Result{Warnings: a.warns, AttachedRoutes: attached}, a.validationErrors(err)
 	}
-	return &Result{Config: c, YAML: out, Warnings: a.warns}, nil
+	return &Result{Config: c, YAML: out, Warnings: a.warns, AttachedRoutes: attached}, nil
 }
 
 // before orders messages by file, object line, then the field's own line.

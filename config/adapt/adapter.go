@@ -43,6 +43,7 @@ type adapter struct {
 	pods       map[string][]*podDoc       // namespace → Pods in the input
 	podsSeen   bool                       // the input holds Pods (maybe none ready)
 	grants     map[string][]*grantDoc     // namespace → ReferenceGrants there
+	attached   map[string]map[string]bool // namespace/gateway/listener → routes attached (namespace/name)
 }
 
 // poolInfo is a kvgate pool and what AuthorizationPolicy selectors see of it.
@@ -81,6 +82,7 @@ func newAdapter(opts Options) *adapter {
 		labelKeys:  map[string]bool{},
 		pods:       map[string][]*podDoc{},
 		grants:     map[string][]*grantDoc{},
+		attached:   map[string]map[string]bool{},
 	}
 }
 
@@ -179,7 +181,7 @@ func (a *adapter) run(docs []doc) {
 		case group == "" && version == "v1" && kind == "Pod":
 			a.podsSeen = true
 			var p podDoc
-			if err := safeNodeDecode(d.node, &p); err != nil {
+			if err := decodePod(d, &p); err != nil {
 				a.warn(d.res, "", "cannot read the Pod (%v); ignored", trimYAMLErr(err))
 				continue
 			}
@@ -234,7 +236,13 @@ func appendTyped[T any](a *adapter, list []typed[T], d doc) []typed[T] {
 
 func decodeTyped[T any](a *adapter, d doc) *T {
 	obj := new(T)
-	unknown, err := decodeInto(d, obj)
+	var unknown []fieldAt
+	var err error
+	if mr, ok := any(obj).(mapReader); ok && d.node == nil {
+		unknown, err = readMapped(d, mr)
+	} else {
+		unknown, err = decodeInto(d, obj)
+	}
 	if err != nil {
 		a.errs = append(a.errs, err.(*Error))
 		return nil
@@ -243,6 +251,16 @@ func decodeTyped[T any](a *adapter, d doc) *T {
 		a.warnAt(d.res, u.line, u.path, "is not supported; ignored")
 	}
 	return obj
+}
+
+// decodePod reads a Pod from its node or, without one, its decoded form.
+func decodePod(d doc, p *podDoc) error {
+	if d.node != nil {
+		return safeNodeDecode(d.node, p)
+	}
+	var r mapRead
+	p.readMap(d.obj, &r)
+	return r.err
 }
 
 // splitAPIVersion splits "group/version"; the core group is "".

@@ -179,7 +179,14 @@ func withPorts(addrs []string, ports []int) []string {
 // sliceEndpoints reads the ready addresses of a Service's EndpointSlices on
 // the port that serves Service port sp (matched by port name).
 func (a *adapter) sliceEndpoints(ns, svc string, sp *servicePort, target int) []string {
-	var out []string
+	n := 0
+	for _, s := range a.slices[ns+"/"+svc] {
+		n += len(s.Endpoints)
+	}
+	// One list and one set for all slices (a Service may have 10,000
+	// endpoints): what withPorts does for each address, without a set each.
+	out := make([]string, 0, n)
+	seen := make(map[string]bool, n)
 	for _, s := range a.slices[ns+"/"+svc] {
 		port := 0
 		for _, p := range s.Ports {
@@ -191,14 +198,31 @@ func (a *adapter) sliceEndpoints(ns, svc string, sp *servicePort, target int) []
 		if port == 0 {
 			port = target
 		}
+		ps := strconv.Itoa(port)
 		for _, ep := range s.Endpoints {
 			if !ep.Conditions.usable() {
 				continue
 			}
-			out = append(out, withPorts(ep.Addresses, []int{port})...)
+			for _, ad := range ep.Addresses {
+				ad = strings.TrimSpace(ad)
+				// no colon: an IPv4 address or a name, without a port (and
+				// without the error SplitHostPort would allocate to say so)
+				if !strings.Contains(ad, ":") {
+					ad = ad + ":" + ps
+				} else if _, _, err := net.SplitHostPort(ad); err != nil {
+					ad = net.JoinHostPort(strings.Trim(ad, "[]"), ps)
+				}
+				if !seen[ad] {
+					seen[ad] = true
+					out = append(out, ad)
+				}
+			}
 		}
 	}
-	return withPorts(out, nil)
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // selectedEndpoints finds the addresses of the pods a label selector picks,

@@ -20,6 +20,9 @@ type doc struct {
 	res        Resource
 	apiVersion string
 	node       *yaml.Node // the object's mapping
+	// obj, when node is nil, is the decoded object, of a kind read without
+	// a node (direct.go).
+	obj map[string]any
 }
 
 // maxListDepth bounds List items nested in Lists; maxObjects bounds the
@@ -161,7 +164,10 @@ func trimYAMLErr(err error) string {
 // alias-heavy input stays linear.
 const maxWalk = 1 << 16
 
-var nodeType = reflect.TypeOf(yaml.Node{})
+var (
+	nodeType    = reflect.TypeOf(yaml.Node{})
+	skippedType = reflect.TypeOf(skipped{})
+)
 
 // unknownFields appends to out the path and line of every mapping key under
 // n that type t has no field for. It stops at yaml.Node, maps and scalars.
@@ -170,7 +176,7 @@ func unknownFields(n *yaml.Node, t reflect.Type, path string, out *[]fieldAt, bu
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if n == nil || *budget <= 0 || t == nodeType {
+	if n == nil || *budget <= 0 || t == nodeType || t == skippedType {
 		return
 	}
 	*budget--

@@ -234,10 +234,17 @@ func (a *adapter) parent(res Resource, path string, p *parentRef, hosts []string
 	var out []attachment
 	for _, l := range gw.listeners {
 		if (p.SectionName != "" && l.name != p.SectionName) || (p.Port != 0 && l.port != p.Port) ||
-			l.kv == "" || l.noHTTP || (!l.fromAll && l.namespace != res.Namespace) {
+			l.protocol != "HTTP" && l.protocol != "HTTPS" || l.noHTTP || (!l.fromAll && l.namespace != res.Namespace) {
 			continue
 		}
-		if h, ok := intersectHosts(l.hostname, hosts); ok {
+		h, ok := intersectHosts(l.hostname, hosts)
+		if !ok {
+			continue
+		}
+		// Attached, in Gateway API's sense (attachedRoutes), even where
+		// the listener or the route is not valid.
+		a.attach(ns+"/"+p.Name+"/"+l.name, res)
+		if l.kv != "" {
 			out = append(out, attachment{listener: l.kv, hosts: h})
 		}
 	}
@@ -245,6 +252,17 @@ func (a *adapter) parent(res Resource, path string, p *parentRef, hosts []string
 		a.warn(res, path, "no listener of Gateway %s/%s accepts this route (sectionName, port, protocol, hostname or allowedRoutes differ); ignored", ns, p.Name)
 	}
 	return out
+}
+
+// attach records that route res is attached to a Gateway listener
+// ("namespace/gateway/listener"), once however many parentRefs select it.
+func (a *adapter) attach(listener string, res Resource) {
+	routes := a.attached[listener]
+	if routes == nil {
+		routes = map[string]bool{}
+		a.attached[listener] = routes
+	}
+	routes[res.Namespace+"/"+res.Name] = true
 }
 
 // intersectHosts is the Gateway API hostname intersection of a listener

@@ -22,11 +22,19 @@ type meta struct {
 // object is what every document has. Status is read by nobody: it is the
 // cluster's report, not configuration.
 type object struct {
-	APIVersion string    `yaml:"apiVersion"`
-	Kind       string    `yaml:"kind"`
-	Metadata   meta      `yaml:"metadata"`
-	Status     yaml.Node `yaml:"status"`
+	APIVersion string  `yaml:"apiVersion"`
+	Kind       string  `yaml:"kind"`
+	Metadata   meta    `yaml:"metadata"`
+	Status     skipped `yaml:"status"`
 }
+
+// skipped is a known key whose value kvgate does not read: no warning is
+// given for it and nothing of it is kept (a yaml.Node would keep a copy of
+// the value, which an EndpointSlice holds for each of its endpoints).
+type skipped struct{}
+
+// UnmarshalYAML reads nothing.
+func (*skipped) UnmarshalYAML(*yaml.Node) error { return nil }
 
 // objRef is a Gateway API reference to another object.
 type objRef struct {
@@ -236,22 +244,26 @@ type servicePort struct {
 // EndpointSlice (discovery.k8s.io/v1).
 type sliceDoc struct {
 	object      `yaml:",inline"`
-	AddressType string `yaml:"addressType"`
-	Endpoints   []struct {
-		Addresses  []string        `yaml:"addresses"`
-		Conditions sliceConditions `yaml:"conditions"`
-		Hostname   yaml.Node       `yaml:"hostname"`
-		NodeName   yaml.Node       `yaml:"nodeName"`
-		Zone       yaml.Node       `yaml:"zone"`
-		TargetRef  yaml.Node       `yaml:"targetRef"`
-		Hints      yaml.Node       `yaml:"hints"`
-	} `yaml:"endpoints"`
-	Ports []struct {
-		Name        *string `yaml:"name"`
-		Port        *int    `yaml:"port"`
-		Protocol    string  `yaml:"protocol"`
-		AppProtocol string  `yaml:"appProtocol"`
-	} `yaml:"ports"`
+	AddressType string          `yaml:"addressType"`
+	Endpoints   []sliceEndpoint `yaml:"endpoints"`
+	Ports       []slicePort     `yaml:"ports"`
+}
+
+type sliceEndpoint struct {
+	Addresses  []string        `yaml:"addresses"`
+	Conditions sliceConditions `yaml:"conditions"`
+	Hostname   skipped         `yaml:"hostname"`
+	NodeName   skipped         `yaml:"nodeName"`
+	Zone       skipped         `yaml:"zone"`
+	TargetRef  skipped         `yaml:"targetRef"`
+	Hints      skipped         `yaml:"hints"`
+}
+
+type slicePort struct {
+	Name        *string `yaml:"name"`
+	Port        *int    `yaml:"port"`
+	Protocol    string  `yaml:"protocol"`
+	AppProtocol string  `yaml:"appProtocol"`
 }
 
 // Pod (core v1), read as a source of an InferencePool's endpoints: where
@@ -263,12 +275,14 @@ type podDoc struct {
 		DeletionTimestamp string            `yaml:"deletionTimestamp"`
 	} `yaml:"metadata"`
 	Status struct {
-		PodIP      string `yaml:"podIP"`
-		Conditions []struct {
-			Type   string `yaml:"type"`
-			Status string `yaml:"status"`
-		} `yaml:"conditions"`
+		PodIP      string         `yaml:"podIP"`
+		Conditions []podCondition `yaml:"conditions"`
 	} `yaml:"status"`
+}
+
+type podCondition struct {
+	Type   string `yaml:"type"`
+	Status string `yaml:"status"`
 }
 
 // ready reports whether the pod takes new requests: it has an address, its

@@ -136,6 +136,24 @@ want_args=$'run\n--config\n/etc/kvgate/kvgate.yaml'
 [ "$(args default)" = "$want_args" ] || fail "default: args are $(args default | tr '\n' ' '), want $(echo "$want_args" | tr '\n' ' ')"
 hasnt default 'name: POD_NAMESPACE|name: POD_IP'
 
+echo "== helm template: GOMEMLIMIT from goMemLimit and the memory limit"
+# gomem NAME: the GOMEMLIMIT entry of the kvgate container ("" if none).
+gomem() { grep -A4 -- '- name: GOMEMLIMIT$' "$work/$1.yaml" | grep -Eo 'value: .*|resource: limits.memory' | head -1; }
+[ "$(gomem default)" = 'value: "943718KiB"' ] || fail "default: GOMEMLIMIT is '$(gomem default)', want 90% of 1Gi, value: \"943718KiB\""
+render gomem-mi --set resources.limits.memory=512Mi
+[ "$(gomem gomem-mi)" = 'value: "471859KiB"' ] || fail "512Mi: GOMEMLIMIT is '$(gomem gomem-mi)'"
+render gomem-set --set goMemLimit=700MiB
+[ "$(gomem gomem-set)" = 'value: "700MiB"' ] || fail "goMemLimit=700MiB: GOMEMLIMIT is '$(gomem gomem-set)'"
+render gomem-decimal --set resources.limits.memory=1G
+[ "$(gomem gomem-decimal)" = 'resource: limits.memory' ] || fail "limit 1G: GOMEMLIMIT is '$(gomem gomem-decimal)', want the limit itself"
+render gomem-off --set goMemLimit=off
+hasnt gomem-off 'name: GOMEMLIMIT'
+render gomem-nolimit --set resources.limits=null
+hasnt gomem-nolimit 'name: GOMEMLIMIT'
+if helm template kvgate "$chart" --kube-version "$KUBE_VERSION" --set goMemLimit=lots >/dev/null 2>&1; then
+  fail "goMemLimit=lots was accepted"
+fi
+
 echo "== helm template: kubernetes.enabled, serviceMonitor and spiffe (csi) on"
 render allon "${all_on[@]}"
 config allon
@@ -188,7 +206,7 @@ need() { # KIND OBJECT-NAME GROUP VERBS RESOURCES...
 }
 need ClusterRole kvgate gateway.networking.k8s.io "list watch" gatewayclasses gateways httproutes referencegrants
 need ClusterRole kvgate inference.networking.k8s.io "list watch" inferencepools
-need ClusterRole kvgate inference.networking.x-k8s.io "list watch" inferencepools inferenceobjectives
+need ClusterRole kvgate inference.networking.x-k8s.io "list watch" inferencepools inferenceobjectives inferencemodels
 need ClusterRole kvgate security.istio.io "list watch" authorizationpolicies
 need ClusterRole kvgate "" "list watch" services pods
 need ClusterRole kvgate discovery.k8s.io "list watch" endpointslices

@@ -174,3 +174,24 @@ listeners that serve http3, and the admin port (name "admin").
 {{- define "kvgate.usesHostPorts" -}}
 {{- if or .Values.hostNetwork .Values.hostPort.enabled }}true{{ end }}
 {{- end }}
+
+{{/*
+GOMEMLIMIT for the container: goMemLimit when set ("off": none), else 90% of
+resources.limits.memory when it is written in Ki, Mi, Gi or Ti (the Go
+runtime then collects harder before the kernel's limit, leaving a tenth for
+what is not heap: stacks, buffers, the runtime itself), else "" (the template
+falls back to the limit itself, or no GOMEMLIMIT without a limit).
+*/}}
+{{- define "kvgate.goMemLimit" -}}
+{{- $limit := "" -}}
+{{- with .Values.resources.limits }}{{ $limit = .memory | default "" | toString }}{{ end -}}
+{{- if .Values.goMemLimit -}}
+{{- .Values.goMemLimit -}}
+{{- else if regexMatch "^[0-9]+(Ki|Mi|Gi|Ti)$" $limit -}}
+{{- $digits := regexFind "^[0-9]+" $limit -}}
+{{- $unit := trimPrefix $digits $limit -}}
+{{- $kib := atoi $digits -}}
+{{- if eq $unit "Mi" }}{{ $kib = mul $kib 1024 }}{{ else if eq $unit "Gi" }}{{ $kib = mul $kib 1048576 }}{{ else if eq $unit "Ti" }}{{ $kib = mul $kib 1073741824 }}{{ end -}}
+{{- printf "%dKiB" (div (mul $kib 9) 10) -}}
+{{- end -}}
+{{- end }}
