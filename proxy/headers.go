@@ -21,30 +21,54 @@ var hopByHop = [...]string{
 // isHopByHop reports whether name is hop-by-hop, either by definition or
 // because the Connection header named it.
 func isHopByHop(name, connection string) bool {
-	for _, h := range hopByHop {
-		if strings.EqualFold(name, h) {
-			return true
-		}
-	}
-	if connection == "" {
-		return false
+	if isHopByHopName(name) {
+		return true
 	}
 	for connection != "" {
 		var tok string
 		tok, connection = cut(connection, ',')
-		if strings.EqualFold(strings.TrimSpace(tok), name) {
+		if fieldIs(name, strings.TrimSpace(tok)) {
 			return true
 		}
 	}
 	return false
 }
 
+// isHopByHopName reports whether name is in hopByHop. It runs for every
+// request and response field, so it dispatches on the length first: most
+// fields need no comparison at all, and none more than two.
+func isHopByHopName(name string) bool {
+	switch len(name) {
+	case 2:
+		return fieldIs(name, "te")
+	case 7:
+		return fieldIs(name, "upgrade") || fieldIs(name, "trailer")
+	case 10:
+		return fieldIs(name, "connection") || fieldIs(name, "keep-alive")
+	case 16:
+		return fieldIs(name, "proxy-connection")
+	case 17:
+		return fieldIs(name, "transfer-encoding")
+	case 18:
+		return fieldIs(name, "proxy-authenticate")
+	case 19:
+		return fieldIs(name, "proxy-authorization")
+	}
+	return false
+}
+
+// fieldIs reports whether the field names a and b are equal ignoring ASCII
+// case. Comparing the lengths first skips the call for almost every pair.
+func fieldIs(a, b string) bool {
+	return len(a) == len(b) && strings.EqualFold(a, b)
+}
+
 // isForwarding reports the fields kvgate rewrites from untrusted peers.
 func isForwarding(name string) bool {
-	return strings.EqualFold(name, "forwarded") ||
-		strings.EqualFold(name, "x-forwarded-for") ||
-		strings.EqualFold(name, "x-forwarded-proto") ||
-		strings.EqualFold(name, "x-forwarded-host")
+	return fieldIs(name, "forwarded") ||
+		fieldIs(name, "x-forwarded-for") ||
+		fieldIs(name, "x-forwarded-proto") ||
+		fieldIs(name, "x-forwarded-host")
 }
 
 // copyRequestHeaders writes the client's fields minus hop-by-hop ones, then
@@ -78,12 +102,12 @@ type headerCopy struct {
 // Field decides one field (FieldVisitor).
 func (c *headerCopy) Field(name, value string) {
 	switch {
-	case isHopByHop(name, c.conn), strings.EqualFold(name, "host"):
-	case strings.EqualFold(name, "x-request-id"): // written once, after the copy
-	case strings.EqualFold(name, "x-forwarded-for"), strings.EqualFold(name, "forwarded"):
+	case isHopByHop(name, c.conn), fieldIs(name, "host"):
+	case fieldIs(name, "x-request-id"): // written once, after the copy
+	case fieldIs(name, "x-forwarded-for"), fieldIs(name, "forwarded"):
 		// rewritten by writeForwarded, extending a trusted chain
 	case !c.trusted && isForwarding(name):
-	case !c.xfcc && strings.EqualFold(name, "x-forwarded-client-cert"):
+	case !c.xfcc && fieldIs(name, "x-forwarded-client-cert"):
 	case c.rt.reqTouched(name):
 	case c.traced && isTraceHeader(name):
 	default:
@@ -126,20 +150,31 @@ func writeForwarded(x *Exchange, trusted bool, dst headerSink) {
 	}
 	b = append(append(b, ";proto="...), proto...)
 	if x.host != "" {
-		b = append(append(b, ";host="...), quoteIfNeeded(x.host)...)
+		b = appendQuotedIfNeeded(append(b, ";host="...), x.host)
 	}
 	dst.Add("Forwarded", b2s(b[start:]))
 	x.scratch = b
 }
 
-func quoteIfNeeded(s string) string {
+// appendQuotedIfNeeded appends s to b as a Forwarded parameter value (RFC
+// 7239): bare when it is a token of letters, digits, '.' and '-', else as a
+// quoted string with '"' and '\\' escaped. A host with a port ("a:8080")
+// is quoted, so this runs on most requests: it writes into b, never allocates.
+func appendQuotedIfNeeded(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c == '.' || c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`
+			b = append(b, '"')
+			for j := 0; j < len(s); j++ {
+				if s[j] == '"' || s[j] == '\\' {
+					b = append(b, '\\')
+				}
+				b = append(b, s[j])
+			}
+			return append(b, '"')
 		}
 	}
-	return s
+	return append(b, s...)
 }
 
 // ensureRequestID keeps a well-formed incoming X-Request-Id or makes one.

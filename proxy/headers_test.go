@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/kvgate/kvgate/config"
@@ -114,5 +115,57 @@ func TestEnsureRequestID(t *testing.T) {
 		if c.want != "" && x.requestID != c.want || c.want == "" && len(x.requestID) != 32 {
 			t.Errorf("in %q: id %q", c.in, x.requestID)
 		}
+	}
+}
+
+func TestIsHopByHop(t *testing.T) {
+	for _, h := range hopByHop {
+		for _, name := range []string{h, strings.ToUpper(h), strings.ToUpper(h[:1]) + h[1:]} {
+			if !isHopByHop(name, "") {
+				t.Errorf("isHopByHop(%q) = false, want true", name)
+			}
+		}
+	}
+	for _, tt := range []struct {
+		name, connection string
+		want             bool
+	}{
+		{"", "", false},
+		{"tf", "", false},
+		{"trailers", "", false},
+		{"upgradE", "", true},
+		{"connectio", "", false},
+		{"keep-alivf", "", false},
+		{"x-connection", "", false},
+		{"proxy-authorizatio", "", false},
+		{"Content-Length", "", false},
+		{"Host", "", false},
+		{"X-Foo", "close, x-foo", true},
+		{"X-Foo", "x-fo", false},
+		{"X-Foo", " X-FOO ,keep-alive", true},
+		{"X-Bar", "close, x-foo", false},
+	} {
+		if got := isHopByHop(tt.name, tt.connection); got != tt.want {
+			t.Errorf("isHopByHop(%q, %q) = %v, want %v", tt.name, tt.connection, got, tt.want)
+		}
+	}
+}
+
+func TestAppendQuotedIfNeeded(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"api.example.com", "api.example.com"},
+		{"", ""},
+		{"127.0.0.1:8080", `"127.0.0.1:8080"`},
+		{"[2001:db8::1]:443", `"[2001:db8::1]:443"`},
+		{`a"b\c`, `"a\"b\\c"`},
+	} {
+		if got := string(appendQuotedIfNeeded([]byte("host="), tt.in)); got != "host="+tt.want {
+			t.Errorf("appendQuotedIfNeeded(%q) = %s, want host=%s", tt.in, got, tt.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		_ = appendQuotedIfNeeded(make([]byte, 0, 64)[:0], "127.0.0.1:8080")
+	}); n > 1 {
+		t.Errorf("%v allocations per call, want only the test's own buffer", n)
 	}
 }

@@ -282,7 +282,7 @@ func (st *spanState) end(x *Exchange, status int, err error) {
 // isTraceHeader reports the W3C trace context fields, which a traced
 // request sends with the span's values instead of the client's.
 func isTraceHeader(name string) bool {
-	return strings.EqualFold(name, "traceparent") || strings.EqualFold(name, "tracestate")
+	return fieldIs(name, "traceparent") || fieldIs(name, "tracestate")
 }
 
 // injectTrace writes the try's client span's traceparent (and tracestate)
