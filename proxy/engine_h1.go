@@ -120,7 +120,7 @@ func writeH1(ctx *fasthttp.RequestCtx, r *Reply) {
 		_ = h.AddTrailer(n)
 	}
 	o := bodyOuts.Get().(*bodyOut)
-	*o = bodyOut{r: r, hdr: h}
+	o.r, o.hdr, o.n, o.eof = r, h, 0, false // wait is overwritten before it is read
 	ctx.Response.SetBodyStream(o, int(r.Length))
 }
 
@@ -132,7 +132,15 @@ type bodyOut struct {
 	hdr *fasthttp.ResponseHeader
 	n   int64
 	eof bool
+	// wait is what a read that may block reads into (WriteTo): an idle
+	// stream holds these bytes, not a pooled copy buffer.
+	wait [waitBytes]byte
 }
+
+// waitBytes is the size of bodyOut.wait: a typical server-sent event fits,
+// so an event arrives as one chunk; a read that fills it goes on into a
+// pooled copy buffer while data keeps arriving.
+const waitBytes = 1 << 10
 
 func (o *bodyOut) Read(p []byte) (int, error) {
 	n, err := o.r.Body.Read(p)
@@ -148,6 +156,56 @@ func (o *bodyOut) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// SupportsBodyWriteTo lets fasthttp copy the body with WriteTo: it does
+// what Read does (the same reads of the same body, the same trailers).
+func (o *bodyOut) SupportsBodyWriteTo() bool { return true }
+
+// WriteTo copies the body to w (fasthttp's chunk framer or fixed-length
+// writer) without holding a copy buffer while the upstream is silent. Each
+// wait for data reads into o.wait; only when a read fills it, so more is
+// likely in hand, does the copy go on with a pooled buffer, given back at
+// the first short read. fasthttp's own copy held a pooled 4 KiB buffer for
+// the whole life of the stream, idle or not.
+func (o *bodyOut) WriteTo(w io.Writer) (int64, error) {
+	var written int64
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			copyBufs.Put(bp)
+		}
+	}()
+	for {
+		buf := o.wait[:]
+		if bp != nil {
+			buf = *bp
+		}
+		n, err := o.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			written += int64(m)
+			if werr != nil {
+				return written, werr
+			}
+			if m < n {
+				return written, io.ErrShortWrite
+			}
+		}
+		if err == io.EOF {
+			return written, nil
+		}
+		if err != nil {
+			return written, err
+		}
+		switch {
+		case n == len(buf) && bp == nil:
+			bp = copyBufs.Get().(*[]byte)
+		case n < len(buf) && bp != nil:
+			copyBufs.Put(bp)
+			bp = nil
+		}
+	}
+}
+
 // CloseWithError implements fasthttp.ReadCloserWithError. fasthttp calls it
 // exactly once per body stream (bodyOut must not also implement io.Closer:
 // fasthttp would then call both).
@@ -156,7 +214,7 @@ func (o *bodyOut) CloseWithError(err error) error {
 		err = errClientGone
 	}
 	o.r.Finish(err, o.n)
-	*o = bodyOut{}
+	o.r, o.hdr, o.n, o.eof = nil, nil, 0, false // wait needs no clearing
 	bodyOuts.Put(o)
 	return nil
 }
@@ -164,7 +222,10 @@ func (o *bodyOut) CloseWithError(err error) error {
 // bodyOuts pools the engine's body streams: no allocation per response.
 var bodyOuts = sync.Pool{New: func() any { return new(bodyOut) }}
 
-var _ fasthttp.ReadCloserWithError = (*bodyOut)(nil)
+var (
+	_ fasthttp.ReadCloserWithError = (*bodyOut)(nil)
+	_ fasthttp.BodyWriterTo        = (*bodyOut)(nil)
+)
 
 func addrPort(a net.Addr) netip.AddrPort {
 	if ta, ok := a.(*net.TCPAddr); ok {

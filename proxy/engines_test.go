@@ -28,6 +28,7 @@ var engineCases = []struct {
 	{"request body streams to upstream", testRequestBodyStreams},
 	{"large body forwarded intact", testLargeBody},
 	{"sse events arrive before upstream finishes", testSSEIncremental},
+	{"streamed chunks of every size arrive whole and at once", testStreamChunkSizes},
 	{"trailers pass through", testTrailers},
 	{"404 when no route matches", testNoRoute},
 	{"413 when body over limit", testBodyTooLarge},
@@ -229,6 +230,47 @@ func testSSEIncremental(t *testing.T, e engine) {
 	want := []string{`data: {"n":1}`, `data: {"n":2}`, `data: {"n":3}`, "data: [DONE]"}
 	if fmt.Sprint(events) != fmt.Sprint(want) {
 		t.Fatalf("events %q, want %q", events, want)
+	}
+}
+
+// testStreamChunkSizes sends chunks whose sizes straddle the HTTP/1.1
+// engine's wait buffer (waitBytes) and pooled copy buffer (32 KiB), each
+// only after the client has read the one before: a copy that kept any byte
+// of a chunk back until more data came would stall here.
+func testStreamChunkSizes(t *testing.T, e engine) {
+	sizes := []int{1, waitBytes - 1, waitBytes, waitBytes + 1, 3 * waitBytes, 32 << 10, 32<<10 + 1, 100 << 10, 7}
+	chunk := func(i int) []byte { return bytes.Repeat([]byte{byte('a' + i)}, sizes[i]) }
+	next := make(chan struct{})
+	addr := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range sizes {
+			w.Write(chunk(i))
+			w.(http.Flusher).Flush()
+			select {
+			case <-next:
+			case <-time.After(5 * time.Second):
+				return
+			}
+		}
+	}))
+	p := startProxy(t, simple(addr))
+	resp, err := e.client().Get(e.url(p, "/events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	for i := range sizes {
+		got := make([]byte, sizes[i])
+		if _, err := io.ReadFull(resp.Body, got); err != nil {
+			t.Fatalf("chunk %d (%d bytes): %v", i, sizes[i], err)
+		}
+		if !bytes.Equal(got, chunk(i)) {
+			t.Fatalf("chunk %d (%d bytes) differs", i, sizes[i])
+		}
+		next <- struct{}{}
+	}
+	if rest, err := io.ReadAll(resp.Body); err != nil || len(rest) != 0 {
+		t.Fatalf("after the last chunk: %d more bytes, %v", len(rest), err)
 	}
 }
 
