@@ -43,6 +43,11 @@ func (h h2Headers) Each(fv FieldVisitor) {
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
+// waitBufs pools the small buffers a response copy reads into while it may
+// wait on a silent upstream (copyFlush): an idle stream holds waitBytes, not
+// a 32 KiB copy buffer.
+var waitBufs = sync.Pool{New: func() any { return new([waitBytes]byte) }}
+
 // ServeHTTP is the HTTP/2 (and HTTP/3) entry point.
 func (l *Listener) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	x := acquireExchange(req.Context(), l)
@@ -99,9 +104,9 @@ func writeH2(w http.ResponseWriter, r *Reply) (int64, error) {
 	if r.Body == nil {
 		return 0, nil
 	}
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	n, err := copyFlush(w, r.Body, *bp, r.Length < 0)
+	wb := waitBufs.Get().(*[waitBytes]byte)
+	defer waitBufs.Put(wb)
+	n, err := copyFlush(w, r.Body, wb[:], r.Length < 0)
 	if err != nil {
 		return n, err
 	}
@@ -115,10 +120,25 @@ func writeH2(w http.ResponseWriter, r *Reply) (int64, error) {
 
 // copyFlush copies src to w, flushing after every read when flush is set.
 // Read errors other than EOF and write errors both end the copy.
-func copyFlush(w http.ResponseWriter, src io.Reader, buf []byte, flush bool) (int64, error) {
+//
+// Each read that may block goes into wait (small, see waitBytes); only when a
+// read fills it, so more data is likely in hand, does the copy go on with a
+// pooled 32 KiB buffer, given back at the first short read. An idle stream
+// (an SSE stream between events) so holds wait's bytes, not a copy buffer.
+func copyFlush(w http.ResponseWriter, src io.Reader, wait []byte, flush bool) (int64, error) {
 	rc := http.NewResponseController(w)
 	var n int64
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			copyBufs.Put(bp)
+		}
+	}()
 	for {
+		buf := wait
+		if bp != nil {
+			buf = *bp
+		}
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
 			nw, werr := w.Write(buf[:nr])
@@ -137,6 +157,13 @@ func copyFlush(w http.ResponseWriter, src io.Reader, buf []byte, flush bool) (in
 		}
 		if rerr != nil {
 			return n, rerr
+		}
+		switch {
+		case nr == len(buf) && bp == nil:
+			bp = copyBufs.Get().(*[]byte)
+		case nr < len(buf) && bp != nil:
+			copyBufs.Put(bp)
+			bp = nil
 		}
 	}
 }
