@@ -132,15 +132,11 @@ type bodyOut struct {
 	hdr *fasthttp.ResponseHeader
 	n   int64
 	eof bool
-	// wait is what a read that may block reads into (WriteTo): an idle
+	dst io.Writer // fasthttp's body writer, during WriteTo
+	// wait is what a read that may block reads into (copyWaiting): an idle
 	// stream holds these bytes, not a pooled copy buffer.
 	wait [waitBytes]byte
 }
-
-// waitBytes is the size of bodyOut.wait: a typical server-sent event fits,
-// so an event arrives as one chunk; a read that fills it goes on into a
-// pooled copy buffer while data keeps arriving.
-const waitBytes = 1 << 10
 
 func (o *bodyOut) Read(p []byte) (int, error) {
 	n, err := o.r.Body.Read(p)
@@ -161,49 +157,23 @@ func (o *bodyOut) Read(p []byte) (int, error) {
 func (o *bodyOut) SupportsBodyWriteTo() bool { return true }
 
 // WriteTo copies the body to w (fasthttp's chunk framer or fixed-length
-// writer) without holding a copy buffer while the upstream is silent. Each
-// wait for data reads into o.wait; only when a read fills it, so more is
-// likely in hand, does the copy go on with a pooled buffer, given back at
-// the first short read. fasthttp's own copy held a pooled 4 KiB buffer for
-// the whole life of the stream, idle or not.
+// writer) with copyWaiting, so an idle stream holds o.wait, not a copy
+// buffer (fasthttp's own copy held a pooled 4 KiB buffer for the whole life
+// of the stream, idle or not).
 func (o *bodyOut) WriteTo(w io.Writer) (int64, error) {
-	var written int64
-	var bp *[]byte
-	defer func() {
-		if bp != nil {
-			copyBufs.Put(bp)
-		}
-	}()
-	for {
-		buf := o.wait[:]
-		if bp != nil {
-			buf = *bp
-		}
-		n, err := o.Read(buf)
-		if n > 0 {
-			m, werr := w.Write(buf[:n])
-			written += int64(m)
-			if werr != nil {
-				return written, werr
-			}
-			if m < n {
-				return written, io.ErrShortWrite
-			}
-		}
-		if err == io.EOF {
-			return written, nil
-		}
-		if err != nil {
-			return written, err
-		}
-		switch {
-		case n == len(buf) && bp == nil:
-			bp = copyBufs.Get().(*[]byte)
-		case n < len(buf) && bp != nil:
-			copyBufs.Put(bp)
-			bp = nil
-		}
+	o.dst = w
+	n, err := copyWaiting(o, o, o.wait[:])
+	o.dst = nil
+	return n, err
+}
+
+// writeChunk is copyWaiting's sink: one write to fasthttp's writer.
+func (o *bodyOut) writeChunk(p []byte) (int, error) {
+	m, err := o.dst.Write(p)
+	if err == nil && m < len(p) {
+		err = io.ErrShortWrite
 	}
+	return m, err
 }
 
 // CloseWithError implements fasthttp.ReadCloserWithError. fasthttp calls it
@@ -225,6 +195,7 @@ var bodyOuts = sync.Pool{New: func() any { return new(bodyOut) }}
 var (
 	_ fasthttp.ReadCloserWithError = (*bodyOut)(nil)
 	_ fasthttp.BodyWriterTo        = (*bodyOut)(nil)
+	_ chunkSink                    = (*bodyOut)(nil)
 )
 
 func addrPort(a net.Addr) netip.AddrPort {

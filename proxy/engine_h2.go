@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"crypto/tls"
-	"io"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -41,12 +40,32 @@ func (h h2Headers) Each(fv FieldVisitor) {
 	}
 }
 
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// h2Copy is a response body's copy state in the HTTP/2 (and HTTP/3)
+// engine: copyWaiting's wait buffer and its sink, pooled, so that streaming
+// a body allocates nothing of its own.
+type h2Copy struct {
+	w     http.ResponseWriter
+	rc    http.ResponseController // by value: a pointer kept here would be one allocation per response
+	flush bool                    // flush after every chunk (length unknown: a stream)
+	wait  [waitBytes]byte
+}
 
-// waitBufs pools the small buffers a response copy reads into while it may
-// wait on a silent upstream (copyFlush): an idle stream holds waitBytes, not
-// a 32 KiB copy buffer.
-var waitBufs = sync.Pool{New: func() any { return new([waitBytes]byte) }}
+var h2Copies = sync.Pool{New: func() any { return new(h2Copy) }}
+
+// writeChunk is copyWaiting's sink: a write error, or a flush error, means
+// the client went away.
+func (c *h2Copy) writeChunk(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err != nil {
+		return n, errClientGone
+	}
+	if c.flush {
+		if err := c.rc.Flush(); err != nil {
+			return n, errClientGone
+		}
+	}
+	return n, nil
+}
 
 // ServeHTTP is the HTTP/2 (and HTTP/3) entry point.
 func (l *Listener) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -104,9 +123,11 @@ func writeH2(w http.ResponseWriter, r *Reply) (int64, error) {
 	if r.Body == nil {
 		return 0, nil
 	}
-	wb := waitBufs.Get().(*[waitBytes]byte)
-	defer waitBufs.Put(wb)
-	n, err := copyFlush(w, r.Body, wb[:], r.Length < 0)
+	c := h2Copies.Get().(*h2Copy)
+	c.w, c.rc, c.flush = w, *http.NewResponseController(w), r.Length < 0
+	n, err := copyWaiting(c, r.Body, c.wait[:])
+	c.w, c.rc = nil, http.ResponseController{}
+	h2Copies.Put(c)
 	if err != nil {
 		return n, err
 	}
@@ -116,56 +137,6 @@ func writeH2(w http.ResponseWriter, r *Reply) (int64, error) {
 		}
 	}
 	return n, nil
-}
-
-// copyFlush copies src to w, flushing after every read when flush is set.
-// Read errors other than EOF and write errors both end the copy.
-//
-// Each read that may block goes into wait (small, see waitBytes); only when a
-// read fills it, so more data is likely in hand, does the copy go on with a
-// pooled 32 KiB buffer, given back at the first short read. An idle stream
-// (an SSE stream between events) so holds wait's bytes, not a copy buffer.
-func copyFlush(w http.ResponseWriter, src io.Reader, wait []byte, flush bool) (int64, error) {
-	rc := http.NewResponseController(w)
-	var n int64
-	var bp *[]byte
-	defer func() {
-		if bp != nil {
-			copyBufs.Put(bp)
-		}
-	}()
-	for {
-		buf := wait
-		if bp != nil {
-			buf = *bp
-		}
-		nr, rerr := src.Read(buf)
-		if nr > 0 {
-			nw, werr := w.Write(buf[:nr])
-			n += int64(nw)
-			if werr != nil {
-				return n, errClientGone
-			}
-			if flush {
-				if err := rc.Flush(); err != nil {
-					return n, errClientGone
-				}
-			}
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
-		switch {
-		case nr == len(buf) && bp == nil:
-			bp = copyBufs.Get().(*[]byte)
-		case nr < len(buf) && bp != nil:
-			copyBufs.Put(bp)
-			bp = nil
-		}
-	}
 }
 
 // addOwned copies a field into a net/http header map. Reply fields may alias
