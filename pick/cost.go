@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kvgate/kvgate/cache"
 )
 
 // This file is the cost model behind the latency preset: each endpoint's
@@ -227,7 +229,7 @@ func uncachedOf(pc *PickContext, c *Candidate) int {
 	if c.Precise {
 		held = c.CachedTokens
 	} else if bs := pc.set.blockSize; bs > 0 {
-		held = c.Matched * bs / 4
+		held = c.Matched * bs / cache.CharsPerToken
 	}
 	return max(pc.Req.PromptTokens-held, 0)
 }
