@@ -114,6 +114,10 @@ func PlacementKey(seed uint64, blocks []uint64, depth int) uint64 {
 // capacity from a server's KV cache size, and text blocks from tokens.
 const CharsPerToken = 4
 
+// TokensOf estimates the tokens in n bytes of prompt text (CharsPerToken
+// bytes a token, rounded up).
+func TokensOf(n int) int { return (n + CharsPerToken - 1) / CharsPerToken }
+
 // CapacityFromServer converts a model server's KV cache size into index
 // capacity in our blocks: numGPUBlocks blocks of serverBlockTokens tokens
 // each, at CharsPerToken bytes per token, divided into blocks of blockSize bytes.

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kvgate/kvgate/cache"
 	"github.com/kvgate/kvgate/openai"
 	"github.com/kvgate/kvgate/pick"
 )
@@ -166,10 +165,7 @@ func (p *Proxy) Explain(req ExplainRequest) (*Explanation, error) {
 			n := min(len(body), in.MaxPromptBytes)
 			var cut openai.Prompt
 			_ = openai.Extract(stripQuery(req.Path), body[:n], &cut)
-			seed := cache.Seed(cut.Model, cut.CacheSalt)
-			pc.Req.HasPrompt, pc.Req.Seed, pc.Req.Model = true, seed, cut.Model
-			pc.Req.Blocks = cache.Blocks(seed, cut.Text, in.BlockSize, pc.Req.Blocks)
-			pc.Req.PromptTokens = (len(cut.Text) + 3) / 4
+			promptRequest(&pc.Req, &cut, in.BlockSize)
 		} else {
 			eb.Note = "the body is not an OpenAI request kvgate reads a prompt from: the picker falls back to load"
 		}

@@ -248,25 +248,31 @@ func readPrompt(x *Exchange, in *config.Inference, sc *inferScratch, req *pick.P
 	if err != nil || openai.Extract(x.path, buf, &sc.prompt) != nil {
 		return nil
 	}
-	seed := cache.Seed(sc.prompt.Model, sc.prompt.CacheSalt)
 	if x.modelLabel == "" {
 		// sc goes back to its pool before the metrics run: take the label now.
 		x.modelLabel = x.proxy.metrics.models.label(sc.prompt.Model)
 	}
-	req.HasPrompt = true
-	req.Seed = seed
-	req.Model = sc.prompt.Model
-	req.Blocks = cache.Blocks(seed, sc.prompt.Text, in.BlockSize, req.Blocks)
-	req.PromptTokens = (len(sc.prompt.Text) + 3) / 4
+	promptRequest(req, &sc.prompt, in.BlockSize)
 	if rest := x.bodyLen - int64(len(buf)); rest > 0 && len(buf) == n {
 		// The prompt runs past the bytes read: count the rest too, so the
 		// in-flight tokens and the index's ageing see the whole prompt.
 		if bs := in.BlockSize; bs > 0 {
 			req.TailBlocks = int(min(rest/int64(bs), 1<<24))
 		}
-		req.PromptTokens += int(min(rest/4, 1<<30))
+		req.PromptTokens += int(min(rest/cache.CharsPerToken, 1<<30))
 	}
 	return nil
+}
+
+// promptRequest fills what a pick reads of a prompt: its seed (model and
+// cache_salt), its text blocks and its estimated tokens. The request path
+// (readPrompt) and the dry run (explain.go) share it, so that an explained
+// pick hashes exactly what a real one would.
+func promptRequest(req *pick.PickRequest, p *openai.Prompt, blockSize int) {
+	seed := cache.Seed(p.Model, p.CacheSalt)
+	req.HasPrompt, req.Seed, req.Model = true, seed, p.Model
+	req.Blocks = cache.Blocks(seed, p.Text, blockSize, req.Blocks)
+	req.PromptTokens = cache.TokensOf(len(p.Text))
 }
 
 // priorityOf is the objective header's priority when it names a configured

@@ -227,7 +227,7 @@ func (p *Proxy) routeViews(cfg *config.Config) []RouteView {
 
 func weightOf(b config.Backend) int {
 	if b.Weight == nil {
-		return 1
+		return config.DefaultBackendWeight // config.Default sets it; a view of an undefaulted config reads the same
 	}
 	return *b.Weight
 }
