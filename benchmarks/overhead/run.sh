@@ -51,7 +51,7 @@ GOBIN_DIR=$(go env GOBIN 2>/dev/null || true)
 export PATH="$GOBIN_DIR:$PATH"
 
 log() { printf '[overhead] %s\n' "$*" >&2; }
-# Shared helpers from benchmarks/lib.sh: die, stop_pid, cleanup, tree_pids, hwm_kib, fmt, busy, set_priority, and the state USED_PORTS, EPHEMERAL_LOW, CLK_TCK, STARTED_PID.
+# Shared helpers from benchmarks/lib.sh: die, stop_pid, cleanup, tree_pids, hwm_kib, haproxy_defaults, fmt, busy, set_priority, and the state USED_PORTS, EPHEMERAL_LOW, CLK_TCK, STARTED_PID.
 # It also uses lib.sh's write_backend, and defines its own alive, free_port, cpu_ticks, start_bg, median below; they replace lib.sh's.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
@@ -319,23 +319,16 @@ skip_row() {
 
 write_haproxy() { # dir port backendport
 	mkdir -p "$1"
-	cat >"$1/haproxy.cfg" <<EOF
-global
-	nbthread 1
-	maxconn 4096
-defaults
-	mode http
-	option http-keep-alive
-	http-reuse safe
-	timeout connect 5s
-	timeout client 60s
-	timeout server 60s
+	{
+		haproxy_defaults safe
+		cat <<EOF
 frontend bench
 	bind 127.0.0.1:$2
 	default_backend backend
 backend backend
 	server b1 127.0.0.1:$3
 EOF
+	} >"$1/haproxy.cfg"
 }
 
 write_nginx_proxy() { # dir port backendport
