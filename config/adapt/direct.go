@@ -32,10 +32,7 @@ func directDoc(o map[string]any) (doc, bool) {
 		return doc{}, false
 	}
 	ns, _ := md["namespace"].(string)
-	if ns == "" {
-		ns = "default"
-	}
-	return doc{res: Resource{Kind: kind, Name: name, Namespace: ns}, apiVersion: av, obj: o}, true
+	return doc{res: Resource{Kind: kind, Name: name, Namespace: namespaceOrDefault(ns)}, apiVersion: av, obj: o}, true
 }
 
 // mapReader is a *Doc type that reads itself from a decoded object.
