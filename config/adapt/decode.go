@@ -196,10 +196,7 @@ func unknownFields(n *yaml.Node, t reflect.Type, path string, out *[]fieldAt, bu
 		fields := fieldsOf(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key := n.Content[i].Value
-			p := key
-			if path != "" {
-				p = path + "." + key
-			}
+			p := joinKey(path, key) // the direct reader (where.in) spells paths the same way
 			ft, ok := fields[key]
 			switch {
 			case !ok:

@@ -107,6 +107,8 @@ func (r *mapRead) keys(m map[string]any, t reflect.Type, w where) {
 	}
 }
 
+// joinKey is key under path ("a.b"), the path unknown-key warnings name;
+// unknownFields (YAML path) and where (direct path) both build with it.
 func joinKey(path, key string) string {
 	if path == "" {
 		return key
