@@ -109,9 +109,14 @@ func PlacementKey(seed uint64, blocks []uint64, depth int) uint64 {
 	return blocks[depth-1]
 }
 
+// CharsPerToken is the bytes of prompt text kvgate counts as one token
+// wherever it estimates tokens without a tokenizer: prompt sizes, index
+// capacity from a server's KV cache size, and text blocks from tokens.
+const CharsPerToken = 4
+
 // CapacityFromServer converts a model server's KV cache size into index
 // capacity in our blocks: numGPUBlocks blocks of serverBlockTokens tokens
-// each, at 4 characters per token, divided into blocks of blockSize bytes.
+// each, at CharsPerToken bytes per token, divided into blocks of blockSize bytes.
 // With vLLM's 16-token blocks and 64-byte index blocks one server block is
 // one index block. Non-positive inputs (blockSize included) give 0, which
 // SetCapacity reads as "the index's own capacity".
@@ -119,5 +124,5 @@ func CapacityFromServer(numGPUBlocks, serverBlockTokens, blockSize int) int {
 	if numGPUBlocks <= 0 || serverBlockTokens <= 0 || blockSize <= 0 {
 		return 0
 	}
-	return int(int64(numGPUBlocks) * int64(serverBlockTokens) * 4 / int64(blockSize))
+	return int(int64(numGPUBlocks) * int64(serverBlockTokens) * CharsPerToken / int64(blockSize))
 }

@@ -23,7 +23,13 @@ func TokenSeed(lora string) uint64 {
 	if lora == "" {
 		return 0
 	}
-	return xxhash.Sum64String("kvgate/cache/tokens/lora/" + lora)
+	// The digest streams prefix and name: the same value as hashing their
+	// concatenation, without building it (once per precise-mode request).
+	var d xxhash.Digest
+	d.Reset()
+	d.WriteString("kvgate/cache/tokens/lora/")
+	d.WriteString(lora)
+	return d.Sum64()
 }
 
 // TokenBlockHash is the own hash of one block: xxhash64(le64(parent) ||

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/kvgate/kvgate/internal/benchcpu"
 )
 
@@ -135,5 +137,23 @@ func TestTokenIndexSpeculate(t *testing.T) {
 	x.Cleared(a)
 	if got := x.Speculated(a, own, 20_001); got != 0 {
 		t.Fatalf("after clearing: speculated %d", got)
+	}
+}
+
+// TestTokenSeedStable pins TokenSeed to the hash of its prefixed name (the
+// chain every precise-mode index entry hangs on) and to no allocation: it
+// runs once per precise-mode request.
+func TestTokenSeedStable(t *testing.T) {
+	for _, name := range []string{"adapter", "sql-lora", "a/b"} {
+		if got, want := TokenSeed(name), xxhash.Sum64String("kvgate/cache/tokens/lora/"+name); got != want {
+			t.Errorf("TokenSeed(%q) = %x, want %x", name, got, want)
+		}
+	}
+	if TokenSeed("") != 0 {
+		t.Error("TokenSeed(\"\") != 0")
+	}
+	name := string([]byte("sql-lora"))
+	if n := testing.AllocsPerRun(100, func() { _ = TokenSeed(name) }); n != 0 {
+		t.Errorf("TokenSeed allocates %v times per call, want 0", n)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kvgate/kvgate/cache"
 )
 
 // This file is the cost model behind the latency preset: each endpoint's
@@ -218,11 +220,16 @@ func aheadOf(c *Candidate) float64 {
 	return own
 }
 
-// uncachedOf is the prompt's estimated tokens c does not hold.
+// uncachedOf is the prompt's estimated tokens c does not hold. A precise
+// candidate's held prefix is its CachedTokens, counted from its KV events;
+// its Matched is that count converted to text blocks (precise.go), which
+// rounds down and would count up to a block of cached tokens as uncached.
 func uncachedOf(pc *PickContext, c *Candidate) int {
 	held := 0
-	if bs := pc.set.blockSize; bs > 0 {
-		held = c.Matched * bs / 4
+	if c.Precise {
+		held = c.CachedTokens
+	} else if bs := pc.set.blockSize; bs > 0 {
+		held = c.Matched * bs / cache.CharsPerToken
 	}
 	return max(pc.Req.PromptTokens-held, 0)
 }

@@ -212,3 +212,24 @@ func TestLatencySlowEndpointLosesAndRegainsTraffic(t *testing.T) {
 		t.Errorf("recovered endpoint 0 got %d of the last 50 of 100 picks", got)
 	}
 }
+
+// TestUncachedOfPrecise: a precise candidate's uncached tokens come from its
+// CachedTokens, not from Matched converted back from text blocks (which
+// rounds 16 cached tokens in 100-byte blocks down to none).
+func TestUncachedOfPrecise(t *testing.T) {
+	pc := &PickContext{set: &settings{blockSize: 100}}
+	pc.Req.PromptTokens = 100
+	for _, tc := range []struct {
+		name string
+		c    Candidate
+		want int
+	}{
+		{"approximate", Candidate{Matched: 2}, 50},
+		{"precise below one text block", Candidate{Precise: true, CachedTokens: 16, Matched: 0}, 84},
+		{"precise whole prompt", Candidate{Precise: true, CachedTokens: 112, Matched: 4}, 0},
+	} {
+		if got := uncachedOf(pc, &tc.c); got != tc.want {
+			t.Errorf("%s: uncachedOf = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}

@@ -60,11 +60,11 @@ func (p *Pool) precise(pc *PickContext, c *Candidate) {
 	case held >= total:
 		c.Matched = n
 	case pc.set.blockSize > 0:
-		// A fixed ratio (4 characters a token, as PromptTokens counts), not
+		// A fixed ratio (cache.CharsPerToken bytes a token, as PromptTokens counts), not
 		// held/total × n: the match sets the placement key's depth, which
 		// must not move with the length of the rest of the prompt, or the
 		// turns of one conversation would be placed apart.
-		c.Matched = min(n, c.CachedTokens*4/pc.set.blockSize)
+		c.Matched = min(n, c.CachedTokens*cache.CharsPerToken/pc.set.blockSize)
 	default:
 		c.Matched = held * n / total
 	}

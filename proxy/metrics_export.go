@@ -64,6 +64,11 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc(name, help, labels, nil)
 }
 
+// endpointDesc describes a per-endpoint series: labels pool and endpoint.
+func endpointDesc(name, help string) *prometheus.Desc {
+	return desc(name, help, "pool", "endpoint")
+}
+
 var reqLabels = []string{"listener", "route", "pool", "endpoint", "model", "code", "class"}
 var genaiLabels = []string{"route", "pool", "endpoint", "model"}
 
@@ -86,8 +91,8 @@ var (
 	descConns      = desc("kvgate_connections_open", "Client connections open now.")
 	descDraining   = desc("kvgate_draining", "1 while kvgate drains before shutdown.")
 	descPoolEps    = desc("kvgate_pool_endpoints", "Endpoints known in a pool.", "pool")
-	descInflight   = desc("kvgate_endpoint_inflight_requests", "Requests in flight to an endpoint.", "pool", "endpoint")
-	descReady      = desc("kvgate_endpoint_ready", "Whether an endpoint is taking requests (0 while ejected).", "pool", "endpoint")
+	descInflight   = endpointDesc("kvgate_endpoint_inflight_requests", "Requests in flight to an endpoint.")
+	descReady      = endpointDesc("kvgate_endpoint_ready", "Whether an endpoint is taking requests (0 while ejected).")
 )
 
 // proxyCollector reads p's metrics at scrape time. It describes nothing
