@@ -129,6 +129,21 @@ http {
 CONF
 }
 
+haproxy_defaults() { # http-reuse policy: the global and defaults sections every haproxy baseline config starts with
+	cat <<CONF
+global
+	nbthread 1
+	maxconn 4096
+defaults
+	mode http
+	option http-keep-alive
+	http-reuse $1
+	timeout connect 5s
+	timeout client 60s
+	timeout server 60s
+CONF
+}
+
 med() { median ${1}; } # word-split the space-separated samples
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
 paired() { # "a1 a2 .." "b1 b2 ..": median over rounds of a_i / b_i (rounds are interleaved, so each pair saw the same background load)

@@ -1,7 +1,6 @@
 package kube
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/kvgate/kvgate/config"
 	"github.com/kvgate/kvgate/config/adapt"
+	"github.com/kvgate/kvgate/internal/syncbuf"
 	"github.com/kvgate/kvgate/proxy"
 )
 
@@ -140,30 +140,12 @@ spec: {controllerName: %s}
 	return class, controller
 }
 
-// syncBuffer is a log destination tests read while kvgate writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // kvgate is a running Kubernetes-mode kvgate: the controller and the proxy
 // it configures.
 type kvgate struct {
 	c    *Controller
 	p    *proxy.Proxy
-	logs *syncBuffer
+	logs *syncbuf.Buffer    // kvgate writes its log here while tests read it
 	stop context.CancelFunc // stops the controller (and releases its Lease)
 	// wrap, when set before serve, is what the controller runs against
 	// instead of the proxy itself (benchmarks observe its calls).
@@ -174,7 +156,7 @@ type kvgate struct {
 // name ctrl; its logs go to the returned kvgate's buffer.
 func startController(t testing.TB, ctrl string, tweak func(*Options)) *kvgate {
 	t.Helper()
-	k := &kvgate{logs: &syncBuffer{}}
+	k := &kvgate{logs: &syncbuf.Buffer{}}
 	log := slog.New(slog.NewJSONHandler(k.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	base := &config.Config{AccessLog: config.AccessLog{Path: "off"}, Source: "test base"}
 	config.Default(base)

@@ -112,13 +112,6 @@ func (c *Controller) writeStatus(ctx context.Context) {
 // cond is one condition to write.
 type cond struct{ typ, status, reason, msg string }
 
-func isTrue(ok bool) string {
-	if ok {
-		return "True"
-	}
-	return "False"
-}
-
 // conditions builds a condition list for an object of generation gen,
 // keeping each condition's lastTransitionTime from prev when its status is
 // unchanged.
@@ -631,9 +624,4 @@ func (c *Controller) putStatus(ctx context.Context, key string, obj map[string]a
 			c.log.Warn("kubernetes: status not written; trying again on the next change", "object", what, "err", err.Error())
 		})
 	}
-}
-
-func asInt(v any) int64 {
-	n, _ := v.(int64)
-	return n
 }

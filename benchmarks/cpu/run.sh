@@ -161,17 +161,9 @@ wait_url "http://127.0.0.1:$BPORT/1k.bin" "$BACKEND_PID" || { cat "$WORK/backend
 declare -A PID_OF PORT_PLAIN PORT_TLS PORT_MTLS
 
 write_haproxy() { # dir plain tls mtls
-	cat >"$1/haproxy.cfg" <<CONF
-global
-	nbthread 1
-	maxconn 4096
-defaults
-	mode http
-	option http-keep-alive
-	http-reuse safe
-	timeout connect 5s
-	timeout client 60s
-	timeout server 60s
+	{
+		haproxy_defaults safe
+		cat <<CONF
 frontend plain
 	bind 127.0.0.1:$2
 	default_backend be
@@ -186,6 +178,7 @@ backend be
 backend be_mtls
 	server b1 127.0.0.1:$BTPORT ssl crt $CERTS/proxy.combined.pem ca-file $CERTS/ca.pem verify required ssl-min-ver TLSv1.3
 CONF
+	} >"$1/haproxy.cfg"
 }
 
 write_caddy() { # dir plain tls

@@ -51,8 +51,8 @@ GOBIN_DIR=$(go env GOBIN 2>/dev/null || true)
 export PATH="$GOBIN_DIR:$PATH"
 
 log() { printf '[overhead] %s\n' "$*" >&2; }
-# Shared helpers from benchmarks/lib.sh: die, stop_pid, cleanup, tree_pids, hwm_kib, fmt, busy, set_priority, and the state USED_PORTS, EPHEMERAL_LOW, CLK_TCK, STARTED_PID.
-# This script defines its own alive, free_port, cpu_ticks, start_bg, median, write_backend below; they replace lib.sh's.
+# Shared helpers from benchmarks/lib.sh: die, stop_pid, cleanup, tree_pids, hwm_kib, haproxy_defaults, fmt, busy, set_priority, and the state USED_PORTS, EPHEMERAL_LOW, CLK_TCK, STARTED_PID.
+# It also uses lib.sh's write_backend, and defines its own alive, free_port, cpu_ticks, start_bg, median below; they replace lib.sh's.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
@@ -317,54 +317,18 @@ skip_row() {
 
 # ---------------------------------------------------------------- configs
 
-write_backend() { # dir port
-	mkdir -p "$1/www" "$1/tmp"
-	head -c 1024 /dev/zero | tr '\0' 'k' >"$1/www/1k.bin"
-	chmod -R a+rX "$1"
-	cat >"$1/nginx.conf" <<EOF
-worker_processes 1;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	sendfile on;
-	tcp_nodelay on;
-	keepalive_timeout 120s;
-	keepalive_requests 10000000;
-	client_body_temp_path $1/tmp/body;
-	proxy_temp_path $1/tmp/proxy;
-	fastcgi_temp_path $1/tmp/fastcgi;
-	uwsgi_temp_path $1/tmp/uwsgi;
-	scgi_temp_path $1/tmp/scgi;
-	default_type application/octet-stream;
-	server {
-		listen 127.0.0.1:$2;
-		location / { root $1/www; }
-	}
-}
-EOF
-}
-
 write_haproxy() { # dir port backendport
 	mkdir -p "$1"
-	cat >"$1/haproxy.cfg" <<EOF
-global
-	nbthread 1
-	maxconn 4096
-defaults
-	mode http
-	option http-keep-alive
-	http-reuse safe
-	timeout connect 5s
-	timeout client 60s
-	timeout server 60s
+	{
+		haproxy_defaults safe
+		cat <<EOF
 frontend bench
 	bind 127.0.0.1:$2
 	default_backend backend
 backend backend
 	server b1 127.0.0.1:$3
 EOF
+	} >"$1/haproxy.cfg"
 }
 
 write_nginx_proxy() { # dir port backendport

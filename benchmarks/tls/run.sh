@@ -47,7 +47,7 @@ RESULTS=${RESULTS:-$HERE/results.md}
 INVOCATION="DURATION=$DURATION RUNS=$RUNS CONNS=$CONNS CURVE=$CURVE MODES=\"$MODES\"$([[ $NICE == 0 ]] || echo " NICE=$NICE") PROXIES=\"$PROXIES\" benchmarks/tls/run.sh"
 
 log() { printf '[tls] %s\n' "$*" >&2; }
-# Shared helpers from benchmarks/lib.sh: die, alive, stop_pid, cleanup, free_port, tree_pids, cpu_ticks, hwm_kib, start_bg, wait_url, median, loadavg, write_backend, med, fmt, busy, set_priority, install_missing.
+# Shared helpers from benchmarks/lib.sh: die, alive, stop_pid, cleanup, free_port, tree_pids, cpu_ticks, hwm_kib, start_bg, wait_url, median, loadavg, write_backend, haproxy_defaults, med, fmt, busy, set_priority, install_missing.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
@@ -83,17 +83,9 @@ make_cert() { # dir: ECDSA P-256 self-signed certificate for 127.0.0.1 / localho
 
 write_haproxy() { # dir port backendport plainport
 	mkdir -p "$1"
-	cat >"$1/haproxy.cfg" <<CONF
-global
-	nbthread 1
-	maxconn 4096
-defaults
-	mode http
-	option http-keep-alive
-	http-reuse always
-	timeout connect 5s
-	timeout client 60s
-	timeout server 60s
+	{
+		haproxy_defaults always
+		cat <<CONF
 frontend bench
 	bind 127.0.0.1:$2 ssl crt $CERTS/haproxy.pem alpn http/1.1 ssl-min-ver TLSv1.3
 	bind 127.0.0.1:$4
@@ -101,6 +93,7 @@ frontend bench
 backend backend
 	server b1 127.0.0.1:$3
 CONF
+	} >"$1/haproxy.cfg"
 }
 
 write_kvgate() { # dir port adminport backendport plainport

@@ -8,11 +8,11 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kvgate/kvgate/internal/progress"
+	"github.com/kvgate/kvgate/internal/syncbuf"
 )
 
 // TestDemoSmoke runs the demo on a very small built-in workload.
@@ -60,24 +60,6 @@ func TestDemoFlags(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestDemoStatusPage is the "done when": run the demo, open the
 // admin address, see which endpoint each conversation went to and why.
 // With --keep the demo prints its table, then holds kvgate up with the
@@ -85,7 +67,7 @@ func (s *syncBuffer) String() string {
 func TestDemoStatusPage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- runDemo(ctx, []string{"--synthetic", "--conversations", "3", "--turns", "2", "--simulators", "2", "--duration", "300ms", "--admin", "127.0.0.1:0", "--keep"}, &out, io.Discard)

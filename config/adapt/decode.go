@@ -64,6 +64,16 @@ func decodeDocs(data []byte, file string) ([]doc, []Warning, error) {
 	}
 }
 
+// namespaceOrDefault is the namespace of an object whose metadata.namespace
+// is ns: "default" when unset, as kubectl applies it. Both ways of reading an
+// object (collect from YAML, directDoc from decoded maps) use it.
+func namespaceOrDefault(ns string) string {
+	if ns == "" {
+		return "default"
+	}
+	return ns
+}
+
 // collect appends the object at n, or the items of a List, to docs.
 func collect(n *yaml.Node, file string, docs []doc, warns []Warning, depth int, budget *int) ([]doc, []Warning) {
 	if *budget--; *budget < 0 {
@@ -80,9 +90,7 @@ func collect(n *yaml.Node, file string, docs []doc, warns []Warning, depth int, 
 		d.res.Name = scalar(md, "name")
 		d.res.Namespace = scalar(md, "namespace")
 	}
-	if d.res.Namespace == "" {
-		d.res.Namespace = "default"
-	}
+	d.res.Namespace = namespaceOrDefault(d.res.Namespace)
 	d.node = n
 	switch {
 	case d.apiVersion == "" || d.res.Kind == "":
@@ -188,10 +196,7 @@ func unknownFields(n *yaml.Node, t reflect.Type, path string, out *[]fieldAt, bu
 		fields := fieldsOf(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key := n.Content[i].Value
-			p := key
-			if path != "" {
-				p = path + "." + key
-			}
+			p := joinKey(path, key) // the direct reader (where.in) spells paths the same way
 			ft, ok := fields[key]
 			switch {
 			case !ok:

@@ -32,10 +32,7 @@ func directDoc(o map[string]any) (doc, bool) {
 		return doc{}, false
 	}
 	ns, _ := md["namespace"].(string)
-	if ns == "" {
-		ns = "default"
-	}
-	return doc{res: Resource{Kind: kind, Name: name, Namespace: ns}, apiVersion: av, obj: o}, true
+	return doc{res: Resource{Kind: kind, Name: name, Namespace: namespaceOrDefault(ns)}, apiVersion: av, obj: o}, true
 }
 
 // mapReader is a *Doc type that reads itself from a decoded object.
@@ -110,6 +107,8 @@ func (r *mapRead) keys(m map[string]any, t reflect.Type, w where) {
 	}
 }
 
+// joinKey is key under path ("a.b"), the path unknown-key warnings name;
+// unknownFields (YAML path) and where (direct path) both build with it.
 func joinKey(path, key string) string {
 	if path == "" {
 		return key

@@ -165,16 +165,7 @@ endpoints:
 - {addresses: [10.2.0.1], conditions: {ready: true}, nodeName: n1, unknownKey: 1}
 - {addresses: [10.2.0.2], conditions: {ready: false, serving: true}}
 - {addresses: [10.2.0.3, 10.2.0.5], conditions: {ready: true, terminating: false}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: ai}
-spec:
-  parentRefs: [{name: gw}]
-  rules:
-  - matches: [{path: {type: PathPrefix, value: /web}}]
-    backendRefs: [{name: web, port: 80}]
-`
+` + webRoute
 	opts := Options{Live: true, Certs: map[string]CertFiles{"ai/gw-cert": {Cert: "/c", Key: "/k"}}}
 	direct, err := FromObjects(objects(t, in), "x", opts)
 	if err != nil {

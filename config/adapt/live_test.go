@@ -48,6 +48,20 @@ spec:
     tls: {certificateRefs: [{name: gw-cert}]}
 `
 
+// webRoute is an HTTPRoute sending /web to Service web port 80 (the tests
+// that use it define the Service and, where needed, its EndpointSlices).
+const webRoute = `
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: ai}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /web}}]
+    backendRefs: [{name: web, port: 80}]
+`
+
 const livePool = `
 ---
 apiVersion: inference.networking.k8s.io/v1
@@ -142,16 +156,7 @@ metadata: {name: web, namespace: ai}
 spec:
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: ai}
-spec:
-  parentRefs: [{name: gw}]
-  rules:
-  - matches: [{path: {type: PathPrefix, value: /web}}]
-    backendRefs: [{name: web, port: 80}]
-`
+` + webRoute
 	r, err := FromObjects(objects(t, in), "cluster", Options{Live: true})
 	if err != nil {
 		t.Fatalf("a pool with no ready endpoint must not be an error in Live mode: %v", err)

@@ -1,5 +1,5 @@
 // Package loadstat holds the counting and latency arithmetic shared by the benchmark
-// load clients (benchmarks/tls/hsload, benchmarks/h3/h3load). It owns no I/O.
+// load clients (benchmarks/cpu/rateload, benchmarks/tls/hsload, benchmarks/h3/h3load). It owns no I/O.
 package loadstat
 
 import (

@@ -11,10 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/kvgate/kvgate/internal/syncbuf"
 	"github.com/kvgate/kvgate/mtls"
 	"github.com/kvgate/kvgate/sim"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
@@ -353,7 +353,7 @@ func TestSPIFFE(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithCancel(context.Background())
-	var out safeBuffer
+	var out syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"spiffe", "--dir", dir, "--id", "client=spiffe://mesh.local/ns/bench/sa/client",
@@ -432,22 +432,4 @@ func TestCLI(t *testing.T) {
 			t.Errorf("%v: %q lacks %q", tc.args, text, tc.want)
 		}
 	}
-}
-
-// safeBuffer is a bytes.Buffer safe for one writer and one reader.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -11,8 +11,6 @@
 package main
 
 import (
-	"github.com/kvgate/kvgate/benchmarks/internal/loadstat"
-
 	"bufio"
 	"context"
 	"crypto/tls"
@@ -30,6 +28,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/kvgate/kvgate/benchmarks/internal/loadstat"
 )
 
 func main() {
