@@ -13,31 +13,23 @@ import (
 //
 //   - nodeBytes per (endpoint, block) entry: the node below, 24 bytes, in one
 //     slice without pointers, so the garbage collector never scans it;
-//   - mapBytesPerHash per distinct block hash: the reverse map's uint64 key and
-//     16-byte holders value, its control byte, and the free slots a
-//     Swiss-table map keeps between growths: 29 bytes at load 7/8, 57 just
-//     after a growth; 40 is the estimate, measured 40 to 57.
+//   - per distinct block hash, one 24-byte reverse-map entry (tslotBytes) at a
+//     load between 3/8 and 3/4: 32 to 64 bytes; Stats counts the table's
+//     real size.
 //
-// A block held by one endpoint costs about 24+40 = 64 bytes; a block shared
-// by k endpoints about 24k+40.
+// A block held by one endpoint costs about 24+48 = 72 bytes; a block shared
+// by k endpoints about 24k+48.
 const (
-	nodeBytes       = 24
-	mapBytesPerHash = 40
-	slotBytes       = 64
+	nodeBytes = 24
+	slotBytes = 64
 )
 
 // node is one (endpoint, block hash) entry. It sits on two lists: its
 // endpoint's LRU list (prev, next) and the singly linked list of endpoints
-// holding the same hash (hnext), whose head is in Index.heads.
-//
-// holders is the reverse-map value: the first holder node, and a bit per
-// slot below 64 so that Match over pools of up to 64 endpoints never walks
-// the holder list.
-type holders struct {
-	head int32
-	mask uint64
-}
-
+// holding the same hash (hnext), whose head is in the reverse map
+// (Index.tab, a table). The reverse map also keeps a bit per holding slot
+// below 64, so that Match over pools of up to 64 endpoints never walks the
+// holder list.
 // maskSlots is how many slots the holder mask covers.
 const maskSlots = 64
 
@@ -87,7 +79,7 @@ type Index struct {
 	eps        []lru
 	byName     map[string]int32
 	freeSlots  []int32
-	heads      map[uint64]holders // hash -> its holders
+	tab        table // hash -> its holders
 	nodes      []node
 	freeNode   int32 // head of the free node list, linked by next; -1 when none
 	entries    int
@@ -102,7 +94,7 @@ func NewIndex(defaultCapacity int) *Index {
 	return &Index{
 		defaultCap: defaultCapacity,
 		byName:     make(map[string]int32),
-		heads:      make(map[uint64]holders),
+		tab:        newTable(),
 		freeNode:   -1,
 	}
 }
@@ -224,12 +216,12 @@ func (x *Index) Match(blocks []uint64, out []int) []int {
 		return out
 	}
 	for i, h := range blocks {
-		hd, ok := x.heads[h]
+		_, head, ok := x.tab.get(h)
 		if !ok {
 			break
 		}
 		advanced := false
-		for k := hd.head; k >= 0; k = x.nodes[k].hnext {
+		for k := head; k >= 0; k = x.nodes[k].hnext {
 			if s := x.nodes[k].slot; out[s] == i {
 				out[s] = i + 1
 				advanced = true
@@ -250,7 +242,7 @@ func (x *Index) matchMask(blocks []uint64, out []int) {
 		return
 	}
 	for i, h := range blocks {
-		m := x.heads[h].mask // zero when absent
+		m, _, _ := x.tab.get(h) // zero when absent
 		for gone := alive &^ m; gone != 0; gone &= gone - 1 {
 			out[bits.TrailingZeros64(gone)] = i
 		}
@@ -338,21 +330,33 @@ func (x *Index) Sizes(out []int) []int {
 }
 
 // Stats reports the number of (endpoint, block) entries and the approximate
-// bytes the index uses: 24 bytes per allocated entry, about 32 per distinct
-// hash in the reverse map, and a little per endpoint (see nodeBytes).
+// bytes the index uses: 24 bytes per allocated entry, the reverse map's
+// table (32 to 64 bytes per distinct hash), and a little per endpoint (see
+// nodeBytes).
 func (x *Index) Stats() (entries int, approxBytes int) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	b := cap(x.nodes)*nodeBytes + len(x.heads)*mapBytesPerHash + len(x.eps)*slotBytes
+	b := cap(x.nodes)*nodeBytes + x.tab.bytes() + len(x.eps)*slotBytes
 	return x.entries, b
 }
 
 // touch makes hash the most recent entry of slot s, inserting it if needed.
 func (x *Index) touch(s int32, hash uint64) {
-	hd, ok := x.heads[hash]
-	if ok {
-		for k := hd.head; k >= 0; k = x.nodes[k].hnext {
-			if x.nodes[k].slot == s {
+	bit := slotBit(s)
+	if i := x.tab.find(hash); i >= 0 {
+		if e := &x.tab.slots[i]; bit == 0 || e.mask&bit != 0 {
+			prev := int32(-1)
+			for k := e.head - 1; k >= 0; prev, k = k, x.nodes[k].hnext {
+				if x.nodes[k].slot != s {
+					continue
+				}
+				if prev >= 0 {
+					// Move k to the front of the holder list, so that
+					// the next touch by this endpoint finds it first.
+					x.nodes[prev].hnext = x.nodes[k].hnext
+					x.nodes[k].hnext = e.head - 1
+					e.head = k + 1
+				}
 				x.unlinkLRU(k)
 				x.pushFront(s, k)
 				return
@@ -362,15 +366,13 @@ func (x *Index) touch(s int32, hash uint64) {
 	c := x.capacity(s)
 	for x.eps[s].n >= c {
 		x.evict(s)
-		// evict may have changed this hash's holders.
-		hd, ok = x.heads[hash]
 	}
 	k := x.alloc()
-	x.nodes[k] = node{hash: hash, slot: s, hnext: -1}
-	if ok {
-		x.nodes[k].hnext = hd.head
-	}
-	x.heads[hash] = holders{head: k, mask: hd.mask | slotBit(s)}
+	i := x.tab.insert(hash) // after evict, which moves table entries
+	e := &x.tab.slots[i]
+	x.nodes[k] = node{hash: hash, slot: s, hnext: e.head - 1}
+	e.head = k + 1
+	e.mask |= bit
 	x.pushFront(s, k)
 	x.eps[s].n++
 	x.entries++
@@ -425,26 +427,26 @@ func (x *Index) unlinkLRU(k int32) {
 	nd.prev, nd.next = -1, -1
 }
 
-// unlinkHash removes node k from its hash's holder list, deleting the map
-// entry when k was the last holder. The list is walked; it is at most as long
-// as the number of endpoints.
+// unlinkHash removes node k from its hash's holder list, deleting the
+// reverse-map entry when k was the last holder. The list is walked; it is at
+// most as long as the number of endpoints.
 func (x *Index) unlinkHash(k int32) {
 	nd := &x.nodes[k]
-	hd := x.heads[nd.hash]
-	hd.mask &^= slotBit(nd.slot)
-	if hd.head == k {
+	i := x.tab.find(nd.hash)
+	e := &x.tab.slots[i]
+	e.mask &^= slotBit(nd.slot)
+	if e.head-1 == k {
 		if nd.hnext < 0 {
-			delete(x.heads, nd.hash)
+			x.tab.remove(i)
 			return
 		}
-		hd.head = nd.hnext
-	} else {
-		for p := hd.head; p >= 0; p = x.nodes[p].hnext {
-			if x.nodes[p].hnext == k {
-				x.nodes[p].hnext = nd.hnext
-				break
-			}
+		e.head = nd.hnext + 1
+		return
+	}
+	for p := e.head - 1; p >= 0; p = x.nodes[p].hnext {
+		if x.nodes[p].hnext == k {
+			x.nodes[p].hnext = nd.hnext
+			return
 		}
 	}
-	x.heads[nd.hash] = hd
 }

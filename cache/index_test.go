@@ -28,7 +28,7 @@ func (x *Index) check() error {
 			if nd.slot != int32(s) || nd.prev != prev {
 				return fmt.Errorf("slot %d: node %d has slot %d prev %d, want %d %d", s, k, nd.slot, nd.prev, s, prev)
 			}
-			if h, ok := x.heads[nd.hash]; !ok || !x.chainHas(h.head, k) {
+			if _, head, ok := x.tab.get(nd.hash); !ok || !x.chainHas(head, k) {
 				return fmt.Errorf("slot %d: node %d missing from the reverse map", s, k)
 			}
 			prev = k
@@ -42,11 +42,18 @@ func (x *Index) check() error {
 		}
 		total += n
 	}
+	if err := x.tab.check(); err != nil {
+		return err
+	}
 	chained := 0
-	for h, hd := range x.heads {
+	for _, e := range x.tab.slots {
+		if e.head == 0 {
+			continue
+		}
+		h := e.key
 		slots := map[int32]bool{}
 		var mask uint64
-		for k := hd.head; k >= 0; k = x.nodes[k].hnext {
+		for k := e.head - 1; k >= 0; k = x.nodes[k].hnext {
 			nd := x.nodes[k]
 			if nd.hash != h || nd.slot < 0 || !x.eps[nd.slot].used || slots[nd.slot] {
 				return fmt.Errorf("hash %x: bad holder node %+v", h, nd)
@@ -55,8 +62,8 @@ func (x *Index) check() error {
 			mask |= slotBit(nd.slot)
 			chained++
 		}
-		if mask != hd.mask {
-			return fmt.Errorf("hash %x: mask %b, holders %b", h, hd.mask, mask)
+		if mask != e.mask {
+			return fmt.Errorf("hash %x: mask %b, holders %b", h, e.mask, mask)
 		}
 		if len(slots) == 0 {
 			return fmt.Errorf("hash %x has an empty holder list", h)
@@ -250,8 +257,8 @@ func (x *Index) naiveMatch(blocks []uint64) []int {
 	for s := range x.eps {
 		for _, h := range blocks {
 			held := false
-			if hd, ok := x.heads[h]; ok {
-				for k := hd.head; k >= 0; k = x.nodes[k].hnext {
+			if _, head, ok := x.tab.get(h); ok {
+				for k := head; k >= 0; k = x.nodes[k].hnext {
 					held = held || x.nodes[k].slot == int32(s)
 				}
 			}
@@ -341,7 +348,7 @@ func TestStatsBytes(t *testing.T) {
 	if entries != 2000 {
 		t.Fatalf("entries = %d, want 2000", entries)
 	}
-	min := 2000*nodeBytes + 1000*mapBytesPerHash
+	min := 2000*nodeBytes + 1000*tslotBytes*4/3
 	if bytes < min || bytes > 2*min {
 		t.Errorf("approxBytes = %d, want between %d and %d", bytes, min, 2*min)
 	}
