@@ -12,11 +12,12 @@ import (
 
 // prefixFixture is a pool of 16 endpoints that have each served 64 prompts of
 // 8 KiB behind one shared 2 KiB system prompt, and one more 8 KiB prompt
-// whose full prefix endpoint 3 holds.
+// whose full prefix endpoint 3 holds, and another one nobody holds yet.
 type prefixFixture struct {
 	idx    *Index
 	seed   uint64
 	prompt []byte
+	other  []byte
 }
 
 func newPrefixFixture(allHoldAll bool) prefixFixture {
@@ -48,7 +49,7 @@ func newPrefixFixture(allHoldAll bool) prefixFixture {
 			idx.Record(fmt.Sprintf("10.0.0.%d:8000", e), blocks)
 		}
 	}
-	return prefixFixture{idx: idx, seed: seed, prompt: prompt}
+	return prefixFixture{idx: idx, seed: seed, prompt: prompt, other: text(-2)}
 }
 
 // BenchmarkBlocksMatch is the per-request prefix work: hash an 8 KiB prompt
@@ -92,15 +93,32 @@ func BenchmarkBlocks8KiB(b *testing.B) {
 	clk.Stop(b)
 }
 
+// BenchmarkRecord8KiB records an 8 KiB prompt (128 blocks, the first 32 a
+// system prompt every endpoint holds) on one endpoint of the 16: "same"
+// records the same prompt every time (nothing changes after the first),
+// "alternating" two prompts in turn, so each Record moves 96 blocks held
+// deeper in the endpoint's LRU list back to the front.
 func BenchmarkRecord8KiB(b *testing.B) {
-	f := newPrefixFixture(false)
-	blocks := Blocks(f.seed, f.prompt, testBlockSize, nil)
-	b.ReportAllocs()
-	clk := benchcpu.Start()
-	for b.Loop() {
-		f.idx.Record("10.0.0.5:8000", blocks)
+	for _, tc := range []struct {
+		name      string
+		alternate bool
+	}{{"same", false}, {"alternating", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			f := newPrefixFixture(false)
+			prompts := [][]uint64{Blocks(f.seed, f.prompt, testBlockSize, nil)}
+			if tc.alternate {
+				prompts = append(prompts, Blocks(f.seed, f.other, testBlockSize, nil))
+			}
+			b.ReportAllocs()
+			i := 0
+			clk := benchcpu.Start()
+			for b.Loop() {
+				f.idx.Record("10.0.0.5:8000", prompts[i%len(prompts)])
+				i++
+			}
+			clk.Stop(b)
+		})
 	}
-	clk.Stop(b)
 }
 
 func BenchmarkPlace16(b *testing.B) {

@@ -262,17 +262,13 @@ func (x *Index) matchMask(blocks []uint64, out []int) {
 // is evicted from its tail, as vLLM evicts. It reports whether the endpoint
 // is registered; recording for an unknown endpoint (one removed while its
 // request was in flight) does nothing.
+//
+// Locking: Record first checks, under the read lock, whether the endpoint's
+// most recent entries already are the prompt's blocks in order (the same
+// prompt sent to the same endpoint again), in which case recording changes
+// nothing and the write lock is never taken.
 func (x *Index) Record(endpoint string, blocks []uint64) bool {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	s, ok := x.byName[endpoint]
-	if !ok {
-		return false
-	}
-	for i := len(blocks) - 1; i >= 0; i-- {
-		x.touch(s, blocks[i])
-	}
-	return true
+	return x.RecordTail(endpoint, blocks, 0)
 }
 
 // RecordTail is Record for a prompt longer than the part that was hashed:
@@ -286,23 +282,59 @@ func (x *Index) Record(endpoint string, blocks []uint64) bool {
 // them. They never match a hashed block, so Match is unaffected. tail <= 0
 // is Record.
 func (x *Index) RecordTail(endpoint string, blocks []uint64, tail int) bool {
-	if tail <= 0 || len(blocks) == 0 {
-		return x.Record(endpoint, blocks)
+	if len(blocks) == 0 {
+		tail = 0
+	}
+	x.mu.RLock()
+	s, ok := x.byName[endpoint]
+	done := ok && x.isFront(s, blocks, tail)
+	x.mu.RUnlock()
+	if !ok || done {
+		return ok
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	s, ok := x.byName[endpoint]
-	if !ok {
-		return false
+	if s, ok = x.byName[endpoint]; ok { // it may have left meanwhile
+		x.record(s, blocks, tail)
+	}
+	return ok
+}
+
+// isFront reports whether slot s's most recent entries are, in order,
+// blocks and then the tail entries RecordTail would add: then recording
+// them again changes nothing. It walks one node per block.
+func (x *Index) isFront(s int32, blocks []uint64, tail int) bool {
+	nd := x.eps[s].head
+	for _, h := range blocks {
+		if nd < 0 || x.nodes[nd].hash != h {
+			return false
+		}
+		nd = x.nodes[nd].next
+	}
+	if tail <= 0 {
+		return true
 	}
 	last := blocks[len(blocks)-1]
-	for i := min(tail, x.capacity(s)) - 1; i >= 0; i-- {
-		x.touch(s, tailHash(last, i))
+	for i := range min(tail, x.capacity(s)) {
+		if nd < 0 || x.nodes[nd].hash != tailHash(last, i) {
+			return false
+		}
+		nd = x.nodes[nd].next
+	}
+	return true
+}
+
+// record touches the tail entries, then blocks, last to first.
+func (x *Index) record(s int32, blocks []uint64, tail int) {
+	if tail > 0 {
+		last := blocks[len(blocks)-1]
+		for i := min(tail, x.capacity(s)) - 1; i >= 0; i-- {
+			x.touch(s, tailHash(last, i))
+		}
 	}
 	for i := len(blocks) - 1; i >= 0; i-- {
 		x.touch(s, blocks[i])
 	}
-	return true
 }
 
 // tailHash is the opaque entry for the i-th unhashed block after last.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 // check verifies every invariant linking the LRU lists, the reverse map and
@@ -452,4 +453,46 @@ func endpointAt(x *Index, slot int) (endpoint string, ok bool) {
 		return "", false
 	}
 	return x.eps[slot].name, true
+}
+
+// Recording a prompt that already is the endpoint's most recent run changes
+// nothing, so it must not wait for the write lock: a Record while a reader
+// holds the index returns. (A Record that needs the write lock would wait
+// for the reader; the test then fails after a generous grace period rather
+// than hanging.)
+func TestRecordUnchangedTakesReadLock(t *testing.T) {
+	x := NewIndex(100)
+	x.Add("a")
+	x.RecordTail("a", seq(0, 10), 3)
+	before := x.lruOf(0)
+	tests := []struct {
+		name   string
+		blocks []uint64
+		tail   int
+	}{
+		{"same prompt and tail", seq(0, 10), 3},
+		{"a prefix of it, no tail", seq(0, 4), 0},
+		{"no blocks", nil, 5},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			x.mu.RLock()
+			done := make(chan bool)
+			go func() { done <- x.RecordTail("a", tc.blocks, tc.tail) }()
+			select {
+			case ok := <-done:
+				x.mu.RUnlock()
+				if !ok {
+					t.Error("RecordTail reported false for a registered endpoint")
+				}
+			case <-time.After(10 * time.Second):
+				x.mu.RUnlock()
+				<-done
+				t.Fatal("RecordTail of an unchanged prompt waited for the write lock")
+			}
+			if got := x.lruOf(0); !slices.Equal(got, before) {
+				t.Errorf("LRU changed: %v, was %v", got, before)
+			}
+		})
+	}
 }
