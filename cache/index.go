@@ -324,16 +324,20 @@ func (x *Index) isFront(s int32, blocks []uint64, tail int) bool {
 	return true
 }
 
-// record touches the tail entries, then blocks, last to first.
+// record touches the tail entries, then blocks, last to first, each touch
+// hinting the next with the node that preceded it: blocks recorded together
+// before are usually still in order, so a prompt held anywhere in the list
+// costs one reverse-map lookup per run rather than one per block.
 func (x *Index) record(s int32, blocks []uint64, tail int) {
+	hint := int32(-1)
 	if tail > 0 {
 		last := blocks[len(blocks)-1]
 		for i := min(tail, x.capacity(s)) - 1; i >= 0; i-- {
-			x.touch(s, tailHash(last, i))
+			hint = x.touch(s, tailHash(last, i), hint)
 		}
 	}
 	for i := len(blocks) - 1; i >= 0; i-- {
-		x.touch(s, blocks[i])
+		hint = x.touch(s, blocks[i], hint)
 	}
 }
 
@@ -373,7 +377,20 @@ func (x *Index) Stats() (entries int, approxBytes int) {
 }
 
 // touch makes hash the most recent entry of slot s, inserting it if needed.
-func (x *Index) touch(s int32, hash uint64) {
+//
+// hint is a node that may be hash's (or -1): when it is, in slot s, the
+// reverse map is not consulted. touch returns the node that was just before
+// hash's in the LRU list (more recent), or -1: recording touches a prompt's
+// blocks last to first, and a prompt recorded before left its blocks in
+// order, so that node is usually the next block's.
+func (x *Index) touch(s int32, hash uint64, hint int32) (next int32) {
+	if hint >= 0 && x.nodes[hint].slot == s && x.nodes[hint].hash == hash {
+		// One node per (slot, hash): this is hash's.
+		next = x.nodes[hint].prev
+		x.unlinkLRU(hint)
+		x.pushFront(s, hint)
+		return next
+	}
 	bit := slotBit(s)
 	if i := x.tab.find(hash); i >= 0 {
 		if e := &x.tab.slots[i]; bit == 0 || e.mask&bit != 0 {
@@ -384,14 +401,15 @@ func (x *Index) touch(s int32, hash uint64) {
 				}
 				if prev >= 0 {
 					// Move k to the front of the holder list, so that
-					// the next touch by this endpoint finds it first.
+					// the next lookup by this endpoint finds it first.
 					x.nodes[prev].hnext = x.nodes[k].hnext
 					x.nodes[k].hnext = e.head - 1
 					e.head = k + 1
 				}
+				next = x.nodes[k].prev
 				x.unlinkLRU(k)
 				x.pushFront(s, k)
-				return
+				return next
 			}
 		}
 	}
@@ -408,6 +426,7 @@ func (x *Index) touch(s int32, hash uint64) {
 	x.pushFront(s, k)
 	x.eps[s].n++
 	x.entries++
+	return -1
 }
 
 // evict removes the least recently used entry of slot s.
