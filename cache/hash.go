@@ -6,10 +6,6 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// maxStackBlock is the largest block size hashed through a stack buffer;
-// larger blocks go through an xxhash.Digest (still without allocating).
-const maxStackBlock = 248
-
 // Seed starts a block-hash chain for one model and cache salt. Different
 // (model, salt) pairs give unrelated chains, so prompts of different models,
 // or with different salts, never share a block hash. Lengths are hashed too,
@@ -49,25 +45,8 @@ func Blocks(seed uint64, text []byte, blockSize int, dst []uint64) []uint64 {
 		dst = make([]uint64, 0, n)
 	}
 	h := seed
-	if blockSize <= maxStackBlock {
-		var buf [8 + maxStackBlock]byte
-		in := buf[:8+blockSize]
-		for i := 0; i < n; i++ {
-			binary.LittleEndian.PutUint64(in, h)
-			copy(in[8:], text[i*blockSize:(i+1)*blockSize])
-			h = xxhash.Sum64(in)
-			dst = append(dst, h)
-		}
-		return dst
-	}
-	var d xxhash.Digest
-	var prev [8]byte
 	for i := 0; i < n; i++ {
-		d.Reset()
-		binary.LittleEndian.PutUint64(prev[:], h)
-		_, _ = d.Write(prev[:])
-		_, _ = d.Write(text[i*blockSize : (i+1)*blockSize])
-		h = d.Sum64()
+		h = chainHash(h, text[i*blockSize:(i+1)*blockSize])
 		dst = append(dst, h)
 	}
 	return dst
