@@ -80,6 +80,26 @@ func BenchmarkBlocksMatch(b *testing.B) {
 	}
 }
 
+// BenchmarkMatch8KiB is BenchmarkBlocksMatch without the hashing.
+func BenchmarkMatch8KiB(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		all  bool
+	}{{"shared-16ep", false}, {"worst-16ep", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			f := newPrefixFixture(tc.all)
+			blocks := Blocks(f.seed, f.prompt, testBlockSize, nil)
+			out := make([]int, 0, 16)
+			b.ReportAllocs()
+			clk := benchcpu.Start()
+			for b.Loop() {
+				out = f.idx.Match(blocks, out)
+			}
+			clk.Stop(b)
+		})
+	}
+}
+
 func BenchmarkBlocks8KiB(b *testing.B) {
 	text := []byte(strings.Repeat("x", 8<<10))
 	dst := make([]uint64, 0, 128)

@@ -236,23 +236,66 @@ func (x *Index) Match(blocks []uint64, out []int) []int {
 
 // matchMask is Match for at most 64 slots: alive holds the slots that have
 // matched every block so far; a slot leaving it at block i matched i blocks.
+// Once one slot is left, matchOne takes over.
 func (x *Index) matchMask(blocks []uint64, out []int) {
 	alive := ^uint64(0) >> (maskSlots - uint(len(out)))
 	if len(out) == 0 {
 		return
 	}
 	for i, h := range blocks {
-		m, _, _ := x.tab.get(h) // zero when absent
+		j := x.tab.find(h)
+		var m uint64
+		if j >= 0 {
+			m = x.tab.slots[j].mask
+		}
 		for gone := alive &^ m; gone != 0; gone &= gone - 1 {
 			out[bits.TrailingZeros64(gone)] = i
 		}
 		if alive &= m; alive == 0 {
 			return
 		}
+		if alive&(alive-1) == 0 {
+			s := int32(bits.TrailingZeros64(alive))
+			out[s] = x.matchOne(blocks, i, s, x.tab.slots[j].head-1)
+			return
+		}
 	}
 	for ; alive != 0; alive &= alive - 1 {
 		out[bits.TrailingZeros64(alive)] = len(blocks)
 	}
+}
+
+// matchOne returns how many leading blocks slot s holds, given that it
+// holds blocks[0..i] and head starts blocks[i]'s holder list. Blocks
+// recorded together sit in order in the slot's LRU list, so the node after
+// the current block's is usually the next block's: when its hash is the
+// next block's, that settles it without a reverse-map lookup (a node in the
+// slot's list with that hash is the slot's entry for it).
+func (x *Index) matchOne(blocks []uint64, i int, s int32, head int32) int {
+	cur := x.holderNode(head, s)
+	for i++; i < len(blocks); i++ {
+		h := blocks[i]
+		if nx := x.nodes[cur].next; nx >= 0 && x.nodes[nx].hash == h {
+			cur = nx
+			continue
+		}
+		j := x.tab.find(h)
+		if j < 0 || x.tab.slots[j].mask&slotBit(s) == 0 {
+			return i
+		}
+		cur = x.holderNode(x.tab.slots[j].head-1, s)
+	}
+	return len(blocks)
+}
+
+// holderNode returns slot s's node in the holder list starting at head; s
+// must be in it.
+func (x *Index) holderNode(head, s int32) int32 {
+	k := head
+	for x.nodes[k].slot != s {
+		k = x.nodes[k].hnext
+	}
+	return k
 }
 
 // Record notes that endpoint now holds blocks (the request was just sent
