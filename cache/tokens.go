@@ -493,8 +493,28 @@ func (x *TokenIndex) Speculate(s int, own []uint64, now int64) {
 	if te == nil {
 		return
 	}
-	te.recent[te.nrecent%recentPicks] = recentPick{last: own[len(own)-1], n: len(own), exp: now + stale}
-	te.nrecent++
+	r := recentPick{last: own[len(own)-1], n: len(own), exp: now + stale}
+	// The same prompt again refreshes its entry rather than taking another
+	// (repeats would push other prompts out and lengthen every Speculated
+	// scan); a new one takes a free entry, or the one sent longest ago.
+	k := min(te.nrecent, recentPicks)
+	oldest := 0
+	for i := range k {
+		e := &te.recent[i]
+		if e.last == r.last && e.n == r.n {
+			e.exp = max(e.exp, r.exp)
+			return
+		}
+		if e.exp < te.recent[oldest].exp {
+			oldest = i
+		}
+	}
+	if k < recentPicks {
+		te.recent[k] = r
+		te.nrecent++
+		return
+	}
+	te.recent[oldest] = r
 }
 
 // Speculated returns how many leading blocks of own slot s is expected to

@@ -140,6 +140,37 @@ func TestTokenIndexSpeculate(t *testing.T) {
 	}
 }
 
+// Speculate keeps recentPicks distinct prompts: a prompt sent again
+// refreshes its entry, so repeats of one prompt do not push the others out,
+// and past recentPicks distinct prompts the one sent longest ago goes.
+func TestTokenIndexSpeculateRepeats(t *testing.T) {
+	x := NewTokenIndex(100, 1000)
+	a := x.Add("a")
+	prompt := func(i int) []uint64 { return TokenBlocks(0, toks(32, uint32(1000*i)), 16, nil) }
+	first := prompt(0)
+	x.Speculate(a, first, 10_000)
+	for i := range 2 * recentPicks {
+		x.Speculate(a, prompt(1), int64(10_001+i))
+	}
+	if got := x.Speculated(a, first, 10_500); got != len(first) {
+		t.Fatalf("after repeats of another prompt: speculated %d, want %d", got, len(first))
+	}
+	if got := x.Speculated(a, prompt(1), 11_001+2*recentPicks-2); got != len(first) {
+		t.Fatalf("a repeated prompt's entry was not refreshed: speculated %d", got)
+	}
+	for i := 2; i <= recentPicks; i++ { // 63 more distinct: 65 in all
+		x.Speculate(a, prompt(i), int64(10_200+i))
+	}
+	if got := x.Speculated(a, first, 10_500); got != 0 {
+		t.Errorf("the prompt sent longest ago is still speculated (%d) past %d distinct prompts", got, recentPicks)
+	}
+	for i := 1; i <= recentPicks; i++ {
+		if got := x.Speculated(a, prompt(i), 10_500); got != len(first) {
+			t.Fatalf("prompt %d: speculated %d, want %d", i, got, len(first))
+		}
+	}
+}
+
 // TestTokenSeedStable pins TokenSeed to the hash of its prefixed name (the
 // chain every precise-mode index entry hangs on) and to no allocation: it
 // runs once per precise-mode request.
