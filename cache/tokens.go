@@ -97,7 +97,7 @@ type TokenIndex struct {
 	eps       []*tokenEndpoint
 	byName    map[string]int32
 	freeSlots []int32
-	holders   map[uint64]uint64 // own hash -> bit per slot below 64
+	holders   table // own hash -> bit per slot below 64 (mask; head is 1 when used)
 	blockSize atomic.Int64
 }
 
@@ -134,7 +134,7 @@ type tokenEndpoint struct {
 // endpoint (at least 1) and treating picks unanswered for staleNanos as
 // stale (see Live; 0 or less: never stale by silence).
 func NewTokenIndex(capacity int, staleNanos int64) *TokenIndex {
-	x := &TokenIndex{capacity: max(capacity, 1), byName: map[string]int32{}, holders: map[uint64]uint64{}}
+	x := &TokenIndex{capacity: max(capacity, 1), byName: map[string]int32{}, holders: newTable()}
 	x.stale.Store(staleNanos)
 	return x
 }
@@ -243,7 +243,8 @@ func (x *TokenIndex) addLocked(s int, te *tokenEndpoint, eh, own uint64) {
 	}
 	te.engine[eh] = own
 	if te.count[own]++; te.count[own] == 1 && s < 64 {
-		x.holders[own] |= 1 << uint(s)
+		e := &x.holders.slots[x.holders.insert(own)]
+		e.head, e.mask = 1, e.mask|1<<uint(s)
 	}
 	te.ring = append(te.ring, eh)
 	if live := len(te.ring) - te.head; live > 2*x.capacity || te.head > 1024 && te.head > live {
@@ -275,11 +276,17 @@ func (x *TokenIndex) dropLocked(s int, te *tokenEndpoint, eh, own uint64) {
 	if te.count[own]--; te.count[own] <= 0 {
 		delete(te.count, own)
 		if s < 64 {
-			if m := x.holders[own] &^ (1 << uint(s)); m == 0 {
-				delete(x.holders, own)
-			} else {
-				x.holders[own] = m
-			}
+			x.unhold(own, s)
+		}
+	}
+}
+
+// unhold clears slot s (below 64) from own's holders.
+func (x *TokenIndex) unhold(own uint64, s int) {
+	if i := x.holders.find(own); i >= 0 {
+		e := &x.holders.slots[i]
+		if e.mask &^= 1 << uint(s); e.mask == 0 {
+			x.holders.remove(i)
 		}
 	}
 }
@@ -316,11 +323,7 @@ func (x *TokenIndex) clearLocked(s int32) {
 	te := x.eps[s]
 	if s < 64 {
 		for own := range te.count {
-			if m := x.holders[own] &^ (1 << uint(s)); m == 0 {
-				delete(x.holders, own)
-			} else {
-				x.holders[own] = m
-			}
+			x.unhold(own, int(s))
 		}
 	}
 	clear(te.engine)
@@ -401,13 +404,19 @@ func (x *TokenIndex) Match(blocks []uint64, out []int) []int {
 		}
 	}
 	for i, h := range blocks {
-		alive &= x.holders[h]
-		if alive == 0 {
+		var m uint64
+		if j := x.holders.find(h); j >= 0 {
+			m = x.holders.slots[j].mask
+		}
+		for gone := alive &^ m; gone != 0; gone &= gone - 1 {
+			out[bits.TrailingZeros64(gone)] = i
+		}
+		if alive &= m; alive == 0 {
 			break
 		}
-		for m := alive; m != 0; m &= m - 1 {
-			out[bits.TrailingZeros64(m)] = i + 1
-		}
+	}
+	for ; alive != 0; alive &= alive - 1 {
+		out[bits.TrailingZeros64(alive)] = len(blocks)
 	}
 	for s := 64; s < n; s++ {
 		te := x.eps[s]
@@ -465,7 +474,7 @@ func (x *TokenIndex) SetCapacity(blocks int) {
 func (x *TokenIndex) Held(own uint64) bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	if x.holders[own] != 0 {
+	if mask, _, _ := x.holders.get(own); mask != 0 {
 		return true
 	}
 	for s := 64; s < len(x.eps); s++ {

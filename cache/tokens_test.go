@@ -140,6 +140,38 @@ func TestTokenIndexSpeculate(t *testing.T) {
 	}
 }
 
+// The holder table forgets a hash once no endpoint holds it, whether its
+// blocks are removed, cleared, evicted by the bound or their endpoint leaves.
+func TestTokenIndexHoldersShrink(t *testing.T) {
+	t0 := toks(64, 1)
+	tests := []struct {
+		name string
+		drop func(x *TokenIndex, a, b int)
+	}{
+		{"removed", func(x *TokenIndex, a, b int) {
+			x.Removed(a, []uint64{1, 2, 3, 4})
+			x.Removed(b, []uint64{11, 12})
+		}},
+		{"cleared", func(x *TokenIndex, a, b int) { x.Cleared(a); x.Cleared(b) }},
+		{"endpoints removed", func(x *TokenIndex, a, b int) { x.Remove("a"); x.Remove("b") }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			x := NewTokenIndex(1000, 0)
+			a, b := x.Add("a"), x.Add("b")
+			x.Stored(a, []uint64{1, 2, 3, 4}, 0, false, t0, 16, 0)
+			x.Stored(b, []uint64{11, 12}, 0, false, t0[:32], 16, 0) // shares 2 hashes with a
+			if x.holders.n != 4 {
+				t.Fatalf("%d hashes held, want 4", x.holders.n)
+			}
+			tc.drop(x, a, b)
+			if x.holders.n != 0 {
+				t.Errorf("%d hashes still in the holder table", x.holders.n)
+			}
+		})
+	}
+}
+
 // Speculate keeps recentPicks distinct prompts: a prompt sent again
 // refreshes its entry, so repeats of one prompt do not push the others out,
 // and past recentPicks distinct prompts the one sent longest ago goes.
