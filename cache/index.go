@@ -67,9 +67,10 @@ type lru struct {
 // keeps slots must drop them when it removes the endpoint.
 //
 // Concurrency: all methods are safe for concurrent use. One sync.RWMutex
-// guards the index: Match (once per request) holds the read lock for a few
-// microseconds, Record (once per request, after the pick) the write lock for
-// about as long. At inference request rates (thousands per second per pool,
+// guards the index: Match (once per request) holds the read lock for about a
+// microsecond for an 8 KiB prompt; Record (once per request, after the pick)
+// holds the read lock alone when the prompt already is the endpoint's most
+// recent run, and otherwise the write lock for about as long again. At inference request rates (thousands per second per pool,
 // each request taking milliseconds to seconds upstream) the lock is free
 // almost always; sharding by hash would instead make every Match take many
 // locks, since a prompt's blocks spread over all shards.
