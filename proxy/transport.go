@@ -117,6 +117,9 @@ func (d *dialer) dial(addr string) (net.Conn, error) {
 	return ic, nil
 }
 
+// dialTCP is net.DialTimeout; a test replaces it to see which goroutine dials.
+var dialTCP = net.DialTimeout
+
 // dialAside connects on a goroutine of its own. net's dial path is deep
 // (resolver, dialParallel, socket setup: several KiB of stack), and the
 // request goroutine that dials is the one that then waits on the response:
@@ -130,7 +133,7 @@ func dialAside(addr string, timeout time.Duration) (net.Conn, error) {
 	}
 	ch := make(chan dialed, 1)
 	go func() {
-		c, err := net.DialTimeout("tcp", addr, timeout)
+		c, err := dialTCP("tcp", addr, timeout)
 		ch <- dialed{c, err}
 	}()
 	r := <-ch
