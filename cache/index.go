@@ -545,3 +545,22 @@ func (x *Index) unlinkHash(k int32) {
 		}
 	}
 }
+
+// Room reports, for every slot, how many more blocks that endpoint takes
+// before it evicts: its capacity less its entries, 0 when full. out is
+// reused as in Match.
+func (x *Index) Room(out []int) []int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if cap(out) < len(x.eps) {
+		out = make([]int, len(x.eps))
+	}
+	out = out[:len(x.eps)]
+	for i := range x.eps {
+		out[i] = 0
+		if x.eps[i].used {
+			out[i] = max(x.capacity(int32(i))-x.eps[i].n, 0)
+		}
+	}
+	return out
+}

@@ -496,3 +496,25 @@ func TestRecordUnchangedTakesReadLock(t *testing.T) {
 		})
 	}
 }
+
+// Room is capacity less entries per slot, never negative, and 0 for a
+// freed slot.
+func TestIndexRoom(t *testing.T) {
+	x := NewIndex(10)
+	a, b, c := x.Add("a"), x.Add("b"), x.Add("c")
+	x.SetCapacity("c", 4)
+	x.Record("a", []uint64{1, 2, 3})
+	x.Record("b", []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
+	x.Record("c", []uint64{7})
+	x.Remove("c")
+	room := x.Room(nil)
+	for _, tc := range []struct {
+		name string
+		slot int
+		want int
+	}{{"three of ten", a, 7}, {"full, oldest evicted", b, 0}, {"removed", c, 0}} {
+		if room[tc.slot] != tc.want {
+			t.Errorf("%s: room %d, want %d", tc.name, room[tc.slot], tc.want)
+		}
+	}
+}

@@ -34,6 +34,13 @@ import (
 //     the first body byte against the queue ahead at the pick and the
 //     uncached tokens the usage object reports (prompt − cached).
 //
+// The pick compares TTFT(e) plus an eviction charge: the prompt tokens e
+// would add to its cache beyond the room its prefix index says it has left
+// (Candidate.Room), times e's prefill rate, times costEvictWeight. The
+// request itself does not pay it; the conversations whose blocks it evicts
+// pay it back as prefill later, so a full cache is charged for taking a
+// long new context that an endpoint with room would hold for free.
+//
 // Learning is normalised least mean squares on the three features
 // (1, uncached/1000, ahead) with a robust step: a residual is clipped to
 // costClip × the running mean absolute residual, so that one stalled reply
@@ -82,6 +89,11 @@ const (
 	// others (a new conversation): overriding it makes kvgate replicas
 	// disagree about where a conversation lives.
 	costPlacementTolerance = 1.0
+	// costEvictWeight is the share of the tokens a pick evicts from an
+	// endpoint's cache that the pick is charged for at that endpoint's
+	// prefill rate: the evicted blocks are its least recently used, which
+	// another request needs again about as often as not.
+	costEvictWeight = 0.5
 )
 
 // costPrior is the model of an endpoint when no endpoint of the pool has
@@ -204,7 +216,8 @@ type costView struct {
 	w     float64
 	theta [3]float64
 	x     [3]float64
-	t     float64 // predicted TTFT, seconds
+	ttft  float64 // predicted TTFT, seconds
+	t     float64 // ttft plus the eviction charge: what the pick compares
 }
 
 // aheadOf is the queue a request sent to c joins: with a fresh scrape, the
@@ -261,13 +274,27 @@ func predict(pc *PickContext, cands []Candidate) []costView {
 	}
 	for i := range cv {
 		v := &cv[i]
-		v.t = 0
+		v.ttft = 0
 		for k := range v.theta {
 			v.theta[k] = v.w*v.theta[k] + (1-v.w)*prior[k]
-			v.t += v.theta[k] * v.x[k]
+			v.ttft += v.theta[k] * v.x[k]
 		}
+		v.t = v.ttft + v.theta[1]*float64(evictedOf(pc, &cands[i]))/1000*costEvictWeight
 	}
 	return cv
+}
+
+// evictedOf is the estimated tokens a request sent to c would evict from
+// c's cache: the prompt blocks c does not hold beyond the room its index
+// says c has left. Eviction costs this request nothing, but the requests
+// whose prefixes it drops pay it back as prefill later.
+func evictedOf(pc *PickContext, c *Candidate) int {
+	bs := pc.set.blockSize
+	if bs <= 0 {
+		return 0
+	}
+	add := len(pc.Req.Blocks) - c.Matched + pc.Req.TailBlocks
+	return max(add-c.Room, 0) * bs / cache.CharsPerToken
 }
 
 // leastCost returns the candidate with the smallest prediction, ties broken
@@ -304,34 +331,70 @@ func (LeastTTFTPicker) Pick(pc *PickContext, cands []Candidate) int {
 	return leastCost(predict(pc, cands))
 }
 
-// chooseLatency is choose for the latency preset: the prefix-affinity
-// choice (the holder of the longest prefix within the load bound, or the
-// consistent placement of a new prefix), unless another endpoint's
-// predicted TTFT beats it by more than the tolerance, in either direction:
-// a holder pushed off by the load bound comes back when it is still the
-// fastest, and a holder or placement whose queue or prefill rate makes it
-// slow gives way to the fastest endpoint.
+// chooseLatency is choose for the latency preset. It weighs the prefix
+// index's choice against the predicted TTFTs:
+//
+//   - a prompt new to the pool (placement: no endpoint holds more of it than
+//     another, or none holds its placement key) goes where prefix-affinity's
+//     consistent placement puts it, unless another endpoint's prediction
+//     beats the placement's by more than the tolerance;
+//   - a prompt some endpoints hold more of goes to the holder of the
+//     longest prefix with the smallest prediction, unless another
+//     endpoint's prediction beats it by more than costAffinityTolerance.
+//
+// Prefix-affinity's load bound plays no part past placement: the queue
+// term of the prediction is what moves a conversation off a busy holder,
+// and only when waiting there is predicted to cost more than prefilling
+// the conversation elsewhere. (Taking the bound's spill-over as the
+// choice, as this preset first did, let a long agent session leave a
+// holder that was predicted to be nearly as fast, and pay the whole
+// context's prefill on a second server.)
 func (p *Pool) chooseLatency(pc *PickContext, s *settings, cands []Candidate, useIndex bool) (int, Reason) {
-	i, reason := p.chooseAffinity(pc, s, MaxScorePicker{}, cands, useIndex)
 	cv := predict(pc, cands)
 	pc.predicted = cv
-	lo := leastCost(cv)
-	best, holders := 0, 0
+	best, holders, h := 0, 0, -1
 	for j := range cands {
 		switch m := cands[j].Matched; {
 		case m > best:
-			best, holders = m, 1
+			best, holders, h = m, 1, j
 		case m == best:
 			holders++
+			if h < 0 || cv[j].t < cv[h].t {
+				h = j
+			}
 		}
 	}
-	// The placement of a prompt every endpoint holds as much of (nothing,
-	// or a system prompt they all cache) is a new conversation's: replicas
-	// agree on it, so it earns the wider tolerance. Placement past a prefix
-	// only some endpoints hold (a tenant's context cached twice) is not.
+	_, place := placeable(best, holders, len(pc.Req.Blocks))
+	place = place || !useIndex || holders == len(cands)
+	// A prefix most endpoints hold is the pool's (a system prompt, a tool
+	// list): each endpoint prefills it once, whatever conversation brings
+	// it, so it does not decide where a new conversation goes; otherwise
+	// the few endpoints that lack it would never get one, and their caches
+	// would sit empty while the others evict.
+	poolWide := place && useIndex && best > 0 && 2*holders > len(cands)
+	if poolWide {
+		for j := range cands {
+			if d := best - cands[j].Matched; d > 0 {
+				cv[j].t -= cv[j].theta[1] * float64(d*s.blockSize/cache.CharsPerToken) / 1000
+			}
+		}
+	}
+	lo := leastCost(cv)
+	var i int
+	var reason Reason
 	tol := costAffinityTolerance
-	if reason == ReasonPlacement && holders == len(cands) {
-		tol = costPlacementTolerance
+	if place {
+		i, reason = p.chooseAffinity(pc, s, MaxScorePicker{}, cands, useIndex)
+		// Placement past a prefix the pool shares (or past nothing) is a
+		// new conversation's: replicas agree on it and it spreads
+		// conversations over the caches, so it earns the wider tolerance.
+		// Placement past a prefix a few endpoints hold (a tenant's context
+		// cached twice) does not.
+		if reason == ReasonPlacement && (poolWide || holders == len(cands)) {
+			tol = costPlacementTolerance
+		}
+	} else {
+		i, reason = h, ReasonAffinity
 	}
 	if tolerated(cv[i].t, &cv[lo], tol) {
 		return i, reason
@@ -349,7 +412,7 @@ func (p *Pool) chooseLatency(pc *PickContext, s *settings, cands []Candidate, us
 func prediction(pc *PickContext, c *Candidate, i int) Prediction {
 	pr := Prediction{Valid: true, Ahead: aheadOf(c), Uncached: uncachedOf(pc, c)}
 	if i < len(pc.predicted) {
-		pr.TTFT = time.Duration(pc.predicted[i].t * float64(time.Second))
+		pr.TTFT = time.Duration(pc.predicted[i].ttft * float64(time.Second))
 	}
 	return pr
 }

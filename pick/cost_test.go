@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/kvgate/kvgate/cache"
 )
 
 // The cost model recovers a known linear TTFT law from noisy samples with
@@ -102,6 +104,8 @@ func TestLatencyPredictionTable(t *testing.T) {
 			[]ep{{0.1, 0.1, 0, false}, {0.1, 0.1, 0, true}, {0.1, 0.1, 0, false}}, q("a"), 1, ReasonAffinity},
 		{"holder keeps a request one queue place behind",
 			[]ep{{0.1, 0.1, 0, false}, {0.1, 0.1, 1, true}, {0.1, 0.1, 0, false}}, q("b"), 1, ReasonAffinity},
+		{"the holder keeps a request the load bound would spill, while predicted within tolerance",
+			[]ep{{0.1, 0.02, 0, false}, {0.1, 0.02, 5, true}, {0.1, 0.02, 0, false}}, q("d"), 1, ReasonAffinity},
 		{"a long queue at the holder costs more than the prefill",
 			[]ep{{0.1, 0.1, 0, false}, {0.1, 0.1, 8, true}, {0.1, 0.1, 1, false}}, q("c"), 0, ReasonSpillover},
 		{"a slow prefill rate is worth a queue place",
@@ -161,6 +165,32 @@ func TestLatencyPlacement(t *testing.T) {
 	if d2.Index == d.Index || d2.Reason != ReasonSpillover {
 		t.Errorf("slow placed endpoint kept the prompt: %d (%s)", d2.Index, d2.Reason)
 	}
+}
+
+// A prefix most endpoints hold (a system prompt) does not keep new
+// conversations off the endpoint that lacks it: their placement goes
+// there as it would had that endpoint cached the prefix too, or its cache
+// would stay empty while the others evict.
+func TestLatencyPoolWidePrefixDoesNotStarveAnEndpoint(t *testing.T) {
+	p, eps := latencyPool(t, 4)
+	sys := longText("agent-instructions", 8192)
+	for i, e := range eps {
+		teach(e, 64, 0.001, 0.1, 0.1)
+		if i != 3 {
+			p.Index().Record(e.Addr, prompt("m", "", sys).Blocks)
+		}
+	}
+	for i := range 40 {
+		d := pick(t, p, eps, prompt("m", "", sys+longText(fmt.Sprint("task-", i), 1024)))
+		d.Endpoint.End(d.Tokens)
+		if d.Index == 3 {
+			if d.Reason != ReasonPlacement {
+				t.Errorf("conversation %d went to the endpoint without the prefix as %s, want placement", i, d.Reason)
+			}
+			return
+		}
+	}
+	t.Error("40 new conversations, none placed on the endpoint that lacks the system prompt")
 }
 
 // The learning loop: an endpoint that turns slow loses its traffic within a
@@ -230,6 +260,36 @@ func TestUncachedOfPrecise(t *testing.T) {
 	} {
 		if got := uncachedOf(pc, &tc.c); got != tc.want {
 			t.Errorf("%s: uncachedOf = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// The eviction charge: a candidate is charged, at its prefill rate, for
+// costEvictWeight of the prompt tokens it would add past its index's room,
+// and nothing while the prompt fits.
+func TestLatencyEvictionCharge(t *testing.T) {
+	p, eps := latencyPool(t, 3)
+	for _, e := range eps {
+		teach(e, 64, 0.001, 0.1, 0.1)
+	}
+	pc := AcquirePickContext()
+	defer ReleasePickContext(pc)
+	pc.Req = prompt("m", "", longText("evict", 8192))
+	pc.set = p.set.Load()
+	pc.Now = time.Now().UnixNano()
+	n := len(pc.Req.Blocks)
+	cands := []Candidate{
+		{E: eps[0], Room: 1 << 20},               // fits
+		{E: eps[1], Room: 0},                     // every block evicts one
+		{E: eps[2], Room: n / 2, Matched: n / 4}, // holds a quarter, room for half
+	}
+	cv := predict(pc, cands)
+	tokens := func(blocks int) float64 { return float64(blocks * pc.set.blockSize / cache.CharsPerToken) }
+	for i, want := range []float64{0, tokens(n), tokens(n - n/4 - n/2)} {
+		got := cv[i].t - cv[i].ttft
+		want = cv[i].theta[1] * want / 1000 * costEvictWeight
+		if math.Abs(got-want) > 1e-9 {
+			t.Errorf("candidate %d: eviction charge %.6f s, want %.6f s", i, got, want)
 		}
 	}
 }

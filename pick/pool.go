@@ -106,6 +106,10 @@ type Candidate struct {
 	// and CachedTokens is then E's cached prefix of the prompt in tokens.
 	Precise      bool
 	CachedTokens int
+	// Room is how many more blocks the index takes for E before it
+	// evicts (its capacity less its entries); filled only for the latency
+	// preset, whose cost charges a pick for what it would evict.
+	Room int
 }
 
 // PickContext is the per-request scratch space of a pick. It is not safe for
@@ -136,6 +140,7 @@ type PickContext struct {
 	loads  []int
 	idx    []int
 	sizes  []int
+	room   []int
 
 	costs     []costView // cost.go
 	predicted []costView // the costs of the last latency pick; nil otherwise
@@ -536,6 +541,9 @@ func (p *Pool) candidates(pc *PickContext, pl *plan, eps []*Endpoint) []Candidat
 	if pl.sizes {
 		pc.sizes = p.index.Sizes(pc.sizes)
 	}
+	if pl.latency {
+		pc.room = p.index.Room(pc.room)
+	}
 	cands := pc.cands[:0]
 	for _, e := range eps {
 		c := Candidate{E: e, KV: math.NaN()}
@@ -547,6 +555,9 @@ func (p *Pool) candidates(pc *PickContext, pl *plan, eps []*Endpoint) []Candidat
 		c.Recent = e.recent.Load()
 		if s := e.slot; pl.sizes && s >= 0 && s < len(pc.sizes) {
 			c.Cached = pc.sizes[s]
+		}
+		if s := e.slot; pl.latency && s >= 0 && s < len(pc.room) {
+			c.Room = pc.room[s]
 		}
 		if at := e.scrapedAt.Load(); at > 0 && pc.Now-at <= pc.set.staleAfter {
 			c.Fresh = true

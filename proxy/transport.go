@@ -101,7 +101,7 @@ type dialer struct {
 var errUpstreamsCut = errors.New("kvgate is shutting down: drainTimeout has passed")
 
 func (d *dialer) dial(addr string) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, d.timeout)
+	c, err := dialAside(addr, d.timeout)
 	if err != nil {
 		return nil, &dialError{err}
 	}
@@ -115,6 +115,29 @@ func (d *dialer) dial(addr string) (net.Conn, error) {
 		return nil, &dialError{errUpstreamsCut}
 	}
 	return ic, nil
+}
+
+// dialTCP is net.DialTimeout; a test replaces it to see which goroutine dials.
+var dialTCP = net.DialTimeout
+
+// dialAside connects on a goroutine of its own. net's dial path is deep
+// (resolver, dialParallel, socket setup: several KiB of stack), and the
+// request goroutine that dials is the one that then waits on the response:
+// dialling there grew its stack to 16 KiB, kept for the whole life of a
+// stream, where 8 KiB is enough for everything else the request does. The
+// hand-off costs one goroutine per new connection, next to a TCP connect.
+func dialAside(addr string, timeout time.Duration) (net.Conn, error) {
+	type dialed struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan dialed, 1)
+	go func() {
+		c, err := dialTCP("tcp", addr, timeout)
+		ch <- dialed{c, err}
+	}()
+	r := <-ch
+	return r.c, r.err
 }
 
 // connSet is every upstream connection of one Proxy, across pools and

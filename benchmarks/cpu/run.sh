@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # CPU per request at moderate, fixed request rates: kvgate against HAProxy and Caddy,
 # plaintext HTTP/1.1, HTTPS HTTP/1.1, HTTPS HTTP/2 and SPIFFE mTLS on both sides, plus
-# the memory of 10,000 idle SSE streams (kvgate, HAProxy, nginx) and peak RSS under
-# the HTTP/1.1 load. One command runs every mode; see README.md beside this file.
+# the memory of 10,000 idle SSE streams over HTTP/1.1 and over h2c (kvgate, HAProxy,
+# nginx) and peak RSS under the HTTP/1.1 load. One command runs every mode; see README.md beside this file.
 #
 # Environment (all optional):
 #   DURATION=10s   length of each measured load run (s suffix)
@@ -13,12 +13,14 @@
 #   MTLS_RATE=1000 SPIFFE mTLS rate (client -> proxy -> upstream, mTLS on both hops)
 #   CONNS=16       client connections (keep-alive) in every mode
 #   STREAMS=10000  idle SSE streams held open through each proxy
-#   MODES="h1 tls-h1 tls-h2 mtls sse"   which modes to run
+#   MODES="h1 tls-h1 tls-h2 mtls sse sse-h2"   which modes to run (sse: idle streams over
+#                  HTTP/1.1; sse-h2: the same over prior-knowledge h2c, SSE_PER_CONN per connection)
 #   PROXIES="haproxy caddy kvgate"      proxies of the CPU modes
 #   ACCESSLOG_ROW=1  also measure kvgate with its default JSON access log (to a file) at 2,000 req/s
 #   BASE_BIN=path  also measure this kvgate binary (an older build, row kvgate-base) in the plaintext
-#                  modes, paired with kvgate: what a change bought in whole-process CPU
-#   SSE_PROXIES="kvgate haproxy nginx"  proxies of the idle-stream mode
+#                  and idle-stream modes, paired with kvgate: what a change bought
+#   SSE_PROXIES="kvgate haproxy nginx"  proxies of the idle-stream modes (plus kvgate-base with BASE_BIN)
+#   SSE_PER_CONN=100  streams per client connection in sse-h2 (the default stream limit of all three)
 #   SHORT=1        a run of seconds for CI: DURATION=2s RUNS=1 RATES="500 2000" STREAMS=1000
 #   PROXY_CPU=0 LOAD_CPU=1   the proxy's core, and the core of backend + load client
 #   NICE=-20       raise this run's autogroup priority (root; see benchmarks/overhead/README.md)
@@ -41,11 +43,12 @@ TLS_RATE=${TLS_RATE:-2000}
 MTLS_RATE=${MTLS_RATE:-1000}
 CONNS=${CONNS:-16}
 STREAMS=${STREAMS:-10000}
-MODES=${MODES:-"h1 tls-h1 tls-h2 mtls sse"}
+MODES=${MODES:-"h1 tls-h1 tls-h2 mtls sse sse-h2"}
 PROXIES=${PROXIES:-"haproxy caddy kvgate"}
 ACCESSLOG_ROW=${ACCESSLOG_ROW:-1}
 BASE_BIN=${BASE_BIN:-}
-SSE_PROXIES=${SSE_PROXIES:-"kvgate haproxy nginx"}
+SSE_PROXIES=${SSE_PROXIES:-"kvgate haproxy nginx${BASE_BIN:+ kvgate-base}"}
+SSE_PER_CONN=${SSE_PER_CONN:-100}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 NICE=${NICE:-0}
@@ -66,8 +69,8 @@ source "$HERE/../lib.sh"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
 [[ $DURATION =~ ^[1-9][0-9]*s$ ]] || die "DURATION must be whole seconds like 10s, got '$DURATION'"
 [[ $STREAMS =~ ^[1-9][0-9]*$ ]] || die "STREAMS must be a positive integer, got '$STREAMS'"
-for r in $RATES $TLS_RATE $MTLS_RATE $CONNS; do [[ $r =~ ^[1-9][0-9]*$ ]] || die "rates and CONNS must be positive integers, got '$r'"; done
-for m in $MODES; do [[ " h1 tls-h1 tls-h2 mtls sse " == *" $m "* ]] || die "unknown mode '$m' (h1 tls-h1 tls-h2 mtls sse)"; done
+for r in $RATES $TLS_RATE $MTLS_RATE $CONNS $SSE_PER_CONN; do [[ $r =~ ^[1-9][0-9]*$ ]] || die "rates and CONNS must be positive integers, got '$r'"; done
+for m in $MODES; do [[ " h1 tls-h1 tls-h2 mtls sse sse-h2 " == *" $m "* ]] || die "unknown mode '$m' (h1 tls-h1 tls-h2 mtls sse sse-h2)"; done
 DUR_S=${DURATION%s}
 LOAD_TIMEOUT=$((DUR_S + 60))
 
@@ -103,7 +106,7 @@ mkdir -p "$WORK/bin"
 
 # 10,000 streams need about 20,000 descriptors in the proxy (client and upstream side).
 STREAMS_WANTED=$STREAMS
-if has_mode sse; then
+if has_mode sse || has_mode sse-h2; then
 	want=$((STREAMS * 2 + 2000))
 	if (($(ulimit -n) < want)); then
 		ulimit -Hn "$want" 2>/dev/null || true
@@ -268,6 +271,17 @@ KEYS=()
 
 rateload() { "${LOAD_PFX[@]}" timeout "$LOAD_TIMEOUT" "$WORK/bin/rateload" "$@"; }
 
+status_kib() { # FIELD PID: a /proc/PID/status field (VmRSS, RssAnon, RssFile, VmHWM) summed over the process tree
+	local total=0 p v
+	for p in $(tree_pids "$2"); do
+		v=$(awk -v f="$1:" '$1 == f {print $2}' "/proc/$p/status" 2>/dev/null || true)
+		total=$((total + ${v:-0}))
+	done
+	echo "$total"
+}
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+rss_kib() { status_kib VmRSS "$1"; }
+
 # measure NAME MODE RATE URL [rateload flags...]: one load run; NAME "direct" has no proxy.
 measure() {
 	local name=$1 mode=$2 rate=$3 url=$4 key="$1/$2" pid t0 t1 js ok
@@ -325,7 +339,7 @@ UPTIME_BEFORE=$(uptime)
 log "uptime before: $UPTIME_BEFORE"
 STARTED_AT=$(date -u +%Y-%m-%dT%H:%MZ)
 
-declare -A HWM_H1
+declare -A HWM_H1 ANON_H1 FILE_H1
 if has_mode h1 || has_mode tls-h1 || has_mode tls-h2 || has_mode mtls; then
 	for p in $PROXIES; do start_proxy "$p"; done
 	[[ $ACCESSLOG_ROW != 1 || " $PROXIES " != *" kvgate "* || " $RATES " != *" 2000 "* ]] || start_proxy kvgate-accesslog
@@ -334,7 +348,12 @@ if has_mode h1 || has_mode tls-h1 || has_mode tls-h2 || has_mode mtls; then
 	for p in "${!PID_OF[@]}"; do rateload -url "$(url_of "$p" h1-x)" -rate 1000 -d 2s -c "$CONNS" >/dev/null || true; done
 	if has_mode h1; then
 		for r in $RATES; do run_mode "h1-$r" "$r"; done
-		for p in $PROXIES; do HWM_H1[$p]=$(awk -v k="$(hwm_kib "${PID_OF[$p]}")" 'BEGIN {printf "%.1f", k / 1024}'); done
+		# VmHWM is the peak of RssAnon + RssFile + RssShmem; the split is read at the end of the load.
+		for p in $PROXIES; do
+			HWM_H1[$p]=$(mib "$(hwm_kib "${PID_OF[$p]}")")
+			ANON_H1[$p]=$(mib "$(status_kib RssAnon "${PID_OF[$p]}")")
+			FILE_H1[$p]=$(mib "$(status_kib RssFile "${PID_OF[$p]}")")
+		done
 	fi
 	has_mode tls-h1 && run_mode tls-h1 "$TLS_RATE"
 	has_mode tls-h2 && run_mode tls-h2 "$TLS_RATE" -h2
@@ -344,39 +363,42 @@ fi
 
 # ---------------------------------------------------------------- idle SSE streams
 
-declare -A SSE_BASE SSE_RSS SSE_OPEN SSE_NOTE
-rss_kib() { # VmRSS summed over the process tree
-	local total=0 p v
-	for p in $(tree_pids "$1"); do
-		v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || true)
-		total=$((total + ${v:-0}))
-	done
-	echo "$total"
-}
-if has_mode sse; then
-	SPORT=$(free_port)
-	start_bg "$WORK/sse-backend.log" "${LOAD_PFX[@]}" "$WORK/bin/rateload" -mode sse-backend -listen "127.0.0.1:$SPORT"
-	SSE_BACKEND=$STARTED_PID
-	for _ in $(seq 50); do grep -q listening "$WORK/sse-backend.log" && break; sleep 0.1; done
+declare -A SSE_BASE SSE_RSS SSE_ANON SSE_FILE SSE_OPEN SSE_NOTE
+
+# sse_mode MODE: STREAMS idle streams through each of SSE_PROXIES, one proxy at a time.
+# sse: HTTP/1.1, one client connection per stream. sse-h2: prior-knowledge h2c from the
+# client, SSE_PER_CONN streams per connection, HTTP/1.1 to the backend (one upstream
+# connection per stream in every proxy).
+sse_mode() {
+	local mode=$1 p dir port pid key bin h2flags=() h2bind="" h2listen="" kvproto="http1"
+	if [[ $mode == sse-h2 ]]; then
+		h2flags=(-h2 -m "$SSE_PER_CONN")
+		h2bind=" proto h2"
+		h2listen=" http2"
+		kvproto="http1, http2"
+	fi
 	for p in $SSE_PROXIES; do
-		dir=$WORK/sse-$p
+		key=$mode/$p
+		dir=$WORK/$mode-$p
 		mkdir -p "$dir/tmp"
 		port=$(free_port)
 		case $p in
-		kvgate)
+		kvgate | kvgate-base)
 			# maxConnections raised from its default 10,000: the streams alone are that many.
 			cat >"$dir/kvgate.yaml" <<CONF
 admin: {address: 127.0.0.1:$(free_port)}
 accessLog: {path: "off"}
 limits: {maxConnections: $((STREAMS + 1000))}
 listeners:
-  - {name: plain, address: 127.0.0.1:$port, protocols: [http1]}
+  - {name: plain, address: 127.0.0.1:$port, protocols: [$kvproto]}
 routes:
   - {name: all, backends: [{pool: sse}]}
 pools:
   - {name: sse, endpoints: ["127.0.0.1:$SPORT"]}
 CONF
-			start_bg "$dir/log" env GOMAXPROCS=1 "${PROXY_PFX[@]}" "$WORK/bin/kvgate" run --config "$dir/kvgate.yaml"
+			bin=$WORK/bin/kvgate
+			[[ $p == kvgate ]] || bin=$BASE_BIN
+			start_bg "$dir/log" env GOMAXPROCS=1 "${PROXY_PFX[@]}" "$bin" run --config "$dir/kvgate.yaml"
 			;;
 		haproxy)
 			cat >"$dir/haproxy.cfg" <<CONF
@@ -390,7 +412,7 @@ defaults
 	timeout client 300s
 	timeout server 300s
 frontend plain
-	bind 127.0.0.1:$port
+	bind 127.0.0.1:$port$h2bind
 	default_backend be
 backend be
 	server b1 127.0.0.1:$SPORT
@@ -412,7 +434,7 @@ http {
 	uwsgi_temp_path $dir/tmp/uwsgi;
 	scgi_temp_path $dir/tmp/scgi;
 	server {
-		listen 127.0.0.1:$port backlog=4096;
+		listen 127.0.0.1:$port$h2listen backlog=4096;
 		location / {
 			proxy_pass http://127.0.0.1:$SPORT;
 			proxy_http_version 1.1;
@@ -425,27 +447,37 @@ http {
 CONF
 			start_bg "$dir/log" "${PROXY_PFX[@]}" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;'
 			;;
-		*) die "unknown SSE proxy $p (kvgate | haproxy | nginx)" ;;
+		*) die "unknown SSE proxy $p (kvgate | haproxy | nginx | kvgate-base with BASE_BIN)" ;;
 		esac
 		pid=$STARTED_PID
 		for _ in $(seq 100); do [[ -n $(ss -Hltn "sport = :$port") ]] && break; sleep 0.1; done
 		sleep 0.5
-		SSE_BASE[$p]=$(awk -v k="$(rss_kib "$pid")" 'BEGIN {printf "%.1f", k / 1024}')
+		SSE_BASE[$key]=$(mib "$(rss_kib "$pid")")
 		rm -f "$dir/ready"
 		# Held until this script has read the RSS; the hold is generous so a slow open never cuts it short.
 		"${LOAD_PFX[@]}" timeout 700 "$WORK/bin/rateload" -mode sse-hold -url "http://127.0.0.1:$port/events" \
-			-n "$STREAMS" -hold 600s -ready "$dir/ready" >"$dir/hold.json" 2>"$dir/hold.err" &
+			-n "$STREAMS" "${h2flags[@]}" -hold 600s -ready "$dir/ready" >"$dir/hold.json" 2>"$dir/hold.err" &
 		HOLD=$!
 		PIDS+=("$HOLD")
 		for _ in $(seq 3000); do [[ -s $dir/ready ]] && break; alive "$HOLD" || break; sleep 0.1; done
 		sleep 2 # let the proxy settle (lazy buffers, GC)
-		SSE_RSS[$p]=$(awk -v k="$(rss_kib "$pid")" 'BEGIN {printf "%.1f", k / 1024}')
-		SSE_OPEN[$p]=$(jq -r '.open // 0' "$dir/ready" 2>/dev/null || echo 0)
-		SSE_NOTE[$p]=$(jq -r '.firstError // empty' "$dir/ready" 2>/dev/null | cut -c1-160 || true)
-		log "sse $p: ${SSE_OPEN[$p]} of $STREAMS streams open, RSS ${SSE_BASE[$p]} -> ${SSE_RSS[$p]} MiB ${SSE_NOTE[$p]}"
+		SSE_RSS[$key]=$(mib "$(rss_kib "$pid")")
+		SSE_ANON[$key]=$(mib "$(status_kib RssAnon "$pid")")
+		SSE_FILE[$key]=$(mib "$(status_kib RssFile "$pid")")
+		SSE_OPEN[$key]=$(jq -r '.open // 0' "$dir/ready" 2>/dev/null || echo 0)
+		SSE_NOTE[$key]=$(jq -r '.firstError // empty' "$dir/ready" 2>/dev/null | cut -c1-160 || true)
+		[[ -s $dir/ready ]] || SSE_NOTE[$key]="no ready file: $(tail -n 1 "$dir/hold.err" | cut -c1-140)"
+		log "$mode $p: ${SSE_OPEN[$key]} of $STREAMS streams open, RSS ${SSE_BASE[$key]} -> ${SSE_RSS[$key]} MiB (anon ${SSE_ANON[$key]}, file ${SSE_FILE[$key]}) ${SSE_NOTE[$key]}"
 		stop_pid "$HOLD"
 		stop_pid "$pid"
 	done
+}
+if has_mode sse || has_mode sse-h2; then
+	SPORT=$(free_port)
+	start_bg "$WORK/sse-backend.log" "${LOAD_PFX[@]}" "$WORK/bin/rateload" -mode sse-backend -listen "127.0.0.1:$SPORT"
+	SSE_BACKEND=$STARTED_PID
+	for _ in $(seq 50); do grep -q listening "$WORK/sse-backend.log" && break; sleep 0.1; done
+	for m in sse sse-h2; do has_mode "$m" && sse_mode "$m"; done
 	stop_pid "$SSE_BACKEND"
 fi
 LOAD_AFTER=$(loadavg)
@@ -504,26 +536,34 @@ report() {
 	if has_mode h1 && ((${#HWM_H1[@]})); then
 		echo "## Peak RSS under the HTTP/1.1 load"
 		echo
-		echo "VmHWM after every HTTP/1.1 round (all rates), MiB:$(for p in $PROXIES; do printf ' %s %s;' "$p" "${HWM_H1[$p]}"; done)"
+		echo "VmHWM after every HTTP/1.1 round (all rates), and the split of resident memory at the end of the load:"
+		echo "RssAnon (heap, stacks, buffers) and RssFile (pages of the executable and libraries read from disk), MiB."
+		echo
+		echo "| proxy | peak RSS (VmHWM) | RssAnon at end | RssFile at end |"
+		echo "|---|---:|---:|---:|"
+		for p in $PROXIES; do echo "| $p | ${HWM_H1[$p]} | ${ANON_H1[$p]} | ${FILE_H1[$p]} |"; done
 		echo
 	fi
-	if has_mode sse; then
-		echo "## $STREAMS_WANTED idle SSE streams"
+	for m in sse sse-h2; do
+		has_mode "$m" || continue
+		echo "## $STREAMS_WANTED idle SSE streams$([[ $m == sse ]] && echo ", HTTP/1.1" || echo ", h2c ($SSE_PER_CONN streams per client connection)")"
 		echo
-		echo "A Go SSE backend sends one event per stream and then holds it; \`rateload -mode sse-hold\` opens the streams"
-		echo "through the proxy, waits for each first event, and holds them while VmRSS (process tree) is read."
+		echo "A Go SSE backend (HTTP/1.1) sends one event per stream and then holds it; \`rateload -mode sse-hold$([[ $m == sse ]] || echo " -h2")\` opens the streams"
+		echo "through the proxy$([[ $m == sse ]] && echo ", one connection each" || echo " as prior-knowledge h2c, $SSE_PER_CONN per connection"), waits for each first event, and holds them while VmRSS (process tree) is read;"
+		echo "RssAnon and RssFile are read at the same moment."
 		if ((STREAMS < STREAMS_WANTED)); then
 			echo "The open-file limit ($(ulimit -n), not raisable here) allowed $STREAMS streams per proxy: the last column"
 			echo "extrapolates RSS before + $STREAMS_WANTED × the measured per-stream cost."
 		fi
 		echo
-		echo "| proxy | streams open | RSS before MiB | RSS with streams MiB | KiB per stream | RSS at $STREAMS_WANTED streams MiB | note |"
-		echo "|---|---:|---:|---:|---:|---:|---|"
+		echo "| proxy | streams open | RSS before MiB | RSS with streams MiB | RssAnon MiB | RssFile MiB | KiB per stream | RSS at $STREAMS_WANTED streams MiB | note |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
 		for p in $SSE_PROXIES; do
-			echo "| $p | ${SSE_OPEN[$p]:-0} | ${SSE_BASE[$p]:--} | ${SSE_RSS[$p]:--} | $(sse_kib "$p") | $(sse_at "$p") | ${SSE_NOTE[$p]:-} |"
+			k=$m/$p
+			echo "| $p | ${SSE_OPEN[$k]:-0} | ${SSE_BASE[$k]:--} | ${SSE_RSS[$k]:--} | ${SSE_ANON[$k]:--} | ${SSE_FILE[$k]:--} | $(sse_kib "$k") | $(sse_at "$k") | ${SSE_NOTE[$k]:-} |"
 		done
 		echo
-	fi
+	done
 	echo "## Targets (issue 15)"
 	echo
 	for r in $RATES; do
@@ -543,12 +583,13 @@ report() {
 		x=$(per_1k "$(med "${S_CPU[kvgate/mtls]}")")
 		echo "- SPIFFE mTLS both sides at $MTLS_RATE req/s: kvgate $x vCPU per 1,000 req/s (≤ 0.10: $(verdict "$x" 0.10)); Istio publishes 0.20 (sidecar) and 0.25 (waypoint)$([[ -z ${S_CPU[haproxy/mtls]:-} ]] || echo "; HAProxy $(per_1k "$(med "${S_CPU[haproxy/mtls]}")") in this run")"
 	fi
-	if [[ -n ${SSE_RSS[kvgate]:-} ]]; then
-		x=$(sse_at kvgate)
-		echo "- $STREAMS_WANTED idle SSE streams: kvgate $x MiB RSS$( ((STREAMS == STREAMS_WANTED)) || echo " (extrapolated from $STREAMS)") (≤ 150 MiB: $(verdict "$x" 150))$(for p in $SSE_PROXIES; do [[ $p == kvgate ]] || printf '; %s %s MiB' "$p" "$(sse_at "$p")"; done)"
-	fi
+	for m in sse sse-h2; do
+		[[ -n ${SSE_RSS[$m/kvgate]:-} ]] || continue
+		x=$(sse_at "$m/kvgate")
+		echo "- $STREAMS_WANTED idle SSE streams ($([[ $m == sse ]] && echo HTTP/1.1 || echo h2c)): kvgate $x MiB RSS$( ((STREAMS == STREAMS_WANTED)) || echo " (extrapolated from $STREAMS)") (≤ 150 MiB: $(verdict "$x" 150))$(for p in $SSE_PROXIES; do [[ $p == kvgate ]] || printf '; %s %s MiB' "$p" "$(sse_at "$m/$p")"; done)"
+	done
 	if [[ -n ${HWM_H1[kvgate]:-} ]]; then
-		echo "- peak RSS under the HTTP/1.1 load: kvgate ${HWM_H1[kvgate]} MiB (≤ 24 MiB: $(verdict "${HWM_H1[kvgate]}" 24))"
+		echo "- peak RSS under the HTTP/1.1 load: kvgate ${HWM_H1[kvgate]} MiB (≤ 24 MiB: $(verdict "${HWM_H1[kvgate]}" 24)), of which RssFile (the executable's pages) ${FILE_H1[kvgate]} MiB and RssAnon ${ANON_H1[kvgate]} MiB at the end of the load"
 	fi
 	echo
 	echo "## Versions"

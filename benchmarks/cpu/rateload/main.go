@@ -11,7 +11,8 @@
 //     open until the client goes away (the idle-stream test's backend).
 //   - sse-hold: opens N such streams through a proxy, waits for the first
 //     event on each, writes a JSON line to -ready, holds them all for -hold and
-//     closes them.
+//     closes them. HTTP/1.1 by default, one connection per stream; with -h2,
+//     prior-knowledge h2c (or h2 over TLS), -m streams on each connection.
 //
 // It owns only load generation and counting; it never retries a request and is
 // meant for loopback servers under test.
@@ -67,6 +68,7 @@ type config struct {
 	// sse-backend / sse-hold
 	listen  string
 	streams int
+	perConn int
 	hold    time.Duration
 	ready   string
 }
@@ -86,6 +88,7 @@ func parse(args []string) (config, error) {
 	ca := fs.String("ca", "", "verify the server against this CA `FILE` (PEM); default: no verification")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:0", "`HOST:PORT` (sse-backend)")
 	fs.IntVar(&c.streams, "n", 10000, "streams to open (sse-hold)")
+	fs.IntVar(&c.perConn, "m", 100, "streams per HTTP/2 connection (sse-hold -h2); 100 fits HAProxy's and nginx's default stream limits")
 	fs.DurationVar(&c.hold, "hold", 10*time.Second, "how long to hold the streams open (sse-hold)")
 	fs.StringVar(&c.ready, "ready", "", "`FILE` written once every stream is open (sse-hold)")
 	if err := fs.Parse(args); err != nil {
@@ -105,8 +108,8 @@ func parse(args []string) (config, error) {
 	default:
 		return c, fmt.Errorf("-mode %q: use load, sse-backend or sse-hold", c.mode)
 	}
-	if c.rate < 1 || c.conns < 1 || c.duration <= 0 || c.streams < 1 {
-		return c, errors.New("-rate, -c, -d and -n must be positive")
+	if c.rate < 1 || c.conns < 1 || c.duration <= 0 || c.streams < 1 || c.perConn < 1 {
+		return c, errors.New("-rate, -c, -d, -n and -m must be positive")
 	}
 	if c.target != nil && c.target.Scheme == "https" {
 		c.tls = &tls.Config{InsecureSkipVerify: *ca == "", ServerName: c.target.Hostname()}
@@ -478,7 +481,8 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// sseBackend serves event streams that send one event and then stay open.
+// sseBackend serves event streams that send one event and then stay open,
+// over HTTP/1.1 or prior-knowledge h2c.
 func sseBackend(ctx context.Context, c config, out io.Writer) error {
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
@@ -499,6 +503,11 @@ func sseBackend(ctx context.Context, c config, out io.Writer) error {
 		case <-ctx.Done():
 		}
 	})}
+	// HTTP/1.1 for the proxies; prior-knowledge h2c too, so sse-hold -h2 can be
+	// tested without a proxy in between.
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
 	go func() {
 		<-ctx.Done()
 		srv.Close()
@@ -519,13 +528,28 @@ type HoldReport struct {
 
 // sseHold opens c.streams event streams through the target and holds them.
 func sseHold(ctx context.Context, c config, out io.Writer) error {
-	conns := make([]net.Conn, c.streams)
+	conns := make([]io.Closer, c.streams)
 	var open, errs atomic.Int64
 	var firstErr atomic.Value
 	next := atomic.Int64{}
 	var wg sync.WaitGroup
 	t0 := time.Now()
 	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", c.target.RequestURI(), c.target.Host)
+	open1 := func(i int) (io.Closer, error) { return openStream(ctx, c, req) }
+	if c.h2 {
+		// Streams i*m .. i*m+m-1 share connection i; every connection is
+		// dialled up front, so a proxy's per-connection cost is counted once.
+		ccs, err := h2conns(ctx, config{target: c.target, tls: c.tls, timeout: c.timeout, conns: (c.streams + c.perConn - 1) / c.perConn})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			for _, cc := range ccs {
+				cc.Close()
+			}
+		}()
+		open1 = func(i int) (io.Closer, error) { return openStreamH2(ctx, c, ccs[i/c.perConn]) }
+	}
 	for w := 0; w < 64; w++ {
 		wg.Add(1)
 		go func() {
@@ -535,7 +559,7 @@ func sseHold(ctx context.Context, c config, out io.Writer) error {
 				if i >= c.streams || ctx.Err() != nil {
 					return
 				}
-				nc, err := openStream(ctx, c, req)
+				nc, err := open1(i)
 				if err != nil {
 					errs.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
@@ -600,4 +624,28 @@ func openStream(ctx context.Context, c config, req string) (net.Conn, error) {
 	}
 	_ = nc.SetDeadline(time.Time{})
 	return nc, nil
+}
+
+// openStreamH2 opens one event stream on an HTTP/2 connection and returns
+// its body, held open until closed.
+func openStreamH2(ctx context.Context, c config, cc *http2.ClientConn) (io.Closer, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.target.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := cc.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	line, err := bufio.NewReaderSize(resp.Body, 256).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "data:") {
+		resp.Body.Close()
+		return nil, fmt.Errorf("no first event (read %q, %v)", line, err)
+	}
+	return resp.Body, nil
 }

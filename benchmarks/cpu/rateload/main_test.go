@@ -83,16 +83,27 @@ func TestSSEHoldThroughBackend(t *testing.T) {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		t.Fatalf("backend said %q", line[:k])
 	}
-	ready := filepath.Join(t.TempDir(), "ready")
-	var out bytes.Buffer
-	err := run(ctx, []string{"-mode", "sse-hold", "-url", "http://" + addr + "/events", "-n", "20", "-hold", "10ms", "-ready", ready}, &out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep HoldReport
-	b, _ := os.ReadFile(ready)
-	if err := json.Unmarshal(b, &rep); err != nil || rep.Open != 20 || rep.Errors != 0 {
-		t.Fatalf("ready file %s (%v), want 20 open streams", b, err)
+	for _, tc := range []struct {
+		name  string
+		flags []string
+	}{
+		{"http1", nil},
+		// 20 streams, 7 per connection: three h2c connections, the last one partly used.
+		{"h2c", []string{"-h2", "-m", "7"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ready := filepath.Join(t.TempDir(), "ready")
+			var out bytes.Buffer
+			args := append([]string{"-mode", "sse-hold", "-url", "http://" + addr + "/events", "-n", "20", "-hold", "10ms", "-ready", ready}, tc.flags...)
+			if err := run(ctx, args, &out); err != nil {
+				t.Fatal(err)
+			}
+			var rep HoldReport
+			b, _ := os.ReadFile(ready)
+			if err := json.Unmarshal(b, &rep); err != nil || rep.Open != 20 || rep.Errors != 0 {
+				t.Fatalf("ready file %s (%v), want 20 open streams", b, err)
+			}
+		})
 	}
 }
 
