@@ -3,17 +3,20 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X github.com/kvgate/kvgate/internal/buildinfo.version=$(VERSION)
 OUT     ?= bin/kvgate
+TAGS    ?=
 
 .PHONY: help build test testbin bench fuzz lint clean manifests deploycheck image screenshot
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/kvgate (static, trimmed; OUT=path, GOARCH=arm64 cross-builds)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(OUT) ./cmd/kvgate
+build: ## build bin/kvgate (static, trimmed; OUT=path, GOARCH=arm64 cross-builds, TAGS=nokube leaves Kubernetes out)
+	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(OUT) ./cmd/kvgate
 
 test: ## vet, then every test with the race detector (the README's test command)
 	$(GO) vet ./...
+	$(GO) vet -tags nokube ./cmd/kvgate
+	$(GO) test -tags nokube -run NoKube ./cmd/kvgate
 	KVGATE_TESTBIN=$${KVGATE_TESTBIN:-$$(hack/testbin/build.sh)} $(GO) test -race -timeout 20m ./...
 
 testbin: ## build (once, then cached) the real kube-apiserver and etcd the kube/ tests run

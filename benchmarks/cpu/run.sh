@@ -17,6 +17,8 @@
 #                  HTTP/1.1; sse-h2: the same over prior-knowledge h2c, SSE_PER_CONN per connection)
 #   PROXIES="haproxy caddy kvgate"      proxies of the CPU modes
 #   ACCESSLOG_ROW=1  also measure kvgate with its default JSON access log (to a file) at 2,000 req/s
+#   NOKUBE_ROW=1   also measure kvgate built with -tags nokube (row kvgate-nokube) in the plaintext mode:
+#                  the build without the Kubernetes client, for its peak RSS
 #   BASE_BIN=path  also measure this kvgate binary (an older build, row kvgate-base) in the plaintext
 #                  and idle-stream modes, paired with kvgate: what a change bought
 #   SSE_PROXIES="kvgate haproxy nginx"  proxies of the idle-stream modes (plus kvgate-base with BASE_BIN)
@@ -47,6 +49,7 @@ MODES=${MODES:-"h1 tls-h1 tls-h2 mtls sse sse-h2"}
 PROXIES=${PROXIES:-"haproxy caddy kvgate"}
 ACCESSLOG_ROW=${ACCESSLOG_ROW:-1}
 BASE_BIN=${BASE_BIN:-}
+NOKUBE_ROW=${NOKUBE_ROW:-1}
 SSE_PROXIES=${SSE_PROXIES:-"kvgate haproxy nginx${BASE_BIN:+ kvgate-base}"}
 SSE_PER_CONN=${SSE_PER_CONN:-100}
 PROXY_CPU=${PROXY_CPU:-0}
@@ -101,7 +104,7 @@ if [[ -n $CADDY_NOTE ]]; then
 	PROXIES=$(tr ' ' '\n' <<<"$PROXIES" | grep -vx caddy | tr '\n' ' ')
 fi
 mkdir -p "$WORK/bin"
-(cd "$ROOT" && go build -o "$WORK/bin/kvgate" ./cmd/kvgate && go build -o "$WORK/bin/rateload" ./benchmarks/cpu/rateload &&
+(cd "$ROOT" && go build -o "$WORK/bin/kvgate" ./cmd/kvgate && go build -tags nokube -o "$WORK/bin/kvgate-nokube" ./cmd/kvgate && go build -o "$WORK/bin/rateload" ./benchmarks/cpu/rateload &&
 	go build -o "$WORK/bin/plot" ./benchmarks/cpu/plot) >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; die "go build failed"; }
 
 # 10,000 streams need about 20,000 descriptors in the proxy (client and upstream side).
@@ -243,12 +246,13 @@ start_proxy() { # name
 		start_bg "$dir/log" env GOMAXPROCS=1 HOME="$dir" XDG_DATA_HOME="$dir" XDG_CONFIG_HOME="$dir" \
 			"${PROXY_PFX[@]}" caddy run --adapter caddyfile --config "$dir/Caddyfile"
 		;;
-	kvgate | kvgate-accesslog | kvgate-base)
+	kvgate | kvgate-accesslog | kvgate-base | kvgate-nokube)
 		# kvgate-accesslog: the default JSON access log, to stdout (here the log file).
-		# kvgate-base: BASE_BIN, the same configuration.
+		# kvgate-base: BASE_BIN, the same configuration. kvgate-nokube: built with -tags nokube.
 		write_kvgate "$dir" "$p1" "$p2" "$p3" "$(free_port)" "$([[ $name == kvgate-accesslog ]] && echo stdout || echo off)"
 		local bin=$WORK/bin/kvgate
 		[[ $name != kvgate-base ]] || bin=$BASE_BIN
+		[[ $name != kvgate-nokube ]] || bin=$WORK/bin/kvgate-nokube
 		start_bg "$dir/log" env GOMAXPROCS=1 "${PROXY_PFX[@]}" "$bin" run --config "$dir/kvgate.yaml"
 		;;
 	*) die "unknown proxy $name (haproxy | caddy | kvgate)" ;;
@@ -324,6 +328,7 @@ run_mode() {
 	done
 	[[ $mode != h1-2000 || -z ${PID_OF[kvgate-accesslog]:-} ]] || order+=(kvgate-accesslog)
 	[[ $mode != h1-* || -z ${PID_OF[kvgate-base]:-} ]] || order+=(kvgate-base)
+	[[ $mode != h1-* || -z ${PID_OF[kvgate-nokube]:-} ]] || order+=(kvgate-nokube)
 	n=${#order[@]}
 	for round in $(seq "$RUNS"); do
 		[[ $mode != h1-* ]] || measure direct "$mode" "$rate" "http://127.0.0.1:$BPORT/1k.bin"
@@ -344,12 +349,13 @@ if has_mode h1 || has_mode tls-h1 || has_mode tls-h2 || has_mode mtls; then
 	for p in $PROXIES; do start_proxy "$p"; done
 	[[ $ACCESSLOG_ROW != 1 || " $PROXIES " != *" kvgate "* || " $RATES " != *" 2000 "* ]] || start_proxy kvgate-accesslog
 	[[ -z $BASE_BIN ]] || start_proxy kvgate-base
+	[[ $NOKUBE_ROW != 1 || " $PROXIES " != *" kvgate "* ]] || ! has_mode h1 || start_proxy kvgate-nokube
 	# Warm-up: connections to the upstream opened, buffers grown, TLS sessions cached.
 	for p in "${!PID_OF[@]}"; do rateload -url "$(url_of "$p" h1-x)" -rate 1000 -d 2s -c "$CONNS" >/dev/null || true; done
 	if has_mode h1; then
 		for r in $RATES; do run_mode "h1-$r" "$r"; done
 		# VmHWM is the peak of RssAnon + RssFile + RssShmem; the split is read at the end of the load.
-		for p in $PROXIES; do
+		for p in $PROXIES ${PID_OF[kvgate-nokube]:+kvgate-nokube}; do
 			HWM_H1[$p]=$(mib "$(hwm_kib "${PID_OF[$p]}")")
 			ANON_H1[$p]=$(mib "$(status_kib RssAnon "${PID_OF[$p]}")")
 			FILE_H1[$p]=$(mib "$(status_kib RssFile "${PID_OF[$p]}")")
@@ -528,6 +534,7 @@ report() {
 			[[ -z ${S_CPU[haproxy/$m]:-} ]] || echo "- kvgate ÷ HAProxy CPU per request: $(paired "$(lst "${S_CPU[kvgate/$m]}")" "$(lst "${S_CPU[haproxy/$m]}")")"
 			[[ -z ${S_CPU[caddy/$m]:-} ]] || echo "- kvgate ÷ Caddy CPU per request: $(paired "$(lst "${S_CPU[kvgate/$m]}")" "$(lst "${S_CPU[caddy/$m]}")")"
 			[[ -z ${S_CPU[kvgate-base/$m]:-} ]] || echo "- kvgate ÷ kvgate-base (BASE_BIN, an older build): $(paired "$(lst "${S_CPU[kvgate/$m]}")" "$(lst "${S_CPU[kvgate-base/$m]}")")"
+			[[ -z ${S_CPU[kvgate-nokube/$m]:-} ]] || echo "- kvgate built with -tags nokube ÷ kvgate: $(paired "$(lst "${S_CPU[kvgate-nokube/$m]}")" "$(lst "${S_CPU[kvgate/$m]}")")"
 			[[ -z ${S_CPU[kvgate-accesslog/$m]:-} ]] || echo "- kvgate with its default JSON access log ÷ kvgate with it off: $(paired "$(lst "${S_CPU[kvgate-accesslog/$m]}")" "$(lst "${S_CPU[kvgate/$m]}")")"
 			[[ -z ${S_P99[haproxy/$m]:-} ]] || echo "- p99: kvgate $(fmt "$(med "${S_P99[kvgate/$m]}")" %.3f) ms, HAProxy $(fmt "$(med "${S_P99[haproxy/$m]}")" %.3f) ms$([[ -z ${S_P99[direct/$m]:-} ]] || echo ", backend alone $(fmt "$(med "${S_P99[direct/$m]}")" %.3f) ms")"
 			echo
@@ -541,7 +548,7 @@ report() {
 		echo
 		echo "| proxy | peak RSS (VmHWM) | RssAnon at end | RssFile at end |"
 		echo "|---|---:|---:|---:|"
-		for p in $PROXIES; do echo "| $p | ${HWM_H1[$p]} | ${ANON_H1[$p]} | ${FILE_H1[$p]} |"; done
+		for p in $PROXIES ${HWM_H1[kvgate-nokube]:+kvgate-nokube}; do echo "| $p | ${HWM_H1[$p]} | ${ANON_H1[$p]} | ${FILE_H1[$p]} |"; done
 		echo
 	fi
 	for m in sse sse-h2; do
@@ -589,7 +596,7 @@ report() {
 		echo "- $STREAMS_WANTED idle SSE streams ($([[ $m == sse ]] && echo HTTP/1.1 || echo h2c)): kvgate $x MiB RSS$( ((STREAMS == STREAMS_WANTED)) || echo " (extrapolated from $STREAMS)") (≤ 150 MiB: $(verdict "$x" 150))$(for p in $SSE_PROXIES; do [[ $p == kvgate ]] || printf '; %s %s MiB' "$p" "$(sse_at "$m/$p")"; done)"
 	done
 	if [[ -n ${HWM_H1[kvgate]:-} ]]; then
-		echo "- peak RSS under the HTTP/1.1 load: kvgate ${HWM_H1[kvgate]} MiB (≤ 24 MiB: $(verdict "${HWM_H1[kvgate]}" 24)), of which RssFile (the executable's pages) ${FILE_H1[kvgate]} MiB and RssAnon ${ANON_H1[kvgate]} MiB at the end of the load"
+		echo "- peak RSS under the HTTP/1.1 load: kvgate ${HWM_H1[kvgate]} MiB (≤ 24 MiB: $(verdict "${HWM_H1[kvgate]}" 24)), of which RssFile (the executable's pages) ${FILE_H1[kvgate]} MiB and RssAnon ${ANON_H1[kvgate]} MiB at the end of the load$([[ -z ${HWM_H1[kvgate-nokube]:-} ]] || echo "; built with -tags nokube: ${HWM_H1[kvgate-nokube]} MiB ($(verdict "${HWM_H1[kvgate-nokube]}" 24))")"
 	fi
 	echo
 	echo "## Versions"
