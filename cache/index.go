@@ -397,6 +397,24 @@ func tailHash(last uint64, i int) uint64 {
 // Sizes reports, for every slot, how many entries that endpoint holds (its
 // share of the index, SGLang's "tree size"). out is reused as in Match.
 func (x *Index) Sizes(out []int) []int {
+	return x.perSlot(out, func(s int32) int { return x.eps[s].n })
+}
+
+// Room reports, for every slot, how many more blocks that endpoint takes
+// before it evicts: its capacity less its entries, 0 when full or free.
+// out is reused as in Match.
+func (x *Index) Room(out []int) []int {
+	return x.perSlot(out, func(s int32) int {
+		if !x.eps[s].used {
+			return 0
+		}
+		return max(x.capacity(s)-x.eps[s].n, 0)
+	})
+}
+
+// perSlot fills out with f of every slot under the read lock, reusing out
+// as Match does.
+func (x *Index) perSlot(out []int, f func(s int32) int) []int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	if cap(out) < len(x.eps) {
@@ -404,7 +422,7 @@ func (x *Index) Sizes(out []int) []int {
 	}
 	out = out[:len(x.eps)]
 	for i := range x.eps {
-		out[i] = x.eps[i].n
+		out[i] = f(int32(i))
 	}
 	return out
 }
@@ -544,23 +562,4 @@ func (x *Index) unlinkHash(k int32) {
 			return
 		}
 	}
-}
-
-// Room reports, for every slot, how many more blocks that endpoint takes
-// before it evicts: its capacity less its entries, 0 when full. out is
-// reused as in Match.
-func (x *Index) Room(out []int) []int {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	if cap(out) < len(x.eps) {
-		out = make([]int, len(x.eps))
-	}
-	out = out[:len(x.eps)]
-	for i := range x.eps {
-		out[i] = 0
-		if x.eps[i].used {
-			out[i] = max(x.capacity(int32(i))-x.eps[i].n, 0)
-		}
-	}
-	return out
 }

@@ -28,17 +28,6 @@ import (
 	"github.com/kvgate/kvgate/proxy"
 )
 
-// kubeOpts are the flags of run's Kubernetes mode.
-type kubeOpts struct {
-	enabled    bool
-	kubeconfig string
-	controller string
-	elect      bool
-}
-
-// kubeFlags are listed under "Kubernetes" in run's help.
-var kubeFlags = []string{"kubernetes", "kubeconfig", "controller-name", "leader-elect"}
-
 func (k *kubeOpts) register(fs *flag.FlagSet) {
 	fs.BoolVar(&k.enabled, "kubernetes", false, "serve what a Kubernetes cluster says: its Gateways, HTTPRoutes, InferencePools, AuthorizationPolicies and endpoints, followed as they change")
 	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "reach the API server as kubeconfig `FILE` says (default: $KUBECONFIG, then the pod's service account)")

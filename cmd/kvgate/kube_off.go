@@ -16,17 +16,6 @@ import (
 // errNoKube is the answer to a Kubernetes flag in this build.
 const errNoKube = "this kvgate was built without Kubernetes support (go build -tags nokube): use the standard build (make build) or the container image"
 
-// kubeOpts are the flags of run's Kubernetes mode, refused in this build.
-type kubeOpts struct {
-	enabled    bool
-	kubeconfig string
-	controller string
-	elect      bool
-}
-
-// kubeFlags are listed under "Kubernetes" in run's help.
-var kubeFlags = []string{"kubernetes", "kubeconfig", "controller-name", "leader-elect"}
-
 func (k *kubeOpts) register(fs *flag.FlagSet) {
 	const na = "not in this build (-tags nokube)"
 	fs.BoolVar(&k.enabled, "kubernetes", false, na)
