@@ -12,8 +12,9 @@ import (
 
 // This file is the cost model behind the latency preset: each endpoint's
 // time to first token predicted from what kvgate has seen it do, and the
-// pick that overrides the affinity choice when another endpoint's
-// prediction is clearly smaller (Pool.chooseLatency).
+// pick that keeps a prompt with the holder of its prefix (or its placement)
+// unless another endpoint's prediction is several times smaller
+// (Pool.chooseLatency).
 //
 // The model. A request sent to endpoint e waits behind the requests ahead
 // of it and then prefills the prompt tokens e does not hold:

@@ -45,7 +45,7 @@ var presets = []*Preset{
 	},
 	{
 		Name:    "latency",
-		Doc:     "prefix-affinity's choice unless another endpoint's predicted time to first token (learned prefill rate and queue cost) is clearly smaller",
+		Doc:     "the holder of the longest prefix (or a new prefix's placement) unless another endpoint's predicted time to first token (learned prefill rate and queue cost) is several times smaller",
 		Filters: []*Plugin{filterHealthy, filterNotSaturated, filterLoRA},
 		Scorers: []PluginWeight{
 			{scorerPrefix, 3}, {scorerQueue, 2}, {scorerKV, 2},
