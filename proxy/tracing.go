@@ -140,7 +140,7 @@ func (st *spanState) startClient(x *Exchange, ep *endpoint) {
 	case op != "":
 		name = op
 	default:
-		name = strings.Clone(x.method)
+		name = ownedMethod(x.method)
 	}
 	_, c := st.t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient))
 	st.c = c
@@ -149,7 +149,7 @@ func (st *spanState) startClient(x *Exchange, ep *endpoint) {
 	}
 	host, port := splitHostPort(ep.addr)
 	attrs := make([]attribute.KeyValue, 0, 8)
-	attrs = append(attrs, attribute.String("http.request.method", strings.Clone(x.method)),
+	attrs = append(attrs, attribute.String("http.request.method", ownedMethod(x.method)),
 		attribute.String("server.address", host), attribute.String("kvgate.pool", x.pool),
 		attribute.String("kvgate.endpoint", ep.addr))
 	if port > 0 {
@@ -197,6 +197,17 @@ func (st *spanState) endClient(x *Exchange, status int, err error) {
 	c.End()
 }
 
+// ownedMethod is method as a string that does not alias the request's
+// buffers: a constant for the common methods, else a copy.
+func ownedMethod(method string) string {
+	for _, m := range [...]string{"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"} {
+		if method == m {
+			return m
+		}
+	}
+	return strings.Clone(method)
+}
+
 // splitHostPort splits an endpoint address; port 0 when it has none.
 func splitHostPort(addr string) (string, int) {
 	host, p, err := net.SplitHostPort(addr)
@@ -210,14 +221,15 @@ func splitHostPort(addr string) (string, int) {
 // start opens x's server span, continuing the client's trace context.
 func (t *tracing) start(x *Exchange) {
 	ctx := t.prop.Extract(context.Background(), requestCarrier{x.hdr})
-	_, s := t.tracer.Start(ctx, x.method, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(x.start))
+	// The name stays when no route matches (end renames routed spans): a copy.
+	_, s := t.tracer.Start(ctx, ownedMethod(x.method), trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(x.start))
 	x.span.s = s
 	x.span.t = t
 	if s.IsRecording() {
 		// Spans outlive the request (exporters batch them), and x's strings
 		// may alias buffers the next request reuses: a span keeps copies.
 		s.SetAttributes(
-			attribute.String("http.request.method", strings.Clone(x.method)),
+			attribute.String("http.request.method", ownedMethod(x.method)),
 			attribute.String("url.path", strings.Clone(x.path)),
 			attribute.String("server.address", strings.Clone(x.Host())),
 			attribute.String("network.protocol.version", strings.TrimPrefix(x.proto, "HTTP/")),

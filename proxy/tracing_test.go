@@ -360,3 +360,31 @@ func waitGenAI(t *testing.T, p *Proxy) {
 	}
 	t.Fatal("no GenAI series after 5s")
 }
+
+// TestTracingSpanNameOwned: a request no route matched keeps the server
+// span's first name, its method; the span outlives the request (exporters
+// batch), so the name must not alias the request buffer the H1 engine's
+// method string points into. The buffer is reused after the span ends.
+func TestTracingSpanNameOwned(t *testing.T) {
+	for _, method := range []string{"PATCH", "PROPFIND"} {
+		exp := tracetest.NewInMemoryExporter()
+		tr := tracingFrom(sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(sdktrace.AlwaysSample())))
+		buf := []byte(method)
+		x := &Exchange{listener: &Listener{name: "l"}, hdr: fakeHeaders{}, method: b2s(buf), path: "/nowhere", host: "h", proto: "HTTP/1.1"}
+		tr.start(x)
+		x.span.end(x, 404, nil)
+		copy(buf, strings.Repeat("X", len(buf))) // the next request reuses the buffer
+		spans := exp.GetSpans()
+		if len(spans) != 1 || spans[0].Name != method || attrs(spans[0])["http.request.method"].AsString() != method {
+			t.Fatalf("server span names %v, want [%s] (name and method attribute) after the request buffer was reused", spanNames(spans), method)
+		}
+	}
+}
+
+func spanNames(spans tracetest.SpanStubs) []string {
+	var out []string
+	for _, s := range spans {
+		out = append(out, s.Name)
+	}
+	return out
+}
