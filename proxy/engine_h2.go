@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 )
 
 // The HTTP/2 engine: golang.org/x/net/http2 serves connections already
@@ -142,10 +143,16 @@ func writeH2(w http.ResponseWriter, r *Reply) (int64, error) {
 // addOwned copies a field into a net/http header map. Reply fields may alias
 // buffers that are reused once the Reply is finished, while net/http may
 // encode headers only after the handler returns (HTTP/2 does for empty
-// bodies), so the map must own its strings.
+// bodies), so the map must own its strings. The key is copied only when
+// it is new to the map and CanonicalHeaderKey returned f.Name itself (a
+// name that was not canonical already comes back as a fresh string).
 func addOwned(h http.Header, f Field) {
-	k := strings.Clone(http.CanonicalHeaderKey(f.Name))
-	h[k] = append(h[k], strings.Clone(f.Value))
+	k := http.CanonicalHeaderKey(f.Name)
+	vs, ok := h[k]
+	if !ok && unsafe.StringData(k) == unsafe.StringData(f.Name) {
+		k = strings.Clone(k)
+	}
+	h[k] = append(vs, strings.Clone(f.Value))
 }
 
 func (l *Listener) peerID(cs tls.ConnectionState) string {
