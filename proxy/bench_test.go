@@ -21,13 +21,7 @@ import (
 // the given routes (%s is the pool address), and returns the proxy address.
 func benchProxy(b *testing.B, routes string, setup ...func(*Proxy)) string {
 	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBody(ctx.PostBody()) }}
-	go func() { _ = srv.Serve(ln) }()
-	b.Cleanup(func() { _ = srv.Shutdown() })
+	backend := benchEchoBackend(b)
 	yaml := fmt.Sprintf(`admin: {address: "off"}
 accessLog: {path: "off"}
 listeners:
@@ -35,7 +29,7 @@ listeners:
 %s
 pools:
   - {name: b, endpoints: [%q]}
-`, routes, ln.Addr().String())
+`, routes, backend)
 	cfg, err := config.Parse([]byte(yaml), "bench.yaml")
 	if err != nil {
 		b.Fatal(err)
@@ -56,6 +50,20 @@ pools:
 		_ = p.Shutdown(ctx)
 	})
 	return p.Listener("plain").Addr().String()
+}
+
+// benchEchoBackend starts a fasthttp backend that answers every request
+// with its body, stopped when b ends, and returns its address.
+func benchEchoBackend(b *testing.B) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBody(ctx.PostBody()) }}
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { _ = srv.Shutdown() })
+	return ln.Addr().String()
 }
 
 func benchPost(b *testing.B, addr, path string) {
@@ -126,13 +134,7 @@ func BenchmarkProxyH1Rules20(b *testing.B) {
 // the HTTP/1.1 backend: the path where the client's context can end, so
 // kvgate watches it while the upstream works (h1Cancel).
 func BenchmarkProxyH2cToH1(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBody(ctx.PostBody()) }}
-	go func() { _ = srv.Serve(ln) }()
-	b.Cleanup(func() { _ = srv.Shutdown() })
+	backend := benchEchoBackend(b)
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`admin: {address: "off"}
 accessLog: {path: "off"}
 listeners:
@@ -141,7 +143,7 @@ routes:
   - {name: r, backends: [{pool: b}]}
 pools:
   - {name: b, endpoints: [%q]}
-`, ln.Addr().String())), "bench.yaml")
+`, backend)), "bench.yaml")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,19 +18,13 @@ import (
 // the block hashing, the pick and, since the status page, the pick's entry
 // in the decision log (status.go).
 func BenchmarkProxyH1Inference(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBody(ctx.PostBody()) }}
-	go func() { _ = srv.Serve(ln) }()
-	b.Cleanup(func() { _ = srv.Shutdown() })
+	backend := benchEchoBackend(b)
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`admin: {address: "off"}
 accessLog: {path: "off"}
 listeners: [{name: plain, address: "127.0.0.1:0", protocols: [http1]}]
 routes: [{name: r, backends: [{pool: b}]}]
 pools: [{name: b, endpoints: [%q], inference: {picker: prefix-affinity, scrapeInterval: 1h}}]
-`, ln.Addr().String())), "bench.yaml")
+`, backend)), "bench.yaml")
 	if err != nil {
 		b.Fatal(err)
 	}
