@@ -261,19 +261,14 @@ func firstEvent(r io.Reader) (string, error) {
 	return b.String(), nil
 }
 
-// TestTracingOTLPExport runs the real OTLP/HTTP exporter against a loopback
-// collector that counts POSTs to /v1/traces: spans batched during the run
-// are flushed by Shutdown, with the configured service name.
-func TestTracingOTLPExport(t *testing.T) {
-	var posts atomic.Int32
-	var gotService atomic.Bool
-	collector := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// otlpCollector serves an OTLP/HTTP collector on loopback until t ends and
+// returns its address; seen gets the body of every protobuf POST to path.
+func otlpCollector(t *testing.T, path string, seen func(body []byte)) string {
+	t.Helper()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if r.Method == "POST" && r.URL.Path == "/v1/traces" && r.Header.Get("Content-Type") == "application/x-protobuf" {
-			posts.Add(1)
-			if bytes.Contains(body, []byte("kvgate-otlp-test")) {
-				gotService.Store(true)
-			}
+		if r.Method == "POST" && r.URL.Path == path && r.Header.Get("Content-Type") == "application/x-protobuf" {
+			seen(body)
 		}
 		w.Header().Set("Content-Type", "application/x-protobuf")
 	})
@@ -281,13 +276,28 @@ func TestTracingOTLPExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: collector, ErrorLog: discardLog}
+	srv := &http.Server{Handler: h, ErrorLog: discardLog}
 	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
+// TestTracingOTLPExport runs the real OTLP/HTTP exporter against a loopback
+// collector that counts POSTs to /v1/traces: spans batched during the run
+// are flushed by Shutdown, with the configured service name.
+func TestTracingOTLPExport(t *testing.T) {
+	var posts atomic.Int32
+	var gotService atomic.Bool
+	collector := otlpCollector(t, "/v1/traces", func(body []byte) {
+		posts.Add(1)
+		if bytes.Contains(body, []byte("kvgate-otlp-test")) {
+			gotService.Store(true)
+		}
+	})
 
 	addr := backend(t, openAIBackend(sseStream()))
 	p, _, stop := startTelemetryProxy(t, simple(addr, fmt.Sprintf(
-		"tracing: {endpoint: \"http://%s\", sampleRatio: 1, serviceName: kvgate-otlp-test}", ln.Addr())), nil)
+		"tracing: {endpoint: \"http://%s\", sampleRatio: 1, serviceName: kvgate-otlp-test}", collector)), nil)
 	if p.tracing == nil {
 		t.Fatal("tracing.endpoint set but tracing is off")
 	}
@@ -309,26 +319,15 @@ func TestTracingOTLPExport(t *testing.T) {
 func TestMetricsOTLPExport(t *testing.T) {
 	var posts atomic.Int32
 	var gotFamily, gotService atomic.Bool
-	collector := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if r.Method == "POST" && r.URL.Path == "/v1/metrics" && r.Header.Get("Content-Type") == "application/x-protobuf" {
-			posts.Add(1)
-			gotFamily.Store(gotFamily.Load() || bytes.Contains(body, []byte("kvgate_gen_ai_server_time_to_first_token_seconds")))
-			gotService.Store(gotService.Load() || bytes.Contains(body, []byte("kvgate-otlp-metrics")))
-		}
-		w.Header().Set("Content-Type", "application/x-protobuf")
+	collector := otlpCollector(t, "/v1/metrics", func(body []byte) {
+		posts.Add(1)
+		gotFamily.Store(gotFamily.Load() || bytes.Contains(body, []byte("kvgate_gen_ai_server_time_to_first_token_seconds")))
+		gotService.Store(gotService.Load() || bytes.Contains(body, []byte("kvgate-otlp-metrics")))
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: collector, ErrorLog: discardLog}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
 
 	addr := backend(t, openAIBackend(sseStream()))
 	p, _, stop := startTelemetryProxy(t, simple(addr, fmt.Sprintf(
-		"tracing: {endpoint: \"http://%s\", sampleRatio: 0, serviceName: kvgate-otlp-metrics, metricsInterval: 1h}", ln.Addr())), nil)
+		"tracing: {endpoint: \"http://%s\", sampleRatio: 0, serviceName: kvgate-otlp-metrics, metricsInterval: 1h}", collector)), nil)
 	if p.push == nil {
 		t.Fatal("tracing.metricsInterval set but no metrics push")
 	}
