@@ -80,7 +80,7 @@ func (a *accessLog) close() {
 
 var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-func (a *accessLog) log(x *Exchange, status int, n int64, err error) {
+func (a *accessLog) log(x *Exchange, status int, n int64, d time.Duration, err error) {
 	if a == nil {
 		return
 	}
@@ -113,7 +113,7 @@ func (a *accessLog) log(x *Exchange, status int, n int64, err error) {
 	b = append(b, `,"bytes":`...)
 	b = strconv.AppendInt(b, n, 10)
 	b = append(b, `,"duration_ms":`...)
-	b = strconv.AppendFloat(b, float64(time.Since(x.start).Microseconds())/1000, 'f', 3, 64)
+	b = strconv.AppendFloat(b, float64(d.Microseconds())/1000, 'f', 3, 64)
 	if x.errKind != "" {
 		b = appendField(b, "error", string(x.errKind))
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // Serve runs the core of one exchange: limits, route, pick, forward. It
@@ -188,11 +189,12 @@ func (x *Exchange) finish(err error, n int64) {
 		}
 	}
 	p := x.proxy
-	x.endUsage() // usage.go: tokens and TTFT for metrics, log and span
-	x.observeOutcome(status)
+	x.endUsage()             // usage.go: tokens and TTFT for metrics, log and span
+	d := time.Since(x.start) // one reading: the outcome, the metrics and the log agree
+	x.observeOutcome(status, d)
 	p.status.observe(x, status) // status.go
-	p.metrics.observe(x, status)
-	p.access.log(x, status, n, err)
+	p.metrics.observe(x, status, d)
+	p.access.log(x, status, n, d, err)
 	if x.span.c != nil {
 		x.span.endClient(x, x.reply.Status, err) // tracing.go
 	}

@@ -64,8 +64,8 @@ func newMetrics() *metrics {
 	return m
 }
 
-// observe counts a finished request. Exchange.finish calls it once.
-func (m *metrics) observe(x *Exchange, status int) {
+// observe counts a finished request that took d. Exchange.finish calls it once.
+func (m *metrics) observe(x *Exchange, status int, d time.Duration) {
 	model := x.modelLabel
 	if model == "" && x.model != "" {
 		model = m.models.label(x.model)
@@ -86,13 +86,13 @@ func (m *metrics) observe(x *Exchange, status int) {
 		}
 		m.mu.Unlock()
 	}
-	d := time.Since(x.start)
-	s.duration.observe(uint64(d), x.span.sampled())
+	sc := x.span.sampled()
+	s.duration.observe(uint64(d), sc)
 	if x.errKind != "" {
 		m.errors.WithLabel(string(x.errKind)).Add(1)
 	}
 	if x.ttft > 0 || x.hasTokens {
-		m.observeGenAI(x, d) // metrics_genai.go
+		m.observeGenAI(x, d, sc) // metrics_genai.go
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kvgate/kvgate/config"
 )
 
@@ -54,8 +56,9 @@ func newGenAISeries() *genaiSeries {
 }
 
 // observeGenAI records a watched reply (x.ttft set) or one whose usage was
-// read; d is the request's duration. Called from metrics.observe.
-func (m *metrics) observeGenAI(x *Exchange, d time.Duration) {
+// read; d is the request's duration, sc its sampled span context (the
+// exemplar). Called from metrics.observe.
+func (m *metrics) observeGenAI(x *Exchange, d time.Duration, sc trace.SpanContext) {
 	k := genaiKey{route: x.route, pool: x.pool, model: x.modelLabel}
 	if x.ep != nil {
 		k.endpoint = x.ep.addr
@@ -71,7 +74,6 @@ func (m *metrics) observeGenAI(x *Exchange, d time.Duration) {
 		}
 		m.mu.Unlock()
 	}
-	sc := x.span.sampled()
 	if x.status >= 200 && x.status <= 299 {
 		s.duration.observe(uint64(d), sc)
 	}

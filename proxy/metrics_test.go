@@ -379,7 +379,7 @@ func BenchmarkMetricsObserve(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		x.modelLabel = ""
-		m.observe(x, 200)
+		m.observe(x, 200, time.Since(x.start))
 	}
 }
 
@@ -388,8 +388,8 @@ func TestMetricsObserveAllocs(t *testing.T) {
 	x := &Exchange{listener: &Listener{name: "plain"}, route: "r", pool: "llm", ep: &endpoint{addr: "10.0.0.1:8000"},
 		model: "llama-3", start: time.Now(), status: 200, ttft: 30 * time.Millisecond, hasTokens: true}
 	x.tokens.Prompt, x.tokens.Completion = 1200, 180
-	m.observe(x, 200) // creates the series
-	if n := testing.AllocsPerRun(100, func() { x.modelLabel = ""; m.observe(x, 200) }); n != 0 {
+	m.observe(x, 200, time.Since(x.start)) // creates the series
+	if n := testing.AllocsPerRun(100, func() { x.modelLabel = ""; m.observe(x, 200, time.Since(x.start)) }); n != 0 {
 		t.Fatalf("observe allocates %v times per request, want 0", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -251,5 +252,35 @@ func TestOutcomeTTFT(t *testing.T) {
 	}
 	if q[0] < wait || q[1] > 10*time.Second {
 		t.Fatalf("TTFT min %v max %v: want at least %v", q[0], q[1], wait)
+	}
+}
+
+// TestDurationOneReading: a finished request's duration is read once, so
+// the access log's duration_ms is the request histogram's observation in
+// whole microseconds. Three readings (outcome, metrics, log) made the log
+// and the metrics disagree by the time spent between them.
+func TestDurationOneReading(t *testing.T) {
+	addr := backend(t, openAIBackend(sseStream()))
+	p, logPath, stop := startTelemetryProxy(t, simple(addr), nil)
+	resp, err := plainClient().Post("http://"+p.Listener("plain").Addr().String()+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"m"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	stop() // the request finished before its reply ended; Shutdown flushes the log
+	lines := readLog(t, logPath)
+	var sumNS uint64
+	p.metrics.mu.RLock()
+	for _, s := range p.metrics.reqs {
+		sumNS += s.duration.sum.Load()
+	}
+	p.metrics.mu.RUnlock()
+	if len(lines) != 1 {
+		t.Fatalf("%d access log lines, want 1", len(lines))
+	}
+	logUS := int64(math.Round(lines[0]["duration_ms"].(float64) * 1000))
+	if want := int64(sumNS / 1000); logUS != want {
+		t.Fatalf("access log duration %d µs, request histogram %d ns (%d µs): want the same reading", logUS, sumNS, want)
 	}
 }

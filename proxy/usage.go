@@ -96,14 +96,14 @@ func appendTokens(b []byte, x *Exchange) []byte {
 
 // observeOutcome reports a finished try's outcome to its endpoint
 // (pick.Endpoint.Observe): what the picker learns from and the status page
-// shows. Only replies the usage reader watched are reported, so the
+// shows; d is the request's duration. Only replies the usage reader watched are reported, so the
 // endpoint's latencies are those of model requests, not of health checks.
-func (x *Exchange) observeOutcome(status int) {
+func (x *Exchange) observeOutcome(status int, d time.Duration) {
 	if x.ep == nil || x.ttft == 0 {
 		return
 	}
 	o := pick.Outcome{
-		TTFT: x.ttft, Duration: time.Since(x.start), Status: status, Streamed: x.ttftStream,
+		TTFT: x.ttft, Duration: d, Status: status, Streamed: x.ttftStream,
 		PromptTokens: int(x.tokens.Prompt), CachedTokens: int(x.tokens.Cached), CompletionTokens: int(x.tokens.Completion),
 	}
 	if x.rt.retries == 0 { // a retry's endpoint was chosen by the balancer, not predicted
