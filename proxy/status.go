@@ -44,25 +44,26 @@ type statusState struct {
 }
 
 // routeHits counts one route's requests, in total and by backend pool. The
-// maps are immutable once published; counters carry over reloads by name.
+// maps are immutable once published; a reload keeps the counters (the
+// same pointers) of the routes and backends that stay, so a request that
+// loaded the map before the swap still counts where the view reads.
 type routeHits struct {
-	hits     atomic.Uint64
+	hits     *atomic.Uint64
 	backends map[string]*atomic.Uint64
 }
 
 // syncRoutes publishes the hit counters of cfg's routes, keeping the counts
 // of routes and backends that stay.
 func (st *statusState) syncRoutes(cfg *config.Config) {
-	old := map[string]*routeHits{}
+	var old map[string]*routeHits
 	if m := st.routes.Load(); m != nil {
 		old = *m
 	}
 	next := make(map[string]*routeHits, len(cfg.Routes))
 	for _, r := range cfg.Routes {
-		h := &routeHits{backends: map[string]*atomic.Uint64{}}
+		h := &routeHits{hits: new(atomic.Uint64), backends: map[string]*atomic.Uint64{}}
 		if o := old[r.Name]; o != nil {
-			h = &routeHits{backends: map[string]*atomic.Uint64{}}
-			h.hits.Store(o.hits.Load())
+			h.hits = o.hits
 			for k, v := range o.backends {
 				h.backends[k] = v
 			}
