@@ -393,3 +393,20 @@ func TestMetricsObserveAllocs(t *testing.T) {
 		t.Fatalf("observe allocates %v times per request, want 0", n)
 	}
 }
+
+// TestModelLabelOwned: a model name read from a request's body buffer
+// becomes a label value (and a key of the known names) that the metrics
+// own: reusing the buffer for the next request changes neither.
+func TestModelLabelOwned(t *testing.T) {
+	var ml modelLabels
+	buf := []byte(`{"model":"llama-3-8b"}`)
+	model := b2s(buf[10:20])
+	l := ml.label(model)
+	copy(buf[10:20], "xxxxxxxxxx") // the next request reuses the buffer
+	if l != "llama-3-8b" {
+		t.Fatalf("label %q after the body buffer was reused, want llama-3-8b", l)
+	}
+	if got := ml.label("llama-3-8b"); got != "llama-3-8b" || ml.learned != 1 {
+		t.Fatalf("label(llama-3-8b) = %q with %d names learned after the buffer was reused, want the same label and 1", got, ml.learned)
+	}
+}
