@@ -186,14 +186,15 @@ func (p *Proxy) pickInference(x *Exchange, ip *infPool, route *router.Route) (*e
 	var deadline time.Time
 	for {
 		l := ip.endpoints()
-		pc.Now = time.Now().UnixNano()
+		now := time.Now()
+		pc.Now = now.UnixNano()
 		pc.Saturated = false
 		d := ip.picks().Pick(pc, l.states)
 		if d.Endpoint != nil {
 			p.status.picks.record(x, ip.name, pc, &d, l.states)
 			st.picked, st.tokens, st.reason = true, d.Tokens, d.Reason.String()
 			st.pred = d.Predicted
-			st.pred.At = max(time.Since(x.start), 0)
+			st.pred.At = max(now.Sub(x.start), 0) // the pick's clock reading, monotonic
 			x.ep = l.eps[d.Index]
 			if in.EndpointHeader {
 				st.addr = d.Endpoint.Addr
