@@ -1,6 +1,9 @@
 package cache
 
-import "math/rand/v2"
+import (
+	"math/bits"
+	"math/rand/v2"
+)
 
 // table is the Index's reverse map, from a block hash to its holders: an
 // open-addressed hash table with linear probing and backward-shift deletion
@@ -116,7 +119,7 @@ func (t *table) remove(i int) {
 func (t *table) resize(size int) {
 	old := t.slots
 	t.slots = make([]tslot, size)
-	t.shift = uint(64 - log2(size))
+	t.shift = uint(64 - bits.TrailingZeros(uint(size))) // size is a power of two
 	m := size - 1
 	for _, e := range old {
 		if e.head == 0 {
@@ -128,15 +131,6 @@ func (t *table) resize(size int) {
 		}
 		t.slots[i] = e
 	}
-}
-
-// log2 of a power of two.
-func log2(n int) int {
-	b := 0
-	for ; n > 1; n >>= 1 {
-		b++
-	}
-	return b
 }
 
 // bytes is the table's memory.

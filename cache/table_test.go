@@ -17,7 +17,7 @@ func (t *table) check() error {
 		}
 		return nil
 	}
-	if len(t.slots)&(len(t.slots)-1) != 0 || 64-t.shift != uint(log2(len(t.slots))) {
+	if len(t.slots)&(len(t.slots)-1) != 0 || len(t.slots) != 1<<(64-t.shift) {
 		return fmt.Errorf("size %d, shift %d", len(t.slots), t.shift)
 	}
 	if t.n*4 > len(t.slots)*3 {

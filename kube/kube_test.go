@@ -192,7 +192,15 @@ spec:
 // complete sends one completion request and returns who answered.
 func complete(t *testing.T, url, prompt string) string {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{"model": "m", "prompt": prompt, "max_tokens": 1})
+	return completion(t, url, "m", prompt, "X-Backend")
+}
+
+// completion sends one completion request for model and returns the
+// reply's header (X-Backend: who answered; X-Model: the model it was asked
+// for), or the status code when it is not 200.
+func completion(t *testing.T, url, model, prompt, header string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"model": model, "prompt": prompt, "max_tokens": 1})
 	resp, err := client.Post(url, "application/json", strings.NewReader(string(body)))
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +209,7 @@ func complete(t *testing.T, url, prompt string) string {
 	if resp.StatusCode != 200 {
 		return fmt.Sprint(resp.StatusCode)
 	}
-	return resp.Header.Get("X-Backend")
+	return resp.Header.Get(header)
 }
 
 // An InferencePool's endpoints are its ready pods on every target port

@@ -131,16 +131,7 @@ spec:
 // backend was asked for.
 func modelOf(t *testing.T, url, model string) string {
 	t.Helper()
-	body := `{"model":"` + model + `","prompt":"hi","max_tokens":1}`
-	resp, err := client.Post(url, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return fmt.Sprint(resp.StatusCode)
-	}
-	return resp.Header.Get("X-Model")
+	return completion(t, url, model, "hi", "X-Model")
 }
 
 // An InferenceModel (the Inference Extension's v0 API, CRD of its own)

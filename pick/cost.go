@@ -219,11 +219,12 @@ type Prediction struct {
 
 // costView is one candidate's cost inputs during one pick.
 type costView struct {
-	w     float64
-	theta [3]float64
-	x     [3]float64
-	ttft  float64 // predicted TTFT, seconds
-	t     float64 // ttft plus the eviction charge: what the pick compares
+	w        float64
+	theta    [3]float64
+	x        [3]float64 // 1, uncached/1000, ahead
+	uncached int        // uncachedOf, kept for the pick's Prediction
+	ttft     float64    // predicted TTFT, seconds
+	t        float64    // ttft plus the eviction charge: what the pick compares
 }
 
 // aheadOf is the queue a request sent to c joins: with a fresh scrape, the
@@ -266,7 +267,8 @@ func predict(pc *PickContext, cands []Candidate) []costView {
 		v := &cv[i]
 		v.w = c.E.cost.weight(pc.Now)
 		v.theta = c.E.cost.coefficients()
-		v.x = [3]float64{1, float64(uncachedOf(pc, c)) / 1000, aheadOf(c)}
+		v.uncached = uncachedOf(pc, c)
+		v.x = [3]float64{1, float64(v.uncached) / 1000, aheadOf(c)}
 		wsum += v.w
 		for k := range sum {
 			sum[k] += v.w * v.theta[k]
@@ -416,13 +418,17 @@ func (p *Pool) chooseLatency(pc *PickContext, s *settings, cands []Candidate, us
 	return lo, ReasonSpillover
 }
 
-// prediction returns what the pick expected of c.
+// prediction returns what the pick expected of c, candidate i. A latency
+// pick already computed c's queue and uncached tokens in predict: they are
+// reused rather than read again, which also keeps them the inputs of the
+// predicted TTFT (the queue's counters may move in between).
 func prediction(pc *PickContext, c *Candidate, i int) Prediction {
-	pr := Prediction{Valid: true, Ahead: aheadOf(c), Uncached: uncachedOf(pc, c)}
 	if i < len(pc.predicted) {
-		pr.TTFT = time.Duration(pc.predicted[i].ttft * float64(time.Second))
+		v := &pc.predicted[i]
+		return Prediction{Valid: true, Ahead: v.x[2], Uncached: v.uncached,
+			TTFT: time.Duration(v.ttft * float64(time.Second))}
 	}
-	return pr
+	return Prediction{Valid: true, Ahead: aheadOf(c), Uncached: uncachedOf(pc, c)}
 }
 
 // learnOutcome teaches e's cost model from a finished reply (Observe).

@@ -42,7 +42,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/kvgate-mesh.XXXXXX")
 chmod 755 "$WORK"
 PIDS=()
 # Shared helpers from benchmarks/lib.sh: die, alive, stop_pid, cleanup, free_port, tree_pids, cpu_ticks, hwm_kib,
-# start_bg, wait_url, loadavg, write_backend, set_priority, install_missing.
+# start_bg, wait_url, loadavg, write_backend, set_priority, install_missing, haproxy_defaults.
 source "$HERE/../lib.sh"
 
 secs() { # 120s | 2m -> seconds
@@ -229,23 +229,16 @@ local_pair() {
 		HOP1=$STARTED_PID
 		;;
 	haproxy)
-		cat >"$d1/haproxy.cfg" <<-CONF
-			global
-			  nbthread 1
-			  maxconn 4096
-			defaults
-			  mode http
-			  option http-keep-alive
-			  http-reuse always
-			  timeout connect 5s
-			  timeout client 60s
-			  timeout server 60s
+		{
+			haproxy_defaults always
+			cat <<-CONF
 			frontend outbound
 			  bind 127.0.0.1:$p1
 			  default_backend server_side
 			backend server_side
 			  server s 127.0.0.1:$p2 ssl crt $SP/client/combined.pem ca-file $SP/client/bundle.0.pem verify required alpn http/1.1
-		CONF
+			CONF
+		} >"$d1/haproxy.cfg"
 		sed -e "s/^frontend outbound/frontend inbound/; s|bind 127.0.0.1:$p1|bind 127.0.0.1:$p2 ssl crt $SP/server/combined.pem ca-file $SP/server/bundle.0.pem verify required alpn http/1.1|" \
 			-e "s/default_backend server_side/default_backend app/; s/^backend server_side/backend app/" \
 			-e "s|server s 127.0.0.1:$p2 .*|server a 127.0.0.1:$BPORT|" "$d1/haproxy.cfg" >"$d2/haproxy.cfg"

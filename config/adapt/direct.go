@@ -269,40 +269,43 @@ func (s *sliceDoc) readMap(o map[string]any, r *mapRead) {
 	s.Kind = r.strAt(o["kind"], at("kind"))
 	s.Metadata = r.meta(o)
 	s.AddressType = r.strAt(o["addressType"], at("addressType"))
-	eps := r.listAt(o["endpoints"], at("endpoints"))
-	if eps != nil {
-		s.Endpoints = make([]sliceEndpoint, len(eps))
-	}
-	for i, e := range eps {
-		w := where{list: "endpoints", i: i}
-		m := r.mapAt(e, w)
-		r.keys(m, sliceEndpointType, w)
-		ep := &s.Endpoints[i]
+	s.Endpoints = listOf(r, o, "endpoints", sliceEndpointType, func(m map[string]any, w where, ep *sliceEndpoint) {
 		ep.Addresses = r.strings(m["addresses"], w.in("addresses"))
 		c := r.mapAt(m["conditions"], w.in("conditions"))
 		r.keys(c, sliceCondType, w.in("conditions"))
 		// constant keys: w.in would join strings for every endpoint
 		ep.Conditions = sliceConditions{
-			Ready:       r.boolPtr(c["ready"], where{w.list, i, "conditions.ready"}),
-			Serving:     r.boolPtr(c["serving"], where{w.list, i, "conditions.serving"}),
-			Terminating: r.boolPtr(c["terminating"], where{w.list, i, "conditions.terminating"}),
+			Ready:       r.boolPtr(c["ready"], where{w.list, w.i, "conditions.ready"}),
+			Serving:     r.boolPtr(c["serving"], where{w.list, w.i, "conditions.serving"}),
+			Terminating: r.boolPtr(c["terminating"], where{w.list, w.i, "conditions.terminating"}),
 		}
-	}
-	ports := r.listAt(o["ports"], at("ports"))
-	if ports != nil {
-		s.Ports = make([]slicePort, len(ports))
-	}
-	for i, p := range ports {
-		w := where{list: "ports", i: i}
-		m := r.mapAt(p, w)
-		r.keys(m, slicePortType, w)
-		s.Ports[i] = slicePort{
+	})
+	s.Ports = listOf(r, o, "ports", slicePortType, func(m map[string]any, w where, p *slicePort) {
+		*p = slicePort{
 			Name:        r.strPtr(m["name"], w.in("name")),
 			Port:        r.intPtr(m["port"], w.in("port")),
 			Protocol:    r.strAt(m["protocol"], w.in("protocol")),
 			AppProtocol: r.strAt(m["appProtocol"], w.in("appProtocol")),
 		}
+	})
+}
+
+// listOf reads o[list], a list of mappings whose keys are t's fields, into
+// a []T, item filling each element from its mapping (w names it). An absent
+// list is nil; an empty one is empty.
+func listOf[T any](r *mapRead, o map[string]any, list string, t reflect.Type, item func(m map[string]any, w where, dst *T)) []T {
+	l := r.listAt(o[list], at(list))
+	if l == nil {
+		return nil
 	}
+	out := make([]T, len(l))
+	for i, e := range l {
+		w := where{list: list, i: i}
+		m := r.mapAt(e, w)
+		r.keys(m, t, w)
+		item(m, w, &out[i])
+	}
+	return out
 }
 
 // readMap reads what podDoc holds; a Pod's other keys are skipped without
