@@ -111,15 +111,13 @@ func (kv *kvState) tokenize(x *Exchange, ip *infPool, sc *inferScratch, req *pic
 		return
 	}
 	l := ip.endpoints()
-	if len(l.states) == 0 {
+	if len(l.eps) == 0 {
 		return
 	}
-	e := l.states[kv.rr.Add(1)%uint64(len(l.states))]
-	scheme := "http://"
-	if ip.pool.Load().cfg.TLS != nil {
-		scheme = "https://"
-	}
-	toks, err := kv.tok.Tokens(x.Context(), scheme+e.Addr, sc.body)
+	// The base URL was built with the endpoint: a request that finds its
+	// tokens in the cache allocates nothing here.
+	e := l.eps[kv.rr.Add(1)%uint64(len(l.eps))]
+	toks, err := kv.tok.Tokens(x.Context(), e.base, sc.body)
 	if err != nil {
 		return
 	}

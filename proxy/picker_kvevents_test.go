@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvgate/kvgate/openai"
+	"github.com/kvgate/kvgate/pick"
 	"github.com/kvgate/kvgate/sim"
 )
 
@@ -126,5 +128,53 @@ func TestPreciseSlowTokenizerFallsBack(t *testing.T) {
 	}
 	if st := ip.kv.Load().tok.Stats(); st.Failures != 3 {
 		t.Fatalf("tokenizer stats %+v: want 3 timeouts", st)
+	}
+}
+
+// TestPreciseTokenizeCacheHitAllocs: a prompt whose token ids the tokenize
+// cache holds is matched without an allocation of kvgate's own (the base
+// URL of the tokenize call is built with the endpoint, not per request).
+func TestPreciseTokenizeCacheHitAllocs(t *testing.T) {
+	host := "127.0.0.2"
+	pub := freePort(t, host)
+	r, err := sim.Start(context.Background(), host+":0", sim.Config{TimeScale: 0.001,
+		KVEvents: sim.KVEventsConfig{Endpoint: fmt.Sprintf("tcp://%s:%d", host, pub)}})
+	if err != nil {
+		t.Skipf("port taken meanwhile: %v", err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	p := inferProxy(t, []string{r.Addr}, fmt.Sprintf(`{scrapeInterval: 20ms, kvEvents: {endpoint: "%d"}}`, pub), "")
+	ip := p.infer.get("llm")
+	for i := 0; ip.picks().Tokens().BlockSize() == 0; i++ {
+		if i > 400 {
+			t.Fatal("no KV event reached kvgate")
+		}
+		_ = postTo(t, http.DefaultClient, "http://"+r.Addr+"/v1/completions", completion("sim-model", "", textOf(fmt.Sprint("warm", i), 256)))
+		time.Sleep(5 * time.Millisecond)
+	}
+	body := completion("sim-model", "", textOf("cached prompt", 1024))
+	if a := postTo(t, plainClient(), engines()[0].url(p, "/v1/completions"), body); a.status != 200 {
+		t.Fatalf("via kvgate: %d %s", a.status, a.body)
+	}
+	kv := ip.kv.Load()
+	if st := kv.tok.Stats(); st.Misses != 1 {
+		t.Fatalf("tokenizer stats %+v, want the one call that fills the cache", st)
+	}
+	x := &Exchange{ctx: context.Background(), path: "/v1/completions", bodyLen: int64(len(body))}
+	sc := &inferScratch{body: []byte(body)}
+	if err := openai.Extract(x.path, sc.body, &sc.prompt); err != nil {
+		t.Fatal(err)
+	}
+	var req pick.PickRequest
+	promptRequest(&req, &sc.prompt, ip.cfg.Load().BlockSize)
+	kv.tokenize(x, ip, sc, &req) // sizes req.TokenBlocks
+	if len(req.TokenBlocks) == 0 {
+		t.Fatal("no token blocks from the cached tokens")
+	}
+	if n := testing.AllocsPerRun(100, func() { kv.tokenize(x, ip, sc, &req) }); n != 0 {
+		t.Fatalf("%v allocations per cached tokenize, want 0", n)
+	}
+	if st := kv.tok.Stats(); st.Misses != 1 || st.Hits < 100 {
+		t.Fatalf("tokenizer stats %+v, want every later call a cache hit", st)
 	}
 }

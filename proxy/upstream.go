@@ -24,6 +24,7 @@ type endpoint struct {
 	state *pick.Endpoint
 	pool  string
 	addr  string       // state.Addr: what rt dials and what logs name
+	base  string       // scheme://addr, the tokenize calls' base URL (picker_kvevents.go)
 	rt    roundTripper // per-endpoint connection pool
 }
 
@@ -224,6 +225,14 @@ func (p *pool) start(log *slog.Logger) {
 	}()
 }
 
+// scheme is the URL scheme with which the pool's endpoints are reached.
+func (p *pool) scheme() string {
+	if p.cfg.TLS != nil {
+		return "https://"
+	}
+	return "http://"
+}
+
 // setEndpoints swaps in a new address list, keeping endpoints already known,
 // and drops the picking state of addresses no longer listed.
 func (p *pool) setEndpoints(addrs []string) {
@@ -241,7 +250,7 @@ func (p *pool) setEndpoints(addrs []string) {
 		if e != nil {
 			kept[e] = true
 		} else {
-			e = &endpoint{state: p.picks.Endpoint(a), pool: p.name, addr: a, rt: p.tr.forEndpoint(a)}
+			e = &endpoint{state: p.picks.Endpoint(a), pool: p.name, addr: a, base: p.scheme() + a, rt: p.tr.forEndpoint(a)}
 		}
 		next.eps = append(next.eps, e)
 		next.states = append(next.states, e.state)
