@@ -3,6 +3,7 @@ package pick
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,8 +64,17 @@ import (
 // only as bytes/4 and the endpoint's cache only through the prefix index
 // (approximate unless fed by KV events); a reply that is not streamed
 // (one JSON object) does not teach it, its first byte being its last; and
-// one model per endpoint is learned, whatever model or LoRA adapter a
-// request names.
+// it learns per model for the first costModelsPerEndpoint models (or LoRA
+// adapters) an endpoint serves, while any further model shares the
+// endpoint's model of all its requests.
+//
+// Per model. Besides its model of all its requests, an endpoint learns one
+// for each of the first costModelsPerEndpoint names a request's "model"
+// field gave it (an adapter prefills at its base model's rate, but a second
+// base model on the same server, or a quantised variant, does not). A
+// request's prediction blends its model's coefficients with the endpoint's
+// blended ones by the model's weight, as the endpoint's are blended with the
+// pool's: a model new to an endpoint starts as that endpoint's average.
 
 // Cost-model constants (see the comment above).
 const (
@@ -103,6 +113,10 @@ const (
 	// spill, 78.6% (78.0-79.2) at 0.5; the tenants replay kept its hit rate
 	// (74.8% against 74.0%).
 	costMoveTolerance = 1.0
+	// costModelsPerEndpoint bounds the models an endpoint learns one cost
+	// model for (bounded memory: a few hundred bytes each, made on an
+	// endpoint's first named model).
+	costModelsPerEndpoint = 4
 	// costEvictWeight is the share of the tokens a pick evicts from an
 	// endpoint's cache that the pick is charged for at that endpoint's
 	// prefill rate: the evicted blocks are its least recently used, which
@@ -207,6 +221,86 @@ func (e *Endpoint) CostModel() CostModel {
 	return CostModel{Base: c[0], PerKiloToken: c[1], PerAhead: c[2], Samples: e.cost.samples.Load()}
 }
 
+// modelCosts are an endpoint's per-model cost models: slot k learns the
+// requests whose model is names[k]. A slot's name is set once, by the first
+// pick of a model that found a free slot, and never changes.
+type modelCosts struct {
+	names [costModelsPerEndpoint]atomic.Pointer[string]
+	m     [costModelsPerEndpoint]costModel
+}
+
+// modelSlot returns the slot of e's per-model cost model for model, or -1
+// when e has none for it. Read-only, no allocation: the pick path calls it
+// for every candidate.
+func (e *Endpoint) modelSlot(model string) int {
+	mc := e.models.Load()
+	if mc == nil || model == "" {
+		return -1
+	}
+	for k := range mc.names {
+		n := mc.names[k].Load()
+		if n == nil {
+			return -1 // slots fill in order
+		}
+		if *n == model {
+			return k
+		}
+	}
+	return -1
+}
+
+// claimModelSlot returns e's slot for model, taking a free one when e has
+// none (a copy of model is kept: the caller's string may point into a
+// buffer that is reused); -1 when model is empty or every slot is taken.
+func (e *Endpoint) claimModelSlot(model string) int {
+	if model == "" {
+		return -1
+	}
+	if k := e.modelSlot(model); k >= 0 {
+		return k
+	}
+	mc := e.models.Load()
+	if mc == nil {
+		e.models.CompareAndSwap(nil, new(modelCosts)) // a racing claim may win instead
+		mc = e.models.Load()
+	}
+	var owned *string
+	for k := range mc.names {
+		n := mc.names[k].Load()
+		if n == nil {
+			if owned == nil {
+				c := strings.Clone(model)
+				owned = &c
+			}
+			if mc.names[k].CompareAndSwap(nil, owned) {
+				return k
+			}
+			n = mc.names[k].Load() // another claim took the slot first
+		}
+		if *n == model {
+			return k
+		}
+	}
+	return -1
+}
+
+// ModelCostModels returns the per-model cost models e learned, by model
+// name (nil before the first named model), for inspection.
+func (e *Endpoint) ModelCostModels() map[string]CostModel {
+	mc := e.models.Load()
+	if mc == nil {
+		return nil
+	}
+	out := make(map[string]CostModel, costModelsPerEndpoint)
+	for k := range mc.names {
+		if n := mc.names[k].Load(); n != nil {
+			c := mc.m[k].coefficients()
+			out[*n] = CostModel{Base: c[0], PerKiloToken: c[1], PerAhead: c[2], Samples: mc.m[k].samples.Load()}
+		}
+	}
+	return out
+}
+
 // Prediction is what a pick expected of the request it placed, carried by
 // the caller to the request's Outcome so that the endpoint learns from it.
 type Prediction struct {
@@ -219,6 +313,9 @@ type Prediction struct {
 	// TTFT is the predicted time from the pick to the first token; 0 when
 	// the pool's preset does not predict (only latency does).
 	TTFT time.Duration
+	// model is 1 + the slot of the endpoint's per-model cost model the
+	// outcome also teaches (modelCosts); 0 for none.
+	model int
 	// At is the time from the request's start to the pick, which the
 	// caller sets (reading the body and waiting in the saturation queue
 	// come before it); the model learns from TTFT − At.
@@ -293,6 +390,17 @@ func predict(pc *PickContext, cands []Candidate) []costView {
 		v.ttft = 0
 		for k := range v.theta {
 			v.theta[k] = v.w*v.theta[k] + (1-v.w)*prior[k]
+		}
+		if slot := cands[i].E.modelSlot(pc.Req.Model); slot >= 0 {
+			mm := &cands[i].E.models.Load().m[slot]
+			if w := mm.weight(pc.Now); w > 0 {
+				mt := mm.coefficients()
+				for k := range v.theta {
+					v.theta[k] = w*mt[k] + (1-w)*v.theta[k]
+				}
+			}
+		}
+		for k := range v.theta {
 			v.ttft += v.theta[k] * v.x[k]
 		}
 		v.t = v.ttft + v.theta[1]*float64(evictedOf(pc, &cands[i]))/1000*costEvictWeight
@@ -445,12 +553,13 @@ func (p *Pool) chooseLatency(pc *PickContext, s *settings, cands []Candidate, us
 // reused rather than read again, which also keeps them the inputs of the
 // predicted TTFT (the queue's counters may move in between).
 func prediction(pc *PickContext, c *Candidate, i int) Prediction {
+	slot := c.E.claimModelSlot(pc.Req.Model) + 1
 	if i < len(pc.predicted) {
 		v := &pc.predicted[i]
-		return Prediction{Valid: true, Ahead: v.x[2], Uncached: v.uncached,
+		return Prediction{Valid: true, Ahead: v.x[2], Uncached: v.uncached, model: slot,
 			TTFT: time.Duration(v.ttft * float64(time.Second))}
 	}
-	return Prediction{Valid: true, Ahead: aheadOf(c), Uncached: uncachedOf(pc, c)}
+	return Prediction{Valid: true, Ahead: aheadOf(c), Uncached: uncachedOf(pc, c), model: slot}
 }
 
 // learnOutcome teaches e's cost model from a finished reply (Observe).
@@ -463,5 +572,11 @@ func (e *Endpoint) learnOutcome(o *Outcome) {
 	if o.PromptTokens > 0 {
 		uncached = max(o.PromptTokens-o.CachedTokens, 0)
 	}
-	e.cost.learn((o.TTFT - pr.At).Seconds(), uncached, pr.Ahead, time.Now().UnixNano())
+	y, now := (o.TTFT - pr.At).Seconds(), time.Now().UnixNano()
+	e.cost.learn(y, uncached, pr.Ahead, now)
+	if k := pr.model - 1; k >= 0 && k < costModelsPerEndpoint {
+		if mc := e.models.Load(); mc != nil {
+			mc.m[k].learn(y, uncached, pr.Ahead, now)
+		}
+	}
 }

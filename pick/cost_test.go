@@ -301,3 +301,64 @@ func TestLatencyEvictionCharge(t *testing.T) {
 		}
 	}
 }
+
+// Per model: an endpoint serving two models, one ten times slower to
+// prefill, learns each one's rate from the replies it gets, and predicts
+// each request by its model's; a model beyond costModelsPerEndpoint shares
+// the endpoint's model of all its requests, and its pick allocates nothing.
+func TestLatencyLearnsPerModel(t *testing.T) {
+	p, eps := latencyPool(t, 1)
+	rate := map[string]float64{"small": 0.02, "big": 0.2} // seconds per 1,000 uncached tokens
+	seq := 0
+	predicted := func(model string) Decision {
+		seq++
+		d := pick(t, p, eps, prompt(model, "", longText(fmt.Sprint("q-", seq, "-"), 4096)))
+		d.Endpoint.End(d.Tokens)
+		return d
+	}
+	for i := range 200 {
+		model := "small"
+		if i%2 == 1 {
+			model = "big"
+		}
+		d := predicted(model)
+		y := 0.001 + rate[model]*float64(d.Predicted.Uncached)/1000
+		d.Endpoint.Observe(Outcome{TTFT: time.Duration(y * float64(time.Second)), Status: 200, Streamed: true, Predicted: d.Predicted})
+	}
+	models := eps[0].ModelCostModels()
+	for name, want := range rate {
+		if m := models[name]; math.Abs(m.PerKiloToken-want) > 0.15*want || m.Samples != 100 {
+			t.Errorf("%s: learned %+v, want %.3f s per 1,000 tokens from 100 samples", name, m, want)
+		}
+	}
+	if all := eps[0].CostModel(); all.Samples != 200 {
+		t.Errorf("the endpoint's model of all requests learned %d samples, want 200", all.Samples)
+	}
+	small, big := predicted("small").Predicted.TTFT, predicted("big").Predicted.TTFT
+	if r := float64(big) / float64(small); r < 6 || r > 14 {
+		t.Errorf("predicted TTFT big/small = %.1f (%v / %v), want about 10", r, big, small)
+	}
+	// Bounded: the slots fill up, further models fall back to the
+	// endpoint's model of all requests, and picking one allocates nothing.
+	for i := range 10 {
+		predicted(fmt.Sprint("adapter-", i))
+	}
+	if n := len(eps[0].ModelCostModels()); n != costModelsPerEndpoint {
+		t.Errorf("%d per-model cost models, want the bound %d", n, costModelsPerEndpoint)
+	}
+	req := prompt("one-more-adapter", "", longText("q-alloc", 4096))
+	if d := pick(t, p, eps, req); d.Predicted.model != 0 || d.Predicted.TTFT <= 0 {
+		t.Errorf("a model past the bound: prediction %+v, want the endpoint's, with no slot", d.Predicted)
+	} else {
+		d.Endpoint.End(d.Tokens)
+	}
+	if raceEnabled {
+		return
+	}
+	if a := testing.AllocsPerRun(50, func() {
+		d := pick(t, p, eps, req)
+		d.Endpoint.End(d.Tokens)
+	}); a != 0 {
+		t.Errorf("a pick for a model past the bound allocates %.0f times", a)
+	}
+}

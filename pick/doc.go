@@ -34,16 +34,18 @@
 //
 // Latency. The latency preset (cost.go) predicts each endpoint's time to
 // first token, TTFT = base + perToken × uncached prompt tokens + perAhead ×
-// requests ahead, with the three coefficients learned per endpoint, online,
-// from the replies the proxy reports (Endpoint.Observe with the pick's
-// Prediction). It sends a prompt to the holder of its longest prefix (a new
-// prompt: to its consistent placement), with no load bound, unless another
-// endpoint's prediction is smaller by more than a tolerance (three times
-// faster; twice against a placement): a holder or placement whose queue or
-// prefill rate makes it slow gives way. Picks are also charged for what
+// requests ahead, with the three coefficients learned per endpoint and per
+// model (the first four models an endpoint serves), online, from the
+// replies the proxy reports (Endpoint.Observe with the pick's Prediction).
+// It sends a prompt to the holder of its longest prefix (a new prompt: to
+// its consistent placement) unless another endpoint's prediction is smaller
+// by more than a tolerance (three times faster; twice against a
+// placement): a holder or placement whose queue or prefill rate makes it
+// slow gives way. Prefix-affinity's load bound moves a conversation off a
+// holder only while the move is predicted cheap (at most twice the
+// holder's TTFT: a young conversation). Picks are also charged for what
 // they would evict, and a prefix most endpoints hold does not decide a
-// placement. The model is linear and learns one law per endpoint (not per
-// model); cost.go says what it cannot see.
+// placement. The model is linear; cost.go says what it cannot see.
 //
 // Accounting. A pick (Pool.Pick, Pool.Balance) calls Begin on the endpoint it
 // returns; the caller calls End with the same tokens exactly once, when the

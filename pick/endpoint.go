@@ -46,7 +46,10 @@ type Endpoint struct {
 	ttft       atomic.Pointer[latencyRing]
 	promptToks atomic.Uint64 // prompt tokens reported in usage (Observe)
 	cachedToks atomic.Uint64 // of those, cached tokens
-	cost       costModel     // learned TTFT model (cost.go)
+	cost       costModel     // learned TTFT model of all its requests (cost.go)
+	// models holds per-model TTFT models (cost.go), made on the first
+	// pick that names a model, for the reason ttft is made lazily.
+	models atomic.Pointer[modelCosts]
 }
 
 // LoRAInfo is what a vLLM server reports in lora_requests_info. It is
