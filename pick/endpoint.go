@@ -31,6 +31,7 @@ type Endpoint struct {
 	scrapedAt atomic.Int64  // unix nanos of the last good scrape; 0 never
 	waiting   atomic.Int64  // scraped queue depth
 	running   atomic.Int64  // scraped running requests
+	batch     atomic.Int64  // the most running requests scraped while others waited: its batch (sentQueued)
 	kv        atomic.Uint64 // float64 bits of KV utilisation in [0,1]; NaN unknown
 	gpuBlocks atomic.Int64  // scraped num_gpu_blocks; 0 unknown
 	lora      atomic.Pointer[LoRAInfo]
@@ -128,6 +129,11 @@ func (e *Endpoint) Suspect() bool { return e.suspect.Load() }
 func (e *Endpoint) store(m *ServerMetrics, unixNanos int64) {
 	e.waiting.Store(int64(min(m.Waiting, 1e9)))
 	e.running.Store(int64(min(m.Running, 1e9)))
+	for r := int64(min(m.Running, 1e9)); m.Waiting > 0; {
+		if b := e.batch.Load(); r <= b || e.batch.CompareAndSwap(b, r) {
+			break
+		}
+	}
 	kv := math.NaN()
 	if m.HasKV {
 		kv = min(max(m.KV, 0), 1)

@@ -85,7 +85,7 @@ func ExamplePresets() {
 	// round-robin (balancer): healthy, not-saturated → no scorer → round-robin
 	// random: healthy, not-saturated → no scorer → random
 	// session: healthy, not-saturated → inflight-requests 1 → session
-	// gie (plain): healthy, not-saturated → prefix 3 queue-minmax 2 kv-utilization 2 → max-score
+	// gie (plain): healthy, scraped-not-saturated → prefix 3 queue-minmax 2 kv-utilization 2 → max-score
 	// sglang (plain): healthy → no scorer → sglang-cache-aware
 }
 

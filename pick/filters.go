@@ -6,8 +6,11 @@ var (
 		"drops ejected endpoints, and endpoints whose last scrape failed while others are fine",
 		func() Filter { return HealthyFilter{} })
 	filterNotSaturated = filterPlugin("not-saturated",
-		"drops endpoints whose fresh metrics reach the queue or KV threshold, unless all do",
+		"drops endpoints whose fresh metrics, with the requests sent since the scrape, reach the queue or KV threshold, unless all do",
 		func() Filter { return NotSaturatedFilter{} })
+	filterScrapedNotSaturated = filterPlugin("scraped-not-saturated",
+		"not-saturated on the scraped metrics alone, as the Inference Extension filters: the requests sent since the scrape do not count",
+		func() Filter { return NotSaturatedFilter{ScrapeOnly: true} })
 	filterLoRA = filterPlugin("lora-loadable",
 		"keeps, for a known LoRA adapter, the endpoints that run it or can load it",
 		func() Filter { return LoRAFilter{} })
@@ -50,14 +53,24 @@ func (HealthyFilter) Filter(pc *PickContext, cands []Candidate) []Candidate {
 }
 
 // NotSaturatedFilter drops endpoints whose fresh metrics say they are
-// saturated (queue ≥ queueThreshold or KV ≥ kvThreshold); when every one is,
-// it keeps them all and sets PickContext.Saturated.
-type NotSaturatedFilter struct{}
+// saturated (queue ≥ queueThreshold or KV ≥ kvThreshold, the queue counting
+// the requests sent since the scrape that are still in flight); when every
+// one is, it keeps them all and sets PickContext.Saturated.
+type NotSaturatedFilter struct {
+	// ScrapeOnly reads the scraped queue alone (the gie preset's rule):
+	// then a burst within one scrape interval all goes to the endpoint the
+	// scrape showed just below the threshold.
+	ScrapeOnly bool
+}
 
-func (NotSaturatedFilter) Filter(pc *PickContext, cands []Candidate) []Candidate {
+func (f NotSaturatedFilter) Filter(pc *PickContext, cands []Candidate) []Candidate {
+	saturated := pc.saturated
+	if f.ScrapeOnly {
+		saturated = pc.scrapedSaturated
+	}
 	n := 0
 	for i := range cands {
-		if !pc.saturated(&cands[i]) {
+		if !saturated(&cands[i]) {
 			n++
 		}
 	}
@@ -70,7 +83,7 @@ func (NotSaturatedFilter) Filter(pc *PickContext, cands []Candidate) []Candidate
 	}
 	out := cands[:0]
 	for _, c := range cands {
-		if !pc.saturated(&c) {
+		if !saturated(&c) {
 			out = append(out, c)
 		}
 	}

@@ -175,13 +175,43 @@ func (pc *PickContext) QueueThreshold() float64 { return float64(pc.set.queueT) 
 // saturated; +Inf when Options.KVThreshold leaves KV out.
 func (pc *PickContext) KVThreshold() float64 { return pc.set.kvT }
 
-// Saturated reports whether c is saturated by its fresh scraped metrics:
-// queue ≥ queueThreshold or KV ≥ kvThreshold. Stale metrics never saturate.
+// saturated reports whether c is saturated by its fresh scraped metrics
+// and kvgate's picks since: queue ≥ queueThreshold or KV ≥ kvThreshold.
+// Stale metrics never saturate.
 func (pc *PickContext) saturated(c *Candidate) bool {
 	if !c.Fresh {
 		return false
 	}
-	return c.Queue >= pc.QueueThreshold() || !math.IsNaN(c.KV) && c.KV >= pc.KVThreshold()
+	return c.Queue+sentQueued(c) >= pc.QueueThreshold() || !math.IsNaN(c.KV) && c.KV >= pc.KVThreshold()
+}
+
+// sentQueued is how many of the picks sent to c since its fresh scrape, and
+// still in flight, wait for a batch slot: all of them when the scrape showed
+// requests waiting, those beyond the free slots when it did not and the
+// server's batch is known (the most requests it was seen running while
+// others waited), none when it is not known. Without it a burst within one
+// scrape interval all went to the endpoint the scrape showed just below the
+// threshold; counting every pick as queued instead would saturate a server
+// with free slots that takes more than the threshold per interval.
+func sentQueued(c *Candidate) float64 {
+	sent := min(c.Since, c.Inflight)
+	if sent <= 0 {
+		return 0
+	}
+	if c.Queue > 0 {
+		return float64(sent)
+	}
+	batch := c.E.batch.Load()
+	if batch <= 0 {
+		return 0
+	}
+	return float64(max(sent-max(batch-c.E.running.Load(), 0), 0))
+}
+
+// scrapedSaturated is saturated on the scrape alone (NotSaturatedFilter's
+// ScrapeOnly).
+func (pc *PickContext) scrapedSaturated(c *Candidate) bool {
+	return c.Fresh && (c.Queue >= pc.QueueThreshold() || !math.IsNaN(c.KV) && c.KV >= pc.KVThreshold())
 }
 
 // Decision is the outcome of one pick.

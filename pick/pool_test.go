@@ -207,6 +207,66 @@ func TestPickFiltersAndStaleness(t *testing.T) {
 			d.Endpoint.End(d.Tokens)
 		}
 	})
+	t.Run("picks since the scrape count towards the threshold", func(t *testing.T) {
+		// A burst within one scrape interval: the endpoint the scrape showed
+		// one below the threshold takes one request, not the whole burst.
+		p, eps := testPool(t, 3, nil)
+		fresh(eps[0], 4, 0.1)
+		fresh(eps[1], 10, 0.1)
+		fresh(eps[2], 10, 0.1)
+		r := prompt("m", "", "x")
+		r.StopIfSaturated = true
+		d := pick(t, p, eps, r)
+		if d.Endpoint != eps[0] || d.Saturated {
+			t.Fatalf("first pick: %+v, want the endpoint below the threshold", d)
+		}
+		if e := pick(t, p, eps, r); e.Endpoint != nil || !e.Saturated {
+			t.Fatalf("second pick within the interval: %+v, want Saturated (4 queued + 1 sent = 5)", e)
+		}
+		d.Endpoint.End(d.Tokens)
+		if e := pick(t, p, eps, r); e.Endpoint != eps[0] {
+			t.Fatalf("after the first request ended: %+v, want the endpoint again", e)
+		} else {
+			e.Endpoint.End(e.Tokens)
+		}
+	})
+	t.Run("picks since the scrape fill free batch slots first", func(t *testing.T) {
+		for _, tc := range []struct {
+			name     string
+			batch    int // running seen while others waited; 0: never
+			running  int // at the last scrape, nobody waiting
+			accepted int // picks taken before the endpoint saturates: free slots + the threshold (5)
+		}{
+			{"known batch with two free slots", 4, 2, 2 + 5},
+			{"known batch, full", 4, 4, 5},
+			{"batch never seen: sends do not count", 0, 2, 12},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				p, eps := testPool(t, 2, nil)
+				if tc.batch > 0 {
+					p.StoreScrape(eps[0], &ServerMetrics{Waiting: 1, Running: float64(tc.batch), KV: 0.1, HasKV: true}, now)
+				}
+				p.StoreScrape(eps[0], &ServerMetrics{Running: float64(tc.running), KV: 0.1, HasKV: true}, now)
+				fresh(eps[1], 10, 0.1)
+				r := prompt("m", "", "x")
+				r.StopIfSaturated = true
+				var open []Decision
+				for range 12 {
+					d := pick(t, p, eps, r)
+					if d.Endpoint == nil {
+						break
+					}
+					open = append(open, d)
+				}
+				if len(open) != tc.accepted {
+					t.Errorf("%d picks before saturation, want %d", len(open), tc.accepted)
+				}
+				for _, d := range open {
+					d.Endpoint.End(d.Tokens)
+				}
+			})
+		}
+	})
 	t.Run("all saturated stops when asked", func(t *testing.T) {
 		p, eps := testPool(t, 2, nil)
 		fresh(eps[0], 10, 0.1)
@@ -606,10 +666,12 @@ func TestBurstGuardReadsFreshQueue(t *testing.T) {
 	}
 	open = append(open, d)
 	scrape(3) // 3 waiting; one more pick since the scrape makes 4, this one 5: still within 5
-	for i, want := range []Reason{ReasonAffinity, ReasonAffinity, ReasonSpillover} {
+	for i, stays := range []bool{true, true, false} {
 		d := pick(t, p, eps, prompt("m", "", turn+" next"))
-		if d.Reason != want {
-			t.Fatalf("pick %d after a scrape with 3 waiting: %v on %s, want %v", i, d.Reason, d.Endpoint.Addr, want)
+		// The third is past the threshold: the holder is saturated (3
+		// waiting + 2 sent since the scrape) and another endpoint takes it.
+		if (d.Endpoint == first.Endpoint) != stays || stays && d.Reason != ReasonAffinity {
+			t.Fatalf("pick %d after a scrape with 3 waiting: %v on %s, want it to stay on the holder: %v", i, d.Reason, d.Endpoint.Addr, stays)
 		}
 		open = append(open, d)
 	}

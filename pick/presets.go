@@ -82,7 +82,7 @@ var presets = []*Preset{
 	{
 		Name:    "gie",
 		Doc:     "the Gateway API Inference Extension's default profile, without placement or load bound",
-		Filters: []*Plugin{filterHealthy, filterNotSaturated},
+		Filters: []*Plugin{filterHealthy, filterScrapedNotSaturated},
 		Scorers: []PluginWeight{{scorerPrefix, 3}, {scorerQueueMinMax, 2}, {scorerKV, 2}},
 		Picker:  pickerMaxScore,
 		Plain:   true,
