@@ -11,13 +11,15 @@ import (
 	"github.com/kvgate/kvgate/sim"
 )
 
-// Precise-mode scenarios: kvgate's prefix-affinity picker reading the
-// simulators' KV events (inference.kvEvents) and tokenizing prompts on
-// their /tokenize, kept apart from StandardScenarios so that replays choose
-// them explicitly (benchmarks/replay --precise).
+// Precise-mode scenarios: kvgate's prefix-affinity and latency pickers
+// reading the simulators' KV events (inference.kvEvents) and tokenizing
+// prompts on their /tokenize, kept apart from StandardScenarios so that
+// replays choose them explicitly (benchmarks/replay --precise).
 const (
-	PrefixPrecise         = "kvgate prefix-affinity, kv events"
-	PrefixPreciseReplicas = "kvgate prefix-affinity, kv events, replicas"
+	PrefixPrecise          = "kvgate prefix-affinity, kv events"
+	PrefixPreciseReplicas  = "kvgate prefix-affinity, kv events, replicas"
+	LatencyPrecise         = "kvgate latency, kv events"
+	LatencyPreciseReplicas = "kvgate latency, kv events, replicas"
 )
 
 // kvOffset and kvReplayOffset place each simulator's KV event PUB and
@@ -28,18 +30,25 @@ const (
 )
 
 // PreciseScenarios returns the precise-mode scenarios: one kvgate, and
-// replicas instances when replicas > 1.
+// replicas instances when replicas > 1, for each of prefix-affinity and
+// latency.
 func PreciseScenarios(replicas int) []Scenario {
 	kv := func() *config.KVEvents {
 		return &config.KVEvents{Endpoint: "+" + strconv.Itoa(kvOffset), ReplayEndpoint: "+" + strconv.Itoa(kvReplayOffset)}
 	}
-	sc := []Scenario{{Name: PrefixPrecise,
-		Note:      "picker prefix-affinity with inference.kvEvents: each simulator's KV events (ZMQ, vLLM's wire format) and /tokenize give the real cached prefix",
-		Inference: config.Inference{Picker: "prefix-affinity", KVEvents: kv()}}}
-	if replicas > 1 {
-		sc = append(sc, Scenario{Name: PrefixPreciseReplicas, Replicas: replicas,
-			Note:      strconv.Itoa(replicas) + " kvgate instances with kvEvents, each subscribed to every simulator; the client spreads requests round-robin",
-			Inference: config.Inference{Picker: "prefix-affinity", KVEvents: kv()}})
+	var sc []Scenario
+	for _, p := range []struct{ picker, one, many string }{
+		{"prefix-affinity", PrefixPrecise, PrefixPreciseReplicas},
+		{"latency", LatencyPrecise, LatencyPreciseReplicas},
+	} {
+		sc = append(sc, Scenario{Name: p.one,
+			Note:      "picker " + p.picker + " with inference.kvEvents: each simulator's KV events (ZMQ, vLLM's wire format) and /tokenize give the real cached prefix",
+			Inference: config.Inference{Picker: p.picker, KVEvents: kv()}})
+		if replicas > 1 {
+			sc = append(sc, Scenario{Name: p.many, Replicas: replicas,
+				Note:      strconv.Itoa(replicas) + " kvgate instances with kvEvents (picker " + p.picker + "), each subscribed to every simulator; the client spreads requests round-robin",
+				Inference: config.Inference{Picker: p.picker, KVEvents: kv()}})
+		}
 	}
 	return sc
 }
