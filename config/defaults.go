@@ -43,7 +43,7 @@ const (
 	DefaultMirrorPercent  = 100
 
 	DefaultModelServer    = "vllm"
-	DefaultPicker         = "prefix-affinity"
+	DefaultPicker         = "latency"
 	DefaultBlockSize      = 64        // characters, about 16 tokens: vLLM's default KV block
 	DefaultCacheBlocks    = 16384     // per endpoint until it reports num_gpu_blocks: 256k tokens, about 1 MiB of index
 	DefaultMaxPromptBytes = 128 << 10 // 131072; also the bound on reading a body for model-match rules

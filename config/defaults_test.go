@@ -58,7 +58,7 @@ func TestDefaults(t *testing.T) {
 		{"pools[0].idleConnTimeout", p.IdleConnTimeout.D(), 90 * time.Second},
 		{"pools[0].resolveInterval", p.ResolveInterval.D(), 5 * time.Second},
 		{"inference.modelServer", in.ModelServer, "vllm"},
-		{"inference.picker", in.Picker, "prefix-affinity"},
+		{"inference.picker", in.Picker, "latency"},
 		{"inference.blockSize", in.BlockSize, 64},
 		{"inference.cacheBlocks", in.CacheBlocks, 16384},
 		{"inference.maxPromptBytes", in.MaxPromptBytes, 131072},

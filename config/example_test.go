@@ -61,5 +61,5 @@ func ExampleDefault() {
 	config.Default(cfg)
 	in := cfg.Pools[0].Inference
 	fmt.Println(cfg.Admin.Address, in.Picker, in.BlockSize, in.ScrapeInterval.D())
-	// Output: 127.0.0.1:9901 prefix-affinity 64 50ms
+	// Output: 127.0.0.1:9901 latency 64 50ms
 }

@@ -40,7 +40,7 @@ func StandardScenarios(replicas int) []Scenario {
 			Inference: config.Inference{Picker: "gie", BlockSize: 64}},
 		{Name: SGLang, Note: "picker sglang: SGLang's cache_aware rule (balance thresholds 64 absolute and 1.5x relative on in-flight requests, cache threshold 0.5, else the smallest cache); no placement",
 			Inference: config.Inference{Picker: "sglang"}},
-		{Name: PrefixAffinity, Note: "kvgate default: picker prefix-affinity with its default scorers and loadBound 1.25",
+		{Name: PrefixAffinity, Note: "picker prefix-affinity (the default before latency) with its default scorers and loadBound 1.25",
 			Inference: config.Inference{Picker: "prefix-affinity"}},
 		{Name: Latency, Note: "picker latency: the smallest predicted TTFT (learned prefill rate and queue cost per endpoint), holders and consistent placement kept within tolerance",
 			Inference: config.Inference{Picker: "latency"}},

@@ -13,7 +13,7 @@ import (
 
 // BenchmarkPick8KiB16Endpoints measures one inference pick as the proxy does
 // it after extraction: hash an 8 KiB prompt into 128 blocks, match them in
-// the index, filter, score with the default prefix-affinity weights, pick,
+// the index, filter, score with prefix-affinity's weights, pick,
 // record the blocks on the chosen endpoint, and release the in-flight count.
 // The index holds 64 prompts per endpoint behind one shared system prompt.
 func BenchmarkPick8KiB16Endpoints(b *testing.B) {

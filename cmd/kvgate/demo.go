@@ -48,10 +48,12 @@ func (f *demoFlags) flagSet() *flag.FlagSet {
 var cmdDemo = &command{
 	name:     "demo",
 	synopsis: "[flags]",
-	summary:  "replay a short workload through kvgate and 4 simulators, round-robin vs prefix-affinity",
+	summary:  "replay a short workload through kvgate and 4 simulators: round-robin, prefix-affinity and the default, latency",
 	about: `Start simulated vLLM servers and kvgate in process (nothing to set up, no ports to choose),
-replay a workload twice, once with round-robin and once with prefix-affinity picking, and
-print the prefix-cache hit rate and time to first token side by side. While it runs, the
+replay a workload three times, with round-robin, with prefix-affinity (the default before
+picking v2) and with latency (the default: prefix affinity weighed against each endpoint's
+learned time to first token), and print the prefix-cache hit rate and time to first token
+side by side. While it runs, the
 status page of the kvgate under test is at http://127.0.0.1:9901/ (--admin): which endpoint
 each conversation went to and why; kvgate inspect reads the same data. Progress is drawn
 only when stderr is a terminal.`,
@@ -64,8 +66,9 @@ only when stderr is a terminal.`,
 	flags: func() *flag.FlagSet { return new(demoFlags).flagSet() },
 }
 
-// runDemo replays a short workload through kvgate and simulators twice,
-// with round-robin and with prefix-affinity, and prints both side by side.
+// runDemo replays a short workload through kvgate and simulators three
+// times, with round-robin, prefix-affinity and the default picker (latency),
+// and prints them side by side.
 func runDemo(ctx context.Context, args []string, out, progressOut io.Writer) error {
 	var f demoFlags
 	if _, ok, err := cmdDemo.parse(f.flagSet(), args, out); !ok {
@@ -95,6 +98,7 @@ func runDemo(ctx context.Context, args []string, out, progressOut io.Writer) err
 	scenarios := []loadgen.Scenario{
 		{Name: "round-robin", Inference: config.Inference{Picker: "round-robin"}, Balancer: "round-robin"},
 		{Name: "prefix-affinity", Inference: config.Inference{Picker: "prefix-affinity"}},
+		{Name: "latency (default)", Inference: config.Inference{Picker: config.DefaultPicker}},
 	}
 	if f.admin != "off" {
 		if ln, err := net.Listen("tcp", f.admin); err != nil {

@@ -25,7 +25,7 @@ func TestDemoSmoke(t *testing.T) {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	text := out.String()
-	for _, want := range []string{"built-in conversations", "round-robin", "prefix-affinity", "prefix hit rate", "TTFT p99", "0/6"} {
+	for _, want := range []string{"built-in conversations", "round-robin", "prefix-affinity", "latency (default)", "prefix hit rate", "TTFT p99", "0/6"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, text)
 		}
@@ -47,8 +47,8 @@ func TestDemoProgressOnTerminal(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
-	if got := strings.Count(bar.String(), "] 2/2"); got != 2 {
-		t.Errorf("want one finished bar per run (2), got %d: %q", got, bar.String())
+	if got := strings.Count(bar.String(), "] 2/2"); got != 3 {
+		t.Errorf("want one finished bar per run (3), got %d: %q", got, bar.String())
 	}
 }
 
