@@ -552,14 +552,24 @@ func (p *Pool) chooseLatency(pc *PickContext, s *settings, cands []Candidate, us
 // pick already computed c's queue and uncached tokens in predict: they are
 // reused rather than read again, which also keeps them the inputs of the
 // predicted TTFT (the queue's counters may move in between).
+//
+// The per-model slot the outcome teaches is claimed only for a real pick
+// (claimModel), so that a dry run does not take a slot.
 func prediction(pc *PickContext, c *Candidate, i int) Prediction {
-	slot := c.E.claimModelSlot(pc.Req.Model) + 1
 	if i < len(pc.predicted) {
 		v := &pc.predicted[i]
-		return Prediction{Valid: true, Ahead: v.x[2], Uncached: v.uncached, model: slot,
+		return Prediction{Valid: true, Ahead: v.x[2], Uncached: v.uncached,
 			TTFT: time.Duration(v.ttft * float64(time.Second))}
 	}
-	return Prediction{Valid: true, Ahead: aheadOf(c), Uncached: uncachedOf(pc, c), model: slot}
+	return Prediction{Valid: true, Ahead: aheadOf(c), Uncached: uncachedOf(pc, c)}
+}
+
+// claimModel sets the per-model cost model pr's outcome teaches on e: the
+// slot of the request's model, taken now if e has a free one.
+func (pr *Prediction) claimModel(e *Endpoint, model string) {
+	if pr.Valid {
+		pr.model = e.claimModelSlot(model) + 1
+	}
 }
 
 // learnOutcome teaches e's cost model from a finished reply (Observe).

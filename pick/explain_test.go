@@ -15,6 +15,7 @@ func TestExplainIsADryRun(t *testing.T) {
 	type state struct {
 		inflight, recent int64
 		picks            uint64
+		models           int // per-model cost models (a dry run claims no slot)
 	}
 	snap := func() []state {
 		var out []state
@@ -24,14 +25,14 @@ func TestExplainIsADryRun(t *testing.T) {
 			for _, r := range Reasons {
 				picks += e.Picks(r)
 			}
-			out = append(out, state{n, e.Recent(), picks})
+			out = append(out, state{n, e.Recent(), picks, len(e.ModelCostModels())})
 		}
 		return out
 	}
 	before := snap()
 	_, ratioBefore := p.Ratio()
 	pc := AcquirePickContext()
-	pc.Req = prompt("m", "", text)
+	pc.Req = prompt("explained-model", "", text)
 	pc.Keep = true
 	d := p.Explain(pc, eps)
 	if d.Endpoint == nil || d.Reason != ReasonPlacement {
@@ -57,7 +58,7 @@ func TestExplainIsADryRun(t *testing.T) {
 	if _, r := p.Ratio(); r != ratioBefore {
 		t.Errorf("ratio count %d → %d", ratioBefore, r)
 	}
-	real := pick(t, p, eps, prompt("m", "", text))
+	real := pick(t, p, eps, prompt("explained-model", "", text))
 	if real.Endpoint != d.Endpoint || real.Reason != ReasonPlacement {
 		t.Errorf("Pick after Explain = %s (%s), want the explained %s as a placement: the dry run must teach the index nothing", real.Endpoint.Addr, real.Reason, d.Endpoint.Addr)
 	}

@@ -537,6 +537,7 @@ func (p *Pool) pick(pc *PickContext, s *settings, pl *plan, eps []*Endpoint, dry
 	if dry {
 		return d
 	}
+	d.Predicted.claimModel(c.E, pc.Req.Model)
 	c.E.Begin(d.Tokens)
 	p.tokens.Picked(c.E.tslot, pc.Now)
 	p.tokens.Speculate(c.E.tslot, pc.Req.TokenBlocks, pc.Now)

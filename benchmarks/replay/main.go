@@ -8,6 +8,7 @@
 package main
 
 import (
+	"errors"
 	"bytes"
 	"context"
 	"flag"
@@ -28,13 +29,24 @@ import (
 	"github.com/kvgate/kvgate/sim"
 )
 
+// usageErr is a bad command line: exit status 2, as flag's own errors.
+type usageErr struct{ error }
+
+func (e usageErr) Unwrap() error { return e.error }
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
+	switch {
+	case errors.Is(err, flag.ErrHelp): // --help: the usage is printed
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "replay:", err)
-		os.Exit(1)
+		code := 1
+		if errors.As(err, new(usageErr)) {
+			code = 2
+		}
+		os.Exit(code)
 	}
 }
 
@@ -82,10 +94,13 @@ func parse(args []string) (flags, error) {
 	fs.BoolVar(&f.precise, "precise", false, "also run kvgate in precise mode (inference.kvEvents: the simulators publish vLLM KV events and serve /tokenize), once and with --replicas instances")
 	fs.StringVar(&f.out, "out", filepath.Join("benchmarks", "replay"), "folder for results.md and results.svg ('' = do not write)")
 	if err := fs.Parse(args); err != nil {
-		return f, err
+		if errors.Is(err, flag.ErrHelp) {
+			return f, err
+		}
+		return f, usageErr{err} // the flag package printed the usage
 	}
 	if fs.NArg() > 0 {
-		return f, fmt.Errorf("unexpected argument %q; every option is a flag (see --help)", fs.Arg(0))
+		return f, usageErr{fmt.Errorf("unexpected argument %q; every option is a flag (see --help)", fs.Arg(0))}
 	}
 	if f.workload != "mooncake" {
 		w, err := loadgen.LookupWorkload(f.workload)
