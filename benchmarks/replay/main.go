@@ -8,9 +8,9 @@
 package main
 
 import (
-	"errors"
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
