@@ -157,7 +157,7 @@ func TestFullListsPickNames(t *testing.T) {
 		want []string
 	}{
 		{`^\s+balancer: least-request`, pick.BalancerNames()},
-		{`^\s+picker: prefix-affinity`, pick.PresetNames()},
+		{`^\s+picker: latency `, pick.PresetNames()},
 		{`^\s+- \{name: (prefix|queue), weight`, pick.Names(pick.KindScorer)},
 	} {
 		if got, want := choices(regexp.MustCompile(c.key)), sorted(c.want); !slices.Equal(got, want) {
