@@ -75,4 +75,16 @@ func TestLatencyPresetAvoidsSlowEndpoint(t *testing.T) {
 			t.Errorf("the slow simulator's learned model %+v does not show its 150 ms delay", m)
 		}
 	}
+	// An operator sees the same on the status page's JSON, per model too.
+	for _, pv := range p.Status().Pools {
+		for _, ev := range pv.Endpoints {
+			if ev.Address != addrs[0] {
+				continue
+			}
+			c := ev.Cost
+			if c == nil || c.Samples == 0 || c.BaseMs+c.MsPerKiloToken/2 < 50 || c.Models["sim-model"].Samples == 0 {
+				t.Errorf("status shows the slow simulator's cost model as %+v, want its learned 150 ms delay, with a sim-model entry", c)
+			}
+		}
+	}
 }

@@ -108,6 +108,27 @@ type EndpointView struct {
 	TTFTP50Ms      *float64          `json:"ttftP50Ms,omitempty"`
 	TTFTP99Ms      *float64          `json:"ttftP99Ms,omitempty"`
 	TTFTSamples    int               `json:"ttftSamples"`
+	// Cost is the latency preset's learned TTFT model of the endpoint
+	// (pick/cost.go); nil before its first streamed reply taught it.
+	Cost *CostView `json:"cost,omitempty"`
+}
+
+// CostView is an endpoint's learned TTFT model: predicted TTFT = base +
+// msPerKiloToken × uncached prompt tokens / 1,000 + msPerRequestAhead ×
+// requests ahead, from Samples streamed replies; Models holds the same per
+// model name for the first models the endpoint served.
+type CostView struct {
+	BaseMs            float64             `json:"baseMs"`
+	MsPerKiloToken    float64             `json:"msPerKiloToken"`
+	MsPerRequestAhead float64             `json:"msPerRequestAhead"`
+	Samples           int64               `json:"samples"`
+	Models            map[string]CostView `json:"models,omitempty"`
+}
+
+// costView converts a learned cost model to milliseconds.
+func costView(m pick.CostModel) CostView {
+	return CostView{BaseMs: round3(m.Base * 1e3), MsPerKiloToken: round3(m.PerKiloToken * 1e3),
+		MsPerRequestAhead: round3(m.PerAhead * 1e3), Samples: m.Samples}
 }
 
 // Status builds a StatusView of the running proxy.
@@ -322,6 +343,18 @@ func endpointView(e *pick.Endpoint, now time.Time) EndpointView {
 	if q, n := e.TTFTQuantiles(0.5, 0.99); n > 0 {
 		p50, p99 := ms(q[0]), ms(q[1])
 		v.TTFTP50Ms, v.TTFTP99Ms, v.TTFTSamples = &p50, &p99, n
+	}
+	if m := e.CostModel(); m.Samples > 0 {
+		c := costView(m)
+		for name, mm := range e.ModelCostModels() {
+			if mm.Samples > 0 {
+				if c.Models == nil {
+					c.Models = map[string]CostView{}
+				}
+				c.Models[name] = costView(mm)
+			}
+		}
+		v.Cost = &c
 	}
 	return v
 }
