@@ -216,9 +216,12 @@ type CostModel struct {
 
 // CostModel returns the endpoint's learned TTFT model (all zero before its
 // first streamed reply).
-func (e *Endpoint) CostModel() CostModel {
-	c := e.cost.coefficients()
-	return CostModel{Base: c[0], PerKiloToken: c[1], PerAhead: c[2], Samples: e.cost.samples.Load()}
+func (e *Endpoint) CostModel() CostModel { return e.cost.inspect() }
+
+// inspect returns m's published coefficients and sample count.
+func (m *costModel) inspect() CostModel {
+	c := m.coefficients()
+	return CostModel{Base: c[0], PerKiloToken: c[1], PerAhead: c[2], Samples: m.samples.Load()}
 }
 
 // modelCosts are an endpoint's per-model cost models: slot k learns the
@@ -229,11 +232,18 @@ type modelCosts struct {
 	m     [costModelsPerEndpoint]costModel
 }
 
-// modelSlot returns the slot of e's per-model cost model for model, or -1
-// when e has none for it. Read-only, no allocation: the pick path calls it
-// for every candidate.
-func (e *Endpoint) modelSlot(model string) int {
+// modelCost returns e's per-model cost model for model, nil when e has none.
+// Read-only, no allocation: the pick path calls it for every candidate.
+func (e *Endpoint) modelCost(model string) *costModel {
 	mc := e.models.Load()
+	if k := mc.slot(model); k >= 0 {
+		return &mc.m[k]
+	}
+	return nil
+}
+
+// slot returns the slot of mc (nil: none yet) named model, or -1.
+func (mc *modelCosts) slot(model string) int {
 	if mc == nil || model == "" {
 		return -1
 	}
@@ -256,10 +266,10 @@ func (e *Endpoint) claimModelSlot(model string) int {
 	if model == "" {
 		return -1
 	}
-	if k := e.modelSlot(model); k >= 0 {
+	mc := e.models.Load()
+	if k := mc.slot(model); k >= 0 {
 		return k
 	}
-	mc := e.models.Load()
 	if mc == nil {
 		e.models.CompareAndSwap(nil, new(modelCosts)) // a racing claim may win instead
 		mc = e.models.Load()
@@ -294,8 +304,7 @@ func (e *Endpoint) ModelCostModels() map[string]CostModel {
 	out := make(map[string]CostModel, costModelsPerEndpoint)
 	for k := range mc.names {
 		if n := mc.names[k].Load(); n != nil {
-			c := mc.m[k].coefficients()
-			out[*n] = CostModel{Base: c[0], PerKiloToken: c[1], PerAhead: c[2], Samples: mc.m[k].samples.Load()}
+			out[*n] = mc.m[k].inspect()
 		}
 	}
 	return out
@@ -391,8 +400,7 @@ func predict(pc *PickContext, cands []Candidate) []costView {
 		for k := range v.theta {
 			v.theta[k] = v.w*v.theta[k] + (1-v.w)*prior[k]
 		}
-		if slot := cands[i].E.modelSlot(pc.Req.Model); slot >= 0 {
-			mm := &cands[i].E.models.Load().m[slot]
+		if mm := cands[i].E.modelCost(pc.Req.Model); mm != nil {
 			if w := mm.weight(pc.Now); w > 0 {
 				mt := mm.coefficients()
 				for k := range v.theta {

@@ -97,21 +97,23 @@ func TestPreciseRoutesToTheRealHolder(t *testing.T) {
 	lint(t, p)
 }
 
-// TestPreciseSlowTokenizerFallsBack: a tokenizer slower than
-// tokenizeTimeout costs a request that much and no more; it is picked
-// approximately and served.
-func TestPreciseSlowTokenizerFallsBack(t *testing.T) {
+// preciseSim starts one simulator publishing KV events on 127.0.0.2 with
+// cfg (TimeScale and KVEvents set here) and kvgate in front of it with the
+// kvEvents options opts (inside the braces, after endpoint), and publishes
+// until kvgate has seen the block size, which tokenizing needs.
+func preciseSim(t *testing.T, cfg sim.Config, opts string) (*sim.Running, *Proxy, *infPool) {
+	t.Helper()
 	host := "127.0.0.2"
 	pub := freePort(t, host)
-	r, err := sim.Start(context.Background(), host+":0", sim.Config{TimeScale: 0.001, TokenizeDelay: time.Minute,
-		KVEvents: sim.KVEventsConfig{Endpoint: fmt.Sprintf("tcp://%s:%d", host, pub)}})
+	cfg.TimeScale = 0.001
+	cfg.KVEvents = sim.KVEventsConfig{Endpoint: fmt.Sprintf("tcp://%s:%d", host, pub)}
+	r, err := sim.Start(context.Background(), host+":0", cfg)
 	if err != nil {
 		t.Skipf("port taken meanwhile: %v", err)
 	}
 	t.Cleanup(func() { _ = r.Close() })
-	p := inferProxy(t, []string{r.Addr}, fmt.Sprintf(`{scrapeInterval: 20ms, kvEvents: {endpoint: "%d", tokenizeTimeout: 30ms}}`, pub), "")
+	p := inferProxy(t, []string{r.Addr}, fmt.Sprintf(`{scrapeInterval: 20ms, kvEvents: {endpoint: "%d"%s}}`, pub, opts), "")
 	ip := p.infer.get("llm")
-	// Publish until kvgate has seen the block size (tokenizing needs it).
 	for i := 0; ip.picks().Tokens().BlockSize() == 0; i++ {
 		if i > 400 {
 			t.Fatal("no KV event reached kvgate")
@@ -119,6 +121,14 @@ func TestPreciseSlowTokenizerFallsBack(t *testing.T) {
 		_ = postTo(t, http.DefaultClient, "http://"+r.Addr+"/v1/completions", completion("sim-model", "", textOf(fmt.Sprint("warm", i), 256)))
 		time.Sleep(5 * time.Millisecond)
 	}
+	return r, p, ip
+}
+
+// TestPreciseSlowTokenizerFallsBack: a tokenizer slower than
+// tokenizeTimeout costs a request that much and no more; it is picked
+// approximately and served.
+func TestPreciseSlowTokenizerFallsBack(t *testing.T) {
+	_, p, ip := preciseSim(t, sim.Config{TokenizeDelay: time.Minute}, ", tokenizeTimeout: 30ms")
 	url := engines()[0].url(p, "/v1/completions")
 	for i := range 3 {
 		a := postTo(t, plainClient(), url, completion("sim-model", "", textOf(fmt.Sprint("slow", i), 1024)))
@@ -135,23 +145,7 @@ func TestPreciseSlowTokenizerFallsBack(t *testing.T) {
 // cache holds is matched without an allocation of kvgate's own (the base
 // URL of the tokenize call is built with the endpoint, not per request).
 func TestPreciseTokenizeCacheHitAllocs(t *testing.T) {
-	host := "127.0.0.2"
-	pub := freePort(t, host)
-	r, err := sim.Start(context.Background(), host+":0", sim.Config{TimeScale: 0.001,
-		KVEvents: sim.KVEventsConfig{Endpoint: fmt.Sprintf("tcp://%s:%d", host, pub)}})
-	if err != nil {
-		t.Skipf("port taken meanwhile: %v", err)
-	}
-	t.Cleanup(func() { _ = r.Close() })
-	p := inferProxy(t, []string{r.Addr}, fmt.Sprintf(`{scrapeInterval: 20ms, kvEvents: {endpoint: "%d"}}`, pub), "")
-	ip := p.infer.get("llm")
-	for i := 0; ip.picks().Tokens().BlockSize() == 0; i++ {
-		if i > 400 {
-			t.Fatal("no KV event reached kvgate")
-		}
-		_ = postTo(t, http.DefaultClient, "http://"+r.Addr+"/v1/completions", completion("sim-model", "", textOf(fmt.Sprint("warm", i), 256)))
-		time.Sleep(5 * time.Millisecond)
-	}
+	_, p, ip := preciseSim(t, sim.Config{}, "")
 	body := completion("sim-model", "", textOf("cached prompt", 1024))
 	if a := postTo(t, plainClient(), engines()[0].url(p, "/v1/completions"), body); a.status != 200 {
 		t.Fatalf("via kvgate: %d %s", a.status, a.body)
