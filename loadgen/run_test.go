@@ -182,3 +182,28 @@ func TestMedianReport(t *testing.T) {
 		t.Fatalf("markdown does not show the range of hit rates:\n%s", md.String())
 	}
 }
+
+// Precise mode runs both kvgate presets that read the prefix index, once
+// and replicated.
+func TestPreciseScenariosCoverBothPresets(t *testing.T) {
+	want := map[string]struct {
+		picker   string
+		replicas int
+	}{
+		PrefixPrecise: {"prefix-affinity", 0}, PrefixPreciseReplicas: {"prefix-affinity", 4},
+		LatencyPrecise: {"latency", 0}, LatencyPreciseReplicas: {"latency", 4},
+	}
+	got := PreciseScenarios(4)
+	if len(got) != len(want) {
+		t.Fatalf("%d scenarios, want %d", len(got), len(want))
+	}
+	for _, sc := range got {
+		w, ok := want[sc.Name]
+		if !ok || sc.Inference.Picker != w.picker || sc.Replicas != w.replicas || sc.Inference.KVEvents == nil {
+			t.Errorf("scenario %q: picker %q, %d replicas, kvEvents %v; want %+v", sc.Name, sc.Inference.Picker, sc.Replicas, sc.Inference.KVEvents, w)
+		}
+	}
+	if n := len(PreciseScenarios(1)); n != 2 {
+		t.Errorf("one replica: %d scenarios, want 2 (no replicated ones)", n)
+	}
+}

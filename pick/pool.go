@@ -787,13 +787,14 @@ func (b bounds) fits(c *Candidate, stretch float64) bool {
 }
 
 // inflightFits is the burst guard. With a fresh scrape it reads the
-// server's own queue plus the picks sent since the scrape that are still in
-// flight (the queue does not count them yet): the endpoint fits while that, with this request,
-// stays within the queue threshold, however many requests it runs at once.
+// server's own queue plus the picks sent since the scrape that wait for a
+// batch slot (sentQueued, as the not-saturated filter counts them): the
+// endpoint fits while that, with this request, stays within the queue
+// threshold, however many requests it runs at once.
 // Without one it reads proxy-side in-flight requests against the bound.
 func (b bounds) inflightFits(c *Candidate, stretch float64) bool {
 	if c.Fresh {
-		return c.Queue+float64(min(c.Since, c.Inflight))+1 <= b.floor
+		return c.Queue+sentQueued(c)+1 <= b.floor
 	}
 	return float64(c.Inflight+1) <= max(b.inflight*stretch, b.floor)
 }

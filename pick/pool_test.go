@@ -727,3 +727,30 @@ func TestOptionsWithoutDefaults(t *testing.T) {
 		}
 	})
 }
+
+// The burst guard counts the picks sent since the scrape as the
+// not-saturated filter does (sentQueued): a holder whose batch has free
+// slots keeps a hot prompt's requests past the queue threshold, instead of
+// spilling them as if each one waited.
+func TestBurstGuardFillsFreeSlots(t *testing.T) {
+	p, eps := testPool(t, 4, nil)
+	warm(t, p, eps)
+	now := time.Now().UnixNano()
+	for _, e := range eps { // seen running 64 while others waited: a batch of 64
+		p.StoreScrape(e, &ServerMetrics{Waiting: 1, Running: 64, KV: 0.1, HasKV: true}, now)
+		p.StoreScrape(e, &ServerMetrics{KV: 0.1, HasKV: true}, now)
+	}
+	text := longText("hot prompt", 8192)
+	first := pick(t, p, eps, prompt("m", "", text))
+	open := []Decision{first}
+	for i := range 8 {
+		d := pick(t, p, eps, prompt("m", "", text))
+		open = append(open, d)
+		if d.Endpoint != first.Endpoint || d.Reason != ReasonAffinity {
+			t.Fatalf("request %d of a hot prompt with 62 free slots at the holder: %s (%v), want affinity to %s", i+2, d.Endpoint.Addr, d.Reason, first.Endpoint.Addr)
+		}
+	}
+	for _, d := range open {
+		d.Endpoint.End(d.Tokens)
+	}
+}
